@@ -1,0 +1,29 @@
+//! base64url without padding, strictly: no `=`, no `+` or `/`, no non-canonical trailing bits.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+pub fn encode(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn decode(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_strictness() {
+        assert_eq!(encode(b"hi?"), "aGk_");
+        assert_eq!(decode("aGk_").unwrap(), b"hi?");
+        assert!(decode("aGk/").is_none());
+        assert!(decode("aGk=").is_none());
+        assert_eq!(decode("aGk").unwrap(), b"hi");
+        // "aGl" is "aGk" with non-zero trailing bits: a second spelling of the same bytes.
+        assert!(decode("aGl").is_none());
+        assert!(decode("a").is_none());
+    }
+}

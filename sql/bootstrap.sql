@@ -1,0 +1,57 @@
+-- pg_tenancy: the registry tables. Created before any function so that functions and
+-- policies can refer to them. Privileges are set in roles.sql, after every object exists.
+
+-- Tenants. Deactivation stops every token, API key and context of the tenant from the next
+-- transaction on every backend (see src/cache.rs for how).
+CREATE TABLE tenancy.tenants (
+    id          text PRIMARY KEY,
+    name        text,
+    plan        text,
+    status      text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),
+    settings    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    deactivated_at timestamptz
+);
+
+-- HMAC keys that sign tokens. The secret column is readable by the extension owner only.
+CREATE TABLE tenancy.signing_keys (
+    kid         text PRIMARY KEY,
+    alg         text NOT NULL CHECK (alg IN ('HS256', 'HS384', 'HS512')),
+    secret      bytea NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    retired_at  timestamptz
+);
+
+-- API keys: only the SHA-256 of the secret part is kept; the plaintext is shown once.
+CREATE TABLE tenancy.api_keys (
+    key_id      text PRIMARY KEY,
+    tenant      text NOT NULL REFERENCES tenancy.tenants (id),
+    label       text NOT NULL,
+    roles       text[] NOT NULL DEFAULT '{}',
+    secret_hash bytea NOT NULL CHECK (length(secret_hash) = 32),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz,
+    revoked_at  timestamptz
+);
+CREATE INDEX api_keys_tenant_idx ON tenancy.api_keys (tenant);
+
+-- The key that signs the context carrier stored in tenancy.context. One row, made at
+-- CREATE EXTENSION time, never shown to anyone.
+CREATE TABLE tenancy.carrier_key (
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    secret      bytea NOT NULL CHECK (length(secret) >= 32)
+);
+
+-- What tenancy.protect() has done, so that it can be checked and undone.
+CREATE TABLE tenancy.protected_tables (
+    tbl           regclass PRIMARY KEY,
+    tenant_column name NOT NULL,
+    column_type   text NOT NULL,
+    policy_name   name NOT NULL,
+    index_name    name,           -- the tenant index protect() created, if it created one
+    set_not_null  boolean NOT NULL DEFAULT false,  -- whether protect() added NOT NULL
+    shared_column name,
+    feature       text,
+    protected_at  timestamptz NOT NULL DEFAULT now(),
+    protected_by  name NOT NULL DEFAULT current_user
+);

@@ -1,0 +1,104 @@
+//! API keys: `tk_<key_id>_<secret>`, shown once; only SHA-256 of the secret is stored.
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use pgrx::spi::quote_literal;
+use tenancy_core::{apikey, ident};
+
+use crate::errors::{self, SpiOrBug};
+use crate::tenants::strong_random;
+
+/// Creates an API key for a tenant and returns it. The plaintext is not stored anywhere:
+/// show it to its owner now.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_api_key(
+    tenant: &str,
+    label: &str,
+    roles: default!(Option<Vec<Option<String>>>, "'{}'"),
+    expires_at: default!(Option<TimestampWithTimeZone>, "NULL"),
+) -> String {
+    if !ident::valid_tenant_id(tenant) {
+        errors::bad_argument(format!("invalid tenant id {}", quote_literal(tenant)), None);
+    }
+    if label.trim().is_empty() || label.chars().count() > 200 || label.chars().any(char::is_control)
+    {
+        errors::bad_argument(
+            "label must be 1 to 200 characters without control characters".into(),
+            None,
+        );
+    }
+    let mut checked: Vec<String> = Vec::new();
+    for r in roles.unwrap_or_default() {
+        match r {
+            Some(r) if ident::valid_role(&r) => {
+                if !checked.contains(&r) {
+                    checked.push(r);
+                }
+            }
+            _ => errors::bad_argument(
+                "roles must be non-NULL names of 1 to 64 characters without spaces or control characters".into(),
+                None,
+            ),
+        }
+    }
+    let registered = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE id = $1)",
+        &[tenant.into()],
+    )
+    .or_bug("reading the tenant registry");
+    if registered != Some(true) {
+        errors::not_found(
+            format!("tenant {} does not exist", quote_literal(tenant)),
+            Some("register it with tenancy.create_tenant()"),
+        );
+    }
+    if let Some(e) = expires_at {
+        let future = Spi::get_one_with_args::<bool>("SELECT $1 > now()", &[e.into()])
+            .or_bug("checking expires_at");
+        if future != Some(true) {
+            errors::bad_argument("expires_at must be in the future".into(), None);
+        }
+    }
+    let key = apikey::from_random(strong_random::<10>(), strong_random::<32>());
+    Spi::run_with_args(
+        "INSERT INTO tenancy.api_keys (key_id, tenant, label, roles, secret_hash, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            key.key_id.as_str().into(),
+            tenant.into(),
+            label.into(),
+            checked.into(),
+            key.secret_hash.to_vec().into(),
+            expires_at.into(),
+        ],
+    )
+    .or_bug("storing an API key");
+    key.plaintext
+}
+
+/// Revokes an API key, given its key id or the whole key. Contexts set from it stop working
+/// from the next transaction.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_api_key(key: &str) {
+    let Some(key_id) = apikey::parse_key_or_id(key) else {
+        errors::bad_argument(
+            "not an API key or key id".into(),
+            Some("pass the key id (the part after tk_) or the whole key"),
+        )
+    };
+    let revoked = crate::spi_util::dml_returning::<String>(
+        "UPDATE tenancy.api_keys SET revoked_at = now()
+          WHERE key_id = $1 AND revoked_at IS NULL RETURNING key_id",
+        &[key_id.into()],
+    );
+    match revoked {
+        Ok(Some(_)) => {}
+        Ok(None) => errors::not_found(
+            format!("no live API key with id {}", quote_literal(key_id)),
+            None,
+        ),
+        Err(e) => errors::internal("revoking an API key", e),
+    }
+}

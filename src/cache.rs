@@ -1,0 +1,242 @@
+//! Per-backend cache of verified contexts.
+//!
+//! The getters (`tenancy.current_tenant()` and friends) run inside every protected query, so the
+//! common path must not parse, MAC or call back into PostgreSQL: it compares two counters and
+//! returns an already-built value. Two things make a cached answer stale:
+//!
+//! * the carrier changed (`SET`, `SET LOCAL`, `RESET`, end of transaction, savepoint rollback):
+//!   the GUC assign hook bumps `CARRIER_EPOCH`;
+//! * the registry changed (a tenant deactivated, a key retired or revoked): a statement trigger
+//!   on the registry tables sends a relcache invalidation, which every backend processes at its
+//!   next transaction start (and which a hot standby replays), and our relcache callback bumps
+//!   `GENERATION`. That is what makes deactivation effective "from the next transaction on every
+//!   backend" without a registry lookup per transaction.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use core::ffi::{c_char, c_void};
+use pgrx::prelude::*;
+use tenancy_core::carrier::Context;
+
+/// A verified context with the tenant pre-converted for each typed getter.
+pub struct Resolved {
+    pub ctx: Context,
+    pub tenant_uuid: Option<pgrx::Uuid>,
+    pub tenant_int8: Option<i64>,
+}
+
+impl Resolved {
+    pub fn new(ctx: Context) -> Self {
+        let tenant_uuid = parse_uuid(&ctx.tenant).map(pgrx::Uuid::from_bytes);
+        let tenant_int8 = parse_int8(&ctx.tenant);
+        Resolved {
+            ctx,
+            tenant_uuid,
+            tenant_int8,
+        }
+    }
+}
+
+/// Canonical decimal only: "007" or "+7" would make two tenant ids map to one bigint.
+fn parse_int8(s: &str) -> Option<i64> {
+    let v: i64 = s.parse().ok()?;
+    (v.to_string() == s).then_some(v)
+}
+
+fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
+    let hex: Vec<u8> = b.iter().copied().filter(|&c| c != b'-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let hi = lower_hex(pair[0])?;
+        let lo = lower_hex(pair[1])?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+/// Lowercase only, as PostgreSQL prints uuids: otherwise two tenant ids differing in case
+/// would map to the same uuid datum.
+fn lower_hex(c: u8) -> Option<u32> {
+    match c {
+        b'0'..=b'9' => Some(u32::from(c - b'0')),
+        b'a'..=b'f' => Some(u32::from(c - b'a') + 10),
+        _ => None,
+    }
+}
+
+struct Current {
+    epoch: u64,
+    generation: u64,
+    value: Option<Rc<Resolved>>,
+}
+
+const MAX_VERIFIED: usize = 4096;
+const MAX_REGISTRY_OIDS: usize = 8;
+
+thread_local! {
+    static CARRIER_EPOCH: Cell<u64> = const { Cell::new(1) };
+    static GENERATION: Cell<u64> = const { Cell::new(1) };
+    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    static VERIFIED: RefCell<HashMap<Vec<u8>, (u64, Rc<Resolved>)>> = RefCell::new(HashMap::new());
+    /// OIDs of the registry tables, once known; `None` means "treat every invalidation as ours".
+    static REGISTRY_OIDS: Cell<Option<([pg_sys::Oid; MAX_REGISTRY_OIDS], usize)>> = const { Cell::new(None) };
+    /// A registry change arrived during the current transaction.
+    static CHANGED_IN_XACT: Cell<bool> = const { Cell::new(false) };
+}
+
+pub fn init() {
+    // SAFETY: registering a callback is allowed at library load; the callback never raises.
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(relcache_changed), pg_sys::Datum::from(0usize));
+        pg_sys::RegisterXactCallback(Some(xact_ended), core::ptr::null_mut());
+    }
+}
+
+/// A change that arrives in the middle of a REPEATABLE READ transaction may be re-read under
+/// the transaction's older snapshot and cached as if it were current. Invalidating once more
+/// when such a transaction ends keeps that stale answer from outliving it.
+#[pg_guard]
+unsafe extern "C-unwind" fn xact_ended(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
+    let ended = matches!(
+        event,
+        pg_sys::XactEvent::XACT_EVENT_COMMIT
+            | pg_sys::XactEvent::XACT_EVENT_ABORT
+            | pg_sys::XactEvent::XACT_EVENT_PREPARE
+            | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
+            | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+    );
+    if ended && CHANGED_IN_XACT.with(|c| c.replace(false)) {
+        bump_generation();
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let ours = relid == pg_sys::InvalidOid
+        || REGISTRY_OIDS.with(|o| match o.get() {
+            None => true,
+            Some((oids, n)) => oids[..n].contains(&relid),
+        });
+    if ours {
+        bump_generation();
+        CHANGED_IN_XACT.with(|c| c.set(true));
+    }
+}
+
+/// Forget every cached verification; also forgets the registry OIDs, which a DROP EXTENSION
+/// may have just made stale.
+pub fn bump_generation() {
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
+    REGISTRY_OIDS.with(|o| o.set(None));
+}
+
+pub fn generation() -> u64 {
+    GENERATION.with(Cell::get)
+}
+
+pub fn registry_oids_known() -> bool {
+    REGISTRY_OIDS.with(|o| o.get().is_some())
+}
+
+pub fn set_registry_oids(oids: &[pg_sys::Oid]) {
+    let mut arr = [pg_sys::InvalidOid; MAX_REGISTRY_OIDS];
+    let n = oids.len().min(MAX_REGISTRY_OIDS);
+    arr[..n].copy_from_slice(&oids[..n]);
+    REGISTRY_OIDS.with(|o| o.set(Some((arr, n))));
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn context_assigned(_newval: *const c_char, _extra: *mut c_void) {
+    CARRIER_EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
+}
+
+/// What the present carrier resolves to, if it was resolved since it last changed and the
+/// registry has not changed since: `Some(None)` is a known "no context".
+pub fn current_if_fresh() -> Option<Option<Rc<Resolved>>> {
+    let epoch = CARRIER_EPOCH.with(Cell::get);
+    let generation = generation();
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|c| c.epoch == epoch && c.generation == generation)
+            .map(|c| c.value.clone())
+    })
+}
+
+/// Remember what the present carrier resolves to.
+pub fn set_current(value: Option<Rc<Resolved>>) {
+    let epoch = CARRIER_EPOCH.with(Cell::get);
+    let generation = generation();
+    CURRENT.with(|c| {
+        *c.borrow_mut() = Some(Current {
+            epoch,
+            generation,
+            value,
+        })
+    });
+}
+
+/// A carrier verified under the present registry generation.
+pub fn verified(carrier: &[u8]) -> Option<Rc<Resolved>> {
+    let generation = generation();
+    VERIFIED.with(|v| {
+        v.borrow()
+            .get(carrier)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, r)| r.clone())
+    })
+}
+
+pub fn remember_verified(carrier: &[u8], resolved: Rc<Resolved>) {
+    let generation = generation();
+    VERIFIED.with(|v| {
+        let mut v = v.borrow_mut();
+        if v.len() >= MAX_VERIFIED {
+            // Bounded memory under a stream of distinct carriers; re-verifying is cheap.
+            v.clear();
+        }
+        v.insert(carrier.to_vec(), (generation, resolved));
+    });
+}
+
+/// Seconds since the Unix epoch at the start of the current statement, the clock every
+/// expiry check uses so that one statement sees one answer.
+pub fn statement_now() -> i64 {
+    // SAFETY: reads a backend-local timestamp; valid whenever a statement runs.
+    let ts = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    ts.div_euclid(1_000_000) + 946_684_800
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn int8_only_canonical() {
+        assert_eq!(parse_int8("42"), Some(42));
+        assert_eq!(parse_int8("-7"), Some(-7));
+        assert_eq!(parse_int8("007"), None);
+        assert_eq!(parse_int8("+7"), None);
+        assert_eq!(parse_int8("acme"), None);
+        assert_eq!(parse_int8("99999999999999999999"), None);
+    }
+
+    #[test]
+    fn uuid_forms() {
+        let u = parse_uuid("123e4567-e89b-12d3-a456-426614174000").unwrap();
+        assert_eq!(u[0], 0x12);
+        assert_eq!(u[15], 0x00);
+        assert!(parse_uuid("123E4567-E89B-12D3-A456-426614174000").is_none());
+        assert!(parse_uuid("123e4567e89b12d3a456426614174000").is_none());
+        assert!(parse_uuid("123e4567-e89b-12d3-a456-42661417400g").is_none());
+    }
+}

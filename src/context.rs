@@ -1,0 +1,465 @@
+//! The tenant context: setting it (token, API key, trusted), reading it, clearing it.
+//!
+//! Setting verifies the credential once, then stores a *carrier* (a compact value MAC'd with
+//! the database's carrier key) in `tenancy.context` with `SET LOCAL`. Reading verifies the
+//! carrier on first use and caches the answer (see `cache.rs`), so a protected query pays for
+//! a pointer comparison, not a MAC.
+
+use std::rc::Rc;
+
+use pgrx::prelude::*;
+use pgrx::spi::quote_literal;
+use pgrx::JsonB;
+use serde_json::{json, Map, Value};
+use tenancy_core::carrier::{self, Context, Source};
+use tenancy_core::{apikey, claims, ident, jwt, Alg, Refusal};
+
+use crate::cache::{self, Resolved};
+use crate::errors;
+use crate::gucs;
+use crate::registry::{self, TenantStatus};
+use crate::spi_util;
+
+/// One structured LOG line per refused attempt: what was refused, why, and by whom; never the
+/// credential itself.
+pub fn log_refusal(what: &str, reason: &str) {
+    // SAFETY: reads the session user's name from the syscache; `true` = NULL if missing.
+    let role = unsafe {
+        let p = pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), true);
+        if p.is_null() {
+            String::new()
+        } else {
+            core::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    let line =
+        json!({ "event": "context_refused", "what": what, "reason": reason, "session_user": role });
+    pgrx::log!("pg_tenancy: {line}");
+}
+
+fn tenant_refused(what: &str, status: TenantStatus) -> ! {
+    let reason = match status {
+        TenantStatus::Inactive => "inactive_tenant",
+        _ => "unregistered_tenant",
+    };
+    log_refusal(what, reason);
+    let message = match status {
+        TenantStatus::Inactive => "the tenant is deactivated",
+        _ => "the tenant is not registered",
+    };
+    errors::refused(
+        what,
+        message,
+        "an administrator registers tenants with tenancy.create_tenant() and reactivates them with tenancy.reactivate_tenant()",
+    )
+}
+
+fn require_active(what: &str, tenant: &str) {
+    let status = registry::tenant_status(tenant);
+    if status != TenantStatus::Active {
+        tenant_refused(what, status);
+    }
+}
+
+/// The latest moment a new context may live to, from `tenancy.context_max_age`.
+fn max_expiry(now: i64) -> i64 {
+    now.saturating_add(i64::from(gucs::CONTEXT_MAX_AGE.get()))
+}
+
+/// Stores a verified context in `tenancy.context` and primes this backend's cache with it.
+fn install(ctx: Context, is_local: bool) -> Rc<Resolved> {
+    let key = registry::carrier_key();
+    let value = carrier::encode(&ctx, &key);
+    let scope = if is_local { "LOCAL " } else { "" };
+    spi_util::run_utility(&format!(
+        "SET {scope}tenancy.context = {}",
+        quote_literal(&value)
+    ));
+    let resolved = Rc::new(Resolved::new(ctx));
+    cache::remember_verified(value.as_bytes(), resolved.clone());
+    cache::set_current(Some(resolved.clone()));
+    resolved
+}
+
+fn verify_token(token: &str) -> (claims::Identity, Map<String, Value>, String) {
+    let parsed = jwt::parse(token).unwrap_or_else(|r| errors::token_refused(&r));
+    let Some(alg) = Alg::parse(&parsed.header.alg) else {
+        errors::token_refused(&Refusal::UnsupportedAlg)
+    };
+    let keys = registry::signing_keys();
+    let key = match &parsed.header.kid {
+        Some(kid) => {
+            let Some(key) = keys.iter().find(|k| &k.kid == kid) else {
+                errors::token_refused(&Refusal::UnknownKid)
+            };
+            if key.alg != alg {
+                errors::token_refused(&Refusal::UnsupportedAlg);
+            }
+            if !parsed.verify(alg, &key.secret) {
+                errors::token_refused(&Refusal::BadSignature);
+            }
+            key
+        }
+        None => {
+            let mut candidates = keys.iter().filter(|k| k.alg == alg).peekable();
+            if candidates.peek().is_none() {
+                errors::token_refused(&Refusal::NoMatchingKey);
+            }
+            candidates
+                .find(|k| parsed.verify(alg, &k.secret))
+                .unwrap_or_else(|| errors::token_refused(&Refusal::BadSignature))
+        }
+    };
+    let audience = gucs::audience();
+    let issuer = gucs::issuer();
+    let tenant_claim = gucs::tenant_claim();
+    let rules = claims::Rules {
+        now: cache::statement_now(),
+        leeway: i64::from(gucs::JWT_LEEWAY.get()),
+        audience: audience.as_deref(),
+        issuer: issuer.as_deref(),
+        tenant_claim: &tenant_claim,
+    };
+    let identity =
+        claims::validate(&parsed.claims, &rules).unwrap_or_else(|r| errors::token_refused(&r));
+    (identity, parsed.claims, key.kid.clone())
+}
+
+/// Verifies a signed token (a compact JWT) and makes its tenant the context of this
+/// transaction (or session, with `is_local => false`). Returns the token's claims.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> JsonB {
+    let Some(token) = token else {
+        errors::bad_argument(
+            "token must not be NULL".into(),
+            Some("pass the bearer token"),
+        )
+    };
+    let is_local = is_local.unwrap_or(true);
+    let (identity, claims, kid) = verify_token(token);
+    require_active("token", &identity.tenant);
+    let leeway = i64::from(gucs::JWT_LEEWAY.get());
+    let now = cache::statement_now();
+    let expires_at = identity
+        .expires_at
+        .map(|e| e.saturating_add(leeway))
+        .map_or(max_expiry(now), |e| e.min(max_expiry(now)));
+    install(
+        Context {
+            tenant: identity.tenant,
+            actor: identity.actor,
+            roles: identity.roles,
+            source: Source::Token,
+            expires_at: Some(expires_at),
+            api_key_id: None,
+            kid: Some(kid),
+            support_reason: None,
+        },
+        is_local,
+    );
+    JsonB(Value::Object(claims))
+}
+
+/// Verifies an API key (`tk_<key_id>_<secret>`) and makes its tenant the context.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_context_from_key(api_key: Option<&str>, is_local: default!(Option<bool>, true)) -> JsonB {
+    let Some(api_key) = api_key else {
+        errors::bad_argument(
+            "api_key must not be NULL".into(),
+            Some("pass the key returned by tenancy.create_api_key()"),
+        )
+    };
+    let is_local = is_local.unwrap_or(true);
+    let invalid = |reason: &str| -> ! {
+        log_refusal("api_key", reason);
+        errors::refused(
+            "API key",
+            "it is not a valid key",
+            "use the whole key exactly as tenancy.create_api_key() returned it",
+        )
+    };
+    let Some((key_id, secret)) = apikey::parse(api_key) else {
+        invalid("malformed")
+    };
+    let Some(row) = registry::api_key(key_id) else {
+        invalid("unknown_key")
+    };
+    if !apikey::secret_matches(secret, &row.secret_hash) {
+        invalid("bad_secret");
+    }
+    let now = cache::statement_now();
+    if row.revoked {
+        log_refusal("api_key", "revoked");
+        errors::refused(
+            "API key",
+            "it has been revoked",
+            "ask an administrator for a new key",
+        );
+    }
+    if row.expires_at.is_some_and(|e| now >= e) {
+        log_refusal("api_key", "expired");
+        errors::refused(
+            "API key",
+            "it has expired",
+            "ask an administrator for a new key",
+        );
+    }
+    require_active("API key", &row.tenant);
+    let expires_at = row
+        .expires_at
+        .map_or(max_expiry(now), |e| e.min(max_expiry(now)));
+    let resolved = install(
+        Context {
+            tenant: row.tenant.clone(),
+            actor: Some(format!("api_key:{key_id}")),
+            roles: row.roles.clone(),
+            source: Source::ApiKey,
+            expires_at: Some(expires_at),
+            api_key_id: Some(key_id.to_string()),
+            kid: None,
+            support_reason: None,
+        },
+        is_local,
+    );
+    let mut out = resolved.ctx.to_json();
+    if let Value::Object(m) = &mut out {
+        m.insert("key_id".into(), Value::String(key_id.into()));
+        m.insert("label".into(), Value::String(row.label));
+    }
+    JsonB(out)
+}
+
+/// Sets the context without a credential: for backend services, jobs and migrations running
+/// under a role granted `tenancy.grant_trusted()`.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_tenant(
+    tenant: Option<&str>,
+    actor: default!(Option<&str>, "NULL"),
+    roles: default!(Option<Vec<Option<String>>>, "'{}'"),
+    is_local: default!(Option<bool>, true),
+) -> JsonB {
+    let Some(tenant) = tenant else {
+        errors::bad_argument("tenant must not be NULL".into(), None)
+    };
+    if !ident::valid_tenant_id(tenant) {
+        errors::bad_argument(
+            format!("invalid tenant id {}", quote_literal(tenant)),
+            Some(
+                "tenant ids are 1 to 128 characters of letters, digits, '.', '_', ':', '@' or '-'",
+            ),
+        );
+    }
+    if let Some(a) = actor {
+        if a.is_empty() || a.chars().count() > 256 || a.chars().any(char::is_control) {
+            errors::bad_argument(
+                "actor must be 1 to 256 characters without control characters".into(),
+                None,
+            );
+        }
+    }
+    let roles = checked_roles(roles.unwrap_or_default());
+    require_active("trusted context", tenant);
+    let now = cache::statement_now();
+    let resolved = install(
+        Context {
+            tenant: tenant.to_string(),
+            actor: actor.map(str::to_string),
+            roles,
+            source: Source::Trusted,
+            expires_at: Some(max_expiry(now)),
+            api_key_id: None,
+            kid: None,
+            support_reason: None,
+        },
+        is_local.unwrap_or(true),
+    );
+    JsonB(resolved.ctx.to_json())
+}
+
+fn checked_roles(roles: Vec<Option<String>>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in roles {
+        match r {
+            Some(r) if ident::valid_role(&r) => {
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+            _ => errors::bad_argument(
+                "roles must be non-NULL names of 1 to 64 characters without spaces or control characters".into(),
+                None,
+            ),
+        }
+    }
+    if out.len() > 64 {
+        errors::bad_argument("at most 64 roles".into(), None);
+    }
+    out
+}
+
+/// Removes the context for the rest of the session (both a transaction-local and a session
+/// context), so later queries see no tenant.
+#[pg_extern(volatile, parallel_unsafe)]
+fn clear_context() {
+    spi_util::run_utility("SET tenancy.context = ''");
+    cache::set_current(None);
+}
+
+/// Verifies a carrier that this backend has not seen under the present registry generation.
+/// SECURITY DEFINER because the carrier key and the registry are not readable by the roles
+/// whose queries call the getters; it reveals nothing a caller does not already hold.
+#[pg_extern(stable, parallel_safe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn _resolve_context(carrier_value: &str) -> bool {
+    let key = registry::carrier_key();
+    let ctx = carrier::decode(carrier_value, &key).unwrap_or_else(|r| errors::carrier_refused(&r));
+    if ctx.expired_at(cache::statement_now()) {
+        context_expired();
+    }
+    require_active("tenant context", &ctx.tenant);
+    if let Some(key_id) = &ctx.api_key_id {
+        let live = registry::api_key(key_id).is_some_and(|row| {
+            !row.revoked
+                && row.tenant == ctx.tenant
+                && row.expires_at.is_none_or(|e| cache::statement_now() < e)
+        });
+        if !live {
+            log_refusal("context", "api_key_no_longer_valid");
+            errors::refused(
+                "tenant context",
+                "its API key has been revoked or has expired",
+                "ask an administrator for a new key",
+            );
+        }
+    }
+    if let Some(kid) = &ctx.kid {
+        if !registry::signing_keys().iter().any(|k| &k.kid == kid) {
+            log_refusal("context", "signing_key_retired");
+            errors::refused(
+                "tenant context",
+                "the key that signed its token has been retired",
+                "sign in again with a fresh token",
+            );
+        }
+    }
+    cache::remember_verified(carrier_value.as_bytes(), Rc::new(Resolved::new(ctx)));
+    true
+}
+
+fn context_expired() -> ! {
+    log_refusal("context", "expired");
+    errors::refused(
+        "tenant context",
+        "it has expired",
+        "set the context again with a fresh token or key",
+    )
+}
+
+enum Probe {
+    Empty,
+    Hit(Rc<Resolved>),
+    Miss(Vec<u8>),
+}
+
+/// The verified context of the current statement, if any.
+pub fn current() -> Option<Rc<Resolved>> {
+    let value = match cache::current_if_fresh() {
+        Some(v) => v,
+        None => {
+            let probe = gucs::with_carrier(|c| {
+                if c.is_empty() {
+                    Probe::Empty
+                } else if let Some(r) = cache::verified(c) {
+                    Probe::Hit(r)
+                } else {
+                    Probe::Miss(c.to_vec())
+                }
+            });
+            let value = match probe {
+                Probe::Empty => None,
+                Probe::Hit(r) => Some(r),
+                Probe::Miss(bytes) => Some(resolve(bytes)),
+            };
+            cache::set_current(value.clone());
+            value
+        }
+    };
+    if let Some(r) = &value {
+        if r.ctx.expired_at(cache::statement_now()) {
+            context_expired();
+        }
+    }
+    value
+}
+
+fn resolve(bytes: Vec<u8>) -> Rc<Resolved> {
+    let Ok(text) = String::from_utf8(bytes) else {
+        errors::carrier_refused(&Refusal::Malformed)
+    };
+    if text.len() > tenancy_core::MAX_TOKEN_BYTES {
+        errors::carrier_refused(&Refusal::TooLong);
+    }
+    Spi::connect(|c| {
+        c.select(
+            "SELECT tenancy._resolve_context($1)",
+            Some(1),
+            &[text.as_str().into()],
+        )
+        .map(|_| ())
+    })
+    .unwrap_or_else(|e| errors::internal("verifying the tenant context", e));
+    cache::verified(text.as_bytes()).unwrap_or_else(|| {
+        errors::internal(
+            "verifying the tenant context",
+            "verified carrier not cached",
+        )
+    })
+}
+
+fn required() -> Option<Rc<Resolved>> {
+    let v = current();
+    if v.is_none() && gucs::REQUIRE_CONTEXT.get() {
+        errors::no_context();
+    }
+    v
+}
+
+/// The current tenant, or NULL without a context (so protected tables show nothing).
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant() -> Option<String> {
+    required().map(|r| r.ctx.tenant.clone())
+}
+
+/// The current tenant as a uuid (NULL when there is none or it is not a canonical uuid).
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant_uuid() -> Option<pgrx::Uuid> {
+    required().and_then(|r| r.tenant_uuid)
+}
+
+/// The current tenant as a bigint (NULL when there is none or it is not a canonical integer).
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant_int8() -> Option<i64> {
+    required().and_then(|r| r.tenant_int8)
+}
+
+/// Who the context acts for (the token's `sub`, `api_key:<id>`, or set_tenant's actor).
+#[pg_extern(stable, parallel_safe)]
+fn current_actor() -> Option<String> {
+    current().and_then(|r| r.ctx.actor.clone())
+}
+
+/// Whether the context carries the role (from the token's `roles`, the API key's roles, or
+/// set_tenant's roles). False without a context.
+#[pg_extern(stable, parallel_safe)]
+fn has_role(role: &str) -> bool {
+    current().is_some_and(|r| r.ctx.roles.iter().any(|x| x == role))
+}
+
+/// The whole context as jsonb (tenant, actor, roles, source, expires_at), NULL without one.
+#[pg_extern(stable, parallel_safe, name = "context")]
+fn context_json() -> Option<JsonB> {
+    current().map(|r| JsonB(r.ctx.to_json()))
+}

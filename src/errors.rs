@@ -1,0 +1,130 @@
+//! Every user-facing failure of the extension, with its SQLSTATE, in one place.
+//!
+//! Messages start with `pg_tenancy:`, never contain a token, key or secret, and carry a hint
+//! when the caller can act on it.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use tenancy_core::Refusal;
+
+fn raise(code: PgSqlErrorCode, message: String, hint: Option<&str>) -> ! {
+    let mut report = ErrorReport::new(code, message, "pg_tenancy");
+    if let Some(hint) = hint {
+        report = report.set_hint(hint);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+/// 28000: a token, API key or context carrier that does not verify, or an inactive tenant.
+pub fn refused(what: &str, reason: &str, hint: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+        format!("pg_tenancy: {what} refused: {reason}"),
+        Some(hint),
+    )
+}
+
+pub fn token_refused(r: &Refusal) -> ! {
+    crate::context::log_refusal("token", r.reason());
+    refused(
+        "token",
+        &r.message(),
+        "mint a fresh token signed with a live key registered by tenancy.add_signing_key()",
+    )
+}
+
+pub fn carrier_refused(r: &Refusal) -> ! {
+    crate::context::log_refusal("context", r.reason());
+    refused(
+        "tenant context",
+        &r.message(),
+        "tenancy.context must hold a value set by tenancy.set_context(), set_context_from_key() or set_tenant(); call one of them again",
+    )
+}
+
+/// 55000: a context is required and there is none.
+pub fn no_context() -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "pg_tenancy: no tenant context is set".into(),
+        Some("call tenancy.set_context(token) (or set_context_from_key / set_tenant) at the start of the transaction"),
+    )
+}
+
+/// 22023: a malformed argument.
+pub fn bad_argument(message: String, hint: Option<&str>) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("pg_tenancy: {message}"),
+        hint,
+    )
+}
+
+/// 42704: a named object (tenant, key) that does not exist.
+pub fn not_found(message: String, hint: Option<&str>) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+        format!("pg_tenancy: {message}"),
+        hint,
+    )
+}
+
+/// 42710: creating something that already exists.
+pub fn duplicate(message: String, hint: Option<&str>) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+        format!("pg_tenancy: {message}"),
+        hint,
+    )
+}
+
+/// 0A000: part of the contract that this version does not implement yet.
+pub fn not_supported(message: String, hint: Option<&str>) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        format!("pg_tenancy: {message}"),
+        hint,
+    )
+}
+
+/// XX000 for failures that are bugs or broken installations, never for user input.
+pub fn internal(context: &str, e: impl std::fmt::Display) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("pg_tenancy: {context}: {e}"),
+        None,
+    )
+}
+
+/// Unwraps an SPI result; an SPI failure here means the extension's own SQL is broken.
+pub trait SpiOrBug<T> {
+    fn or_bug(self, context: &str) -> T;
+}
+
+impl<T> SpiOrBug<T> for Result<T, pgrx::spi::Error> {
+    fn or_bug(self, context: &str) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => internal(context, e),
+        }
+    }
+}
+
+/// 55000: minting a token needs a live signing key.
+pub fn no_signing_key() -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "pg_tenancy: there is no live signing key".into(),
+        Some("register one with tenancy.add_signing_key(kid, secret)"),
+    )
+}
+
+/// 42703: a column that does not exist.
+pub fn undefined_column(message: String, hint: Option<&str>) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+        format!("pg_tenancy: {message}"),
+        hint,
+    )
+}

@@ -1,0 +1,156 @@
+//! The `tenancy.*` settings.
+//!
+//! `tenancy.context` is the carrier of the verified tenant context. It is deliberately USERSET:
+//! poolers, PostgREST and Citus forward it with `SET LOCAL`, and a forged value simply does not
+//! verify. Everything that decides what verifies (leeway, audience, issuer, claim path, maximum
+//! age) is SUSET, so the application role cannot loosen it.
+
+use core::ffi::{c_char, c_void, CStr};
+use std::ffi::CString;
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::prelude::*;
+
+pub static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static REQUIRE_CONTEXT: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static JWT_LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static JWT_TENANT_CLAIM: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
+pub static JWT_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CONTEXT_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(86_400);
+
+pub fn init() {
+    // SAFETY: the hooks are #[pg_guard]ed, never raise and never call back into PostgreSQL
+    // beyond the GUC_check_err* helpers.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"tenancy.context",
+            c"Signed tenant context of this transaction or session.",
+            c"Set by tenancy.set_context(), set_context_from_key() or set_tenant(); may be forwarded verbatim with SET LOCAL. A value that does not verify raises SQLSTATE 28000 when it is used; empty means no context.",
+            &CONTEXT,
+            GucContext::Userset,
+            GucFlags::default(),
+            None,
+            Some(crate::cache::context_assigned),
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"tenancy.jwt_tenant_claim",
+            c"Claim (a dotted path for nested claims) that names the tenant in a token.",
+            c"For example tenant_id or app_metadata.tenant_id.",
+            &JWT_TENANT_CLAIM,
+            GucContext::Suset,
+            GucFlags::default(),
+            Some(check_claim_path),
+            None,
+            None,
+        );
+    }
+    GucRegistry::define_bool_guc(
+        c"tenancy.require_context",
+        c"Raise SQLSTATE 55000 instead of returning NULL when no tenant context is set.",
+        c"Off: tenancy.current_tenant() is NULL without a context, so protected tables show zero rows and refuse writes. On: the same access raises an error.",
+        &REQUIRE_CONTEXT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenancy.jwt_leeway",
+        c"Seconds of clock skew tolerated when checking a token's exp and nbf claims.",
+        c"",
+        &JWT_LEEWAY,
+        0,
+        3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_string_guc(
+        c"tenancy.jwt_audience",
+        c"When set, tokens must carry this value in their aud claim.",
+        c"",
+        &JWT_AUDIENCE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenancy.jwt_issuer",
+        c"When set, tokens must carry exactly this iss claim.",
+        c"",
+        &JWT_ISSUER,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenancy.context_max_age",
+        c"Longest time a context set by pg_tenancy stays valid, in seconds.",
+        c"A token's own exp (plus leeway) or an API key's expiry shortens it further.",
+        &CONTEXT_MAX_AGE,
+        60,
+        31_536_000,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    // SAFETY: called once from _PG_init with a static C string.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr()) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_claim_path(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: PostgreSQL passes a valid pointer to the proposed value (which may be NULL).
+    let raw = unsafe { *newval };
+    if raw.is_null() {
+        return false;
+    }
+    // SAFETY: a non-NULL proposed value is a NUL-terminated string owned by the GUC machinery.
+    let value = unsafe { CStr::from_ptr(raw) };
+    if value
+        .to_str()
+        .is_ok_and(tenancy_core::claims::valid_claim_path)
+    {
+        return true;
+    }
+    // SAFETY: GUC_check_* are the documented way for a check hook to explain a refusal.
+    unsafe {
+        pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE as i32);
+        pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(
+            c"a claim path is 1 to 8 dot-separated names of letters, digits, '_', ':' or '-'"
+                .as_ptr(),
+        );
+    }
+    false
+}
+
+fn string_setting(s: &GucSetting<Option<CString>>) -> Option<String> {
+    s.get()
+        .and_then(|c| c.into_string().ok())
+        .filter(|v| !v.is_empty())
+}
+
+pub fn audience() -> Option<String> {
+    string_setting(&JWT_AUDIENCE)
+}
+
+pub fn issuer() -> Option<String> {
+    string_setting(&JWT_ISSUER)
+}
+
+pub fn tenant_claim() -> String {
+    string_setting(&JWT_TENANT_CLAIM).unwrap_or_else(|| "tenant_id".into())
+}
+
+/// The carrier's current bytes without copying; empty when unset or RESET.
+pub fn with_carrier<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    // SAFETY: the GUC machinery owns the string and only replaces it between statements or
+    // in SET, never while this backend is inside this function.
+    let raw = unsafe { *CONTEXT.as_ptr() };
+    if raw.is_null() {
+        return f(&[]);
+    }
+    // SAFETY: non-NULL GUC string values are NUL-terminated.
+    f(unsafe { CStr::from_ptr(raw) }.to_bytes())
+}

@@ -1,0 +1,104 @@
+//! Signing keys (token verification) and token minting.
+
+use pgrx::prelude::*;
+use pgrx::spi::quote_literal;
+use pgrx::JsonB;
+use tenancy_core::{ident, jwt, Alg};
+
+use crate::errors::{self, SpiOrBug};
+
+/// Registers an HMAC key that signs tokens. Several keys may be live at once (rotation).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn add_signing_key(kid: &str, secret: &[u8], alg: default!(&str, "'HS256'")) {
+    if !ident::valid_kid(kid) {
+        errors::bad_argument(
+            format!("invalid key id {}", quote_literal(kid)),
+            Some("key ids are 1 to 64 characters of letters, digits, '.', '_', ':' or '-'"),
+        );
+    }
+    let Some(parsed) = Alg::parse(alg) else {
+        errors::bad_argument(
+            format!("unsupported algorithm {}", quote_literal(alg)),
+            Some("use HS256, HS384 or HS512"),
+        )
+    };
+    if secret.len() < parsed.min_key_len() {
+        errors::bad_argument(
+            format!(
+                "an {} secret must be at least {} bytes",
+                parsed.as_str(),
+                parsed.min_key_len()
+            ),
+            Some("generate one with gen_random_bytes() from pgcrypto or your secret manager"),
+        );
+    }
+    let inserted = crate::spi_util::dml_returning::<String>(
+        "INSERT INTO tenancy.signing_keys (kid, alg, secret) VALUES ($1, $2, $3)
+         ON CONFLICT (kid) DO NOTHING RETURNING kid",
+        &[kid.into(), parsed.as_str().into(), secret.into()],
+    );
+    match inserted {
+        Ok(Some(_)) => {}
+        Ok(None) => errors::duplicate(
+            format!("signing key {} already exists", quote_literal(kid)),
+            Some("key ids are never reused, even after retirement; choose a new kid"),
+        ),
+        Err(e) => errors::internal("adding a signing key", e),
+    }
+}
+
+/// Retires a signing key: tokens it signed stop verifying, and contexts set from them stop
+/// working from the next transaction.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn retire_signing_key(kid: &str) {
+    let retired = crate::spi_util::dml_returning::<String>(
+        "UPDATE tenancy.signing_keys SET retired_at = now()
+          WHERE kid = $1 AND retired_at IS NULL RETURNING kid",
+        &[kid.into()],
+    );
+    match retired {
+        Ok(Some(_)) => {}
+        Ok(None) => errors::not_found(format!("no live signing key {}", quote_literal(kid)), None),
+        Err(e) => errors::internal("retiring a signing key", e),
+    }
+}
+
+/// Mints a token with the given claims, signed by `kid` or by the newest live key.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn sign_token(claims: JsonB, kid: default!(Option<&str>, "NULL")) -> String {
+    let serde_json::Value::Object(claims) = claims.0 else {
+        errors::bad_argument("claims must be a jsonb object".into(), None)
+    };
+    let row = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT kid, alg, secret FROM tenancy.signing_keys
+              WHERE retired_at IS NULL AND ($1::text IS NULL OR kid = $1)
+              ORDER BY created_at DESC, kid DESC LIMIT 1",
+            Some(1),
+            &[kid.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>(Some((
+            r.get::<String>(1)?,
+            r.get::<String>(2)?,
+            r.get::<Vec<u8>>(3)?,
+        )))
+    })
+    .or_bug("reading signing keys");
+    let Some((Some(kid), Some(alg), Some(secret))) = row else {
+        match kid {
+            Some(k) => errors::not_found(format!("no live signing key {}", quote_literal(k)), None),
+            None => errors::no_signing_key(),
+        }
+    };
+    let Some(alg) = Alg::parse(&alg) else {
+        errors::internal("signing key", "unknown algorithm")
+    };
+    jwt::sign(alg, Some(&kid), &secret, &claims)
+}

@@ -1,0 +1,53 @@
+//! pg_tenancy: tenant isolation as a guarantee of the database.
+//!
+//! The crate is the PostgreSQL-facing half; pure logic (token parsing, the context carrier,
+//! identifier rules) lives in `crates/tenancy-core` so it can be unit-tested and fuzzed
+//! without a server.
+
+use pgrx::prelude::*;
+
+mod apikeys;
+mod cache;
+mod context;
+mod errors;
+mod gucs;
+mod keys;
+mod policy;
+mod protect;
+mod registry;
+mod spi_util;
+mod tenants;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!(
+    "../sql/bootstrap.sql",
+    name = "tenancy_bootstrap",
+    bootstrap
+);
+extension_sql_file!("../sql/roles.sql", name = "tenancy_roles", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+    cache::init();
+}
+
+/// Required by `cargo pgrx test`; the cluster settings live in pgrx-config/test.conf so that
+/// the test suites, the regress suite and the demo share one source.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        include_str!("../pgrx-config/test.conf")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    }
+}

@@ -1,0 +1,132 @@
+//! The one place that writes isolation expressions.
+//!
+//! Single node: `col = (SELECT tenancy.current_tenant_uuid())`: the sub-select becomes an
+//! InitPlan evaluated once per statement and compared inside the index condition. Citus
+//! rejects sub-selects in policies of distributed tables, so there the bare call is used,
+//! which is why the getters cost next to nothing per call.
+//!
+//! The getter matches the column's type so no cast runs per row and the comparison uses the
+//! column's own btree operator: uuid columns get the uuid getter, integer columns the bigint
+//! getter (int2/int4 = int8 is in the same btree operator family), text and varchar the text
+//! getter; anything else casts the text tenant to the column's type.
+
+use pgrx::pg_sys;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Getter {
+    Text,
+    Uuid,
+    Int8,
+    /// `current_tenant()` cast to the column's type.
+    Cast,
+}
+
+impl Getter {
+    pub fn for_type(type_oid: pg_sys::Oid) -> Getter {
+        match type_oid {
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => Getter::Text,
+            pg_sys::UUIDOID => Getter::Uuid,
+            pg_sys::INT8OID | pg_sys::INT4OID | pg_sys::INT2OID => Getter::Int8,
+            _ => Getter::Cast,
+        }
+    }
+
+    fn call(self) -> &'static str {
+        match self {
+            Getter::Text | Getter::Cast => "tenancy.current_tenant()",
+            Getter::Uuid => "tenancy.current_tenant_uuid()",
+            Getter::Int8 => "tenancy.current_tenant_int8()",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// A single PostgreSQL node: wrap the getter in a sub-select (one InitPlan per statement).
+    SingleNode,
+    /// A Citus distributed table: no sub-selects allowed in policies.
+    Distributed,
+}
+
+/// The tenant of the context, as a value of the column's type. `col_type` is the
+/// `format_type()` spelling of the column's type (already safe to splice).
+pub fn tenant_value(getter: Getter, col_type: &str, placement: Placement) -> String {
+    let call = getter.call();
+    let value = match placement {
+        Placement::SingleNode => format!("(SELECT {call})"),
+        Placement::Distributed => call.to_string(),
+    };
+    match getter {
+        Getter::Cast => format!("{value}::{col_type}"),
+        _ => value,
+    }
+}
+
+/// `USING` / `WITH CHECK` expression of the isolation policy. `col` is a quoted identifier.
+pub fn isolation_predicate(
+    col: &str,
+    getter: Getter,
+    col_type: &str,
+    placement: Placement,
+) -> String {
+    format!("{col} = {}", tenant_value(getter, col_type, placement))
+}
+
+/// Column default that stamps the context's tenant on rows inserted without one.
+pub fn column_default(getter: Getter, col_type: &str, type_oid: pg_sys::Oid) -> String {
+    let call = getter.call();
+    match getter {
+        Getter::Int8 if type_oid != pg_sys::INT8OID => format!("{call}::{col_type}"),
+        Getter::Cast => format!("{call}::{col_type}"),
+        _ => call.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn single_node_wraps_the_getter_once() {
+        assert_eq!(
+            isolation_predicate("tenant_id", Getter::Uuid, "uuid", Placement::SingleNode),
+            "tenant_id = (SELECT tenancy.current_tenant_uuid())"
+        );
+        assert_eq!(
+            isolation_predicate("\"Org\"", Getter::Text, "text", Placement::SingleNode),
+            "\"Org\" = (SELECT tenancy.current_tenant())"
+        );
+    }
+
+    #[test]
+    fn distributed_has_no_subselect() {
+        let p = isolation_predicate("tenant_id", Getter::Int8, "bigint", Placement::Distributed);
+        assert_eq!(p, "tenant_id = tenancy.current_tenant_int8()");
+        assert!(!p.contains("SELECT"));
+        let c = isolation_predicate("t", Getter::Cast, "numeric", Placement::Distributed);
+        assert_eq!(c, "t = tenancy.current_tenant()::numeric");
+    }
+
+    #[test]
+    fn cast_goes_outside_the_subselect() {
+        assert_eq!(
+            tenant_value(Getter::Cast, "character(8)", Placement::SingleNode),
+            "(SELECT tenancy.current_tenant())::character(8)"
+        );
+    }
+
+    #[test]
+    fn getters_by_type() {
+        assert_eq!(Getter::for_type(pg_sys::INT4OID), Getter::Int8);
+        assert_eq!(Getter::for_type(pg_sys::VARCHAROID), Getter::Text);
+        assert_eq!(Getter::for_type(pg_sys::NUMERICOID), Getter::Cast);
+        assert_eq!(
+            column_default(Getter::Int8, "integer", pg_sys::INT4OID),
+            "tenancy.current_tenant_int8()::integer"
+        );
+        assert_eq!(
+            column_default(Getter::Int8, "bigint", pg_sys::INT8OID),
+            "tenancy.current_tenant_int8()"
+        );
+    }
+}

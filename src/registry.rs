@@ -1,0 +1,210 @@
+//! Reads of the registry tables (tenants, signing keys, API keys, the carrier key), cached per
+//! backend until the registry changes (see `cache.rs`).
+//!
+//! Only SECURITY DEFINER functions call into this module: the tables are not readable by the
+//! roles whose queries end up verifying a context.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use pgrx::prelude::*;
+use tenancy_core::Alg;
+
+use crate::cache;
+use crate::errors::{self, SpiOrBug};
+
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: Alg,
+    pub secret: Vec<u8>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TenantStatus {
+    Active,
+    Inactive,
+    Unregistered,
+}
+
+#[derive(Clone)]
+pub struct ApiKeyRow {
+    pub tenant: String,
+    pub label: String,
+    pub roles: Vec<String>,
+    pub secret_hash: Vec<u8>,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+}
+
+#[derive(Default)]
+struct Loaded {
+    generation: u64,
+    carrier_key: Option<Rc<Vec<u8>>>,
+    signing_keys: Option<Rc<Vec<SigningKey>>>,
+    tenants: HashMap<String, TenantStatus>,
+    api_keys: HashMap<String, Option<ApiKeyRow>>,
+}
+
+const MAX_CACHED_ROWS: usize = 10_000;
+
+thread_local! {
+    static LOADED: RefCell<Loaded> = RefCell::new(Loaded::default());
+}
+
+/// Drops what an older generation loaded, and learns the registry OIDs first so that no change
+/// made after this point can go unnoticed.
+fn fresh<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
+    if !cache::registry_oids_known() {
+        let oids = Spi::connect(|c| {
+            c.select(
+                "SELECT c.oid::pg_catalog.int8 FROM pg_catalog.pg_class c
+                  WHERE c.relnamespace = 'tenancy'::pg_catalog.regnamespace
+                    AND c.relname OPERATOR(pg_catalog.=) ANY ('{tenants,signing_keys,api_keys,carrier_key}'::pg_catalog.text[])",
+                None,
+                &[],
+            )?
+            .map(|row| row.get::<i64>(1))
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .or_bug("reading the registry's tables");
+        let oids: Vec<pg_sys::Oid> = oids
+            .into_iter()
+            .flatten()
+            .map(|o| pg_sys::Oid::from(o as u32))
+            .collect();
+        // Learn the OIDs under the generation they were read in; a change racing with this
+        // bumps the generation and forgets them again.
+        cache::set_registry_oids(&oids);
+    }
+    let generation = cache::generation();
+    LOADED.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.generation != generation {
+            *l = Loaded {
+                generation,
+                ..Loaded::default()
+            };
+        }
+        f(&mut l)
+    })
+}
+
+pub fn carrier_key() -> Rc<Vec<u8>> {
+    if let Some(k) = fresh(|l| l.carrier_key.clone()) {
+        return k;
+    }
+    let key = Spi::connect(|c| {
+        let t = c.select("SELECT secret FROM tenancy.carrier_key", Some(1), &[])?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.first().get_one::<Vec<u8>>()
+    })
+    .or_bug("reading the carrier key")
+    .unwrap_or_else(|| {
+        errors::internal(
+            "the carrier key is missing",
+            "reinstall the extension (DROP EXTENSION pg_tenancy; CREATE EXTENSION pg_tenancy)",
+        )
+    });
+    let key = Rc::new(key);
+    fresh(|l| l.carrier_key = Some(key.clone()));
+    key
+}
+
+/// Live (not retired) signing keys.
+pub fn signing_keys() -> Rc<Vec<SigningKey>> {
+    if let Some(k) = fresh(|l| l.signing_keys.clone()) {
+        return k;
+    }
+    let rows = Spi::connect(|c| {
+        c.select(
+            "SELECT kid, alg, secret FROM tenancy.signing_keys WHERE retired_at IS NULL ORDER BY kid",
+            None,
+            &[],
+        )?
+        .map(|row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<Vec<u8>>(3)?)))
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_bug("reading signing keys");
+    let keys: Vec<SigningKey> = rows
+        .into_iter()
+        .filter_map(|(kid, alg, secret)| {
+            Some(SigningKey {
+                kid: kid?,
+                alg: Alg::parse(&alg?)?,
+                secret: secret?,
+            })
+        })
+        .collect();
+    let keys = Rc::new(keys);
+    fresh(|l| l.signing_keys = Some(keys.clone()));
+    keys
+}
+
+pub fn tenant_status(id: &str) -> TenantStatus {
+    if let Some(s) = fresh(|l| l.tenants.get(id).copied()) {
+        return s;
+    }
+    let status = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT status FROM tenancy.tenants WHERE id = $1",
+            Some(1),
+            &[id.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.first().get_one::<String>()
+    })
+    .or_bug("reading the tenant registry");
+    let status = match status.as_deref() {
+        Some("active") => TenantStatus::Active,
+        Some(_) => TenantStatus::Inactive,
+        None => TenantStatus::Unregistered,
+    };
+    fresh(|l| {
+        if l.tenants.len() >= MAX_CACHED_ROWS {
+            l.tenants.clear();
+        }
+        l.tenants.insert(id.to_string(), status);
+    });
+    status
+}
+
+pub fn api_key(key_id: &str) -> Option<ApiKeyRow> {
+    if let Some(row) = fresh(|l| l.api_keys.get(key_id).cloned()) {
+        return row;
+    }
+    let row = Spi::connect(|c| {
+        let table = c.select(
+            "SELECT tenant, label, roles, secret_hash,
+                    pg_catalog.floor(pg_catalog.date_part('epoch', expires_at))::pg_catalog.int8,
+                    revoked_at IS NOT NULL
+               FROM tenancy.api_keys WHERE key_id = $1",
+            Some(1),
+            &[key_id.into()],
+        )?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        let row = table.first();
+        Ok::<_, pgrx::spi::Error>(Some(ApiKeyRow {
+            tenant: row.get::<String>(1)?.unwrap_or_default(),
+            label: row.get::<String>(2)?.unwrap_or_default(),
+            roles: row.get::<Vec<String>>(3)?.unwrap_or_default(),
+            secret_hash: row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+            expires_at: row.get::<i64>(5)?,
+            revoked: row.get::<bool>(6)?.unwrap_or(true),
+        }))
+    })
+    .or_bug("reading API keys");
+    fresh(|l| {
+        if l.api_keys.len() >= MAX_CACHED_ROWS {
+            l.api_keys.clear();
+        }
+        l.api_keys.insert(key_id.to_string(), row.clone());
+    });
+    row
+}

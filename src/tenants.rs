@@ -1,0 +1,109 @@
+//! The tenant registry: create, deactivate, reactivate.
+
+use pgrx::prelude::*;
+use pgrx::spi::quote_literal;
+use pgrx::JsonB;
+use tenancy_core::ident;
+
+use crate::errors;
+
+fn check_id(id: &str) {
+    if !ident::valid_tenant_id(id) {
+        errors::bad_argument(
+            format!("invalid tenant id {}", quote_literal(id)),
+            Some("tenant ids are 1 to 128 characters of letters, digits, '.', '_', ':', '@' or '-'; a uuid or a decimal integer is fine"),
+        );
+    }
+}
+
+/// Registers a tenant and returns its id.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_tenant(
+    id: &str,
+    name: default!(Option<&str>, "NULL"),
+    plan: default!(Option<&str>, "NULL"),
+    settings: default!(Option<JsonB>, "'{}'"),
+) -> String {
+    check_id(id);
+    let settings = settings.unwrap_or(JsonB(serde_json::json!({})));
+    if !settings.0.is_object() {
+        errors::bad_argument("settings must be a jsonb object".into(), None);
+    }
+    let inserted = crate::spi_util::dml_returning::<String>(
+        "INSERT INTO tenancy.tenants (id, name, plan, settings) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+        &[id.into(), name.into(), plan.into(), settings.into()],
+    );
+    match inserted {
+        Ok(Some(id)) => id,
+        Ok(None) => errors::duplicate(
+            format!("tenant {} already exists", quote_literal(id)),
+            Some("use tenancy.reactivate_tenant() for a deactivated tenant"),
+        ),
+        Err(e) => errors::internal("registering a tenant", e),
+    }
+}
+
+fn set_status(id: &str, status: &str) {
+    check_id(id);
+    let found = crate::spi_util::dml_returning::<String>(
+        "UPDATE tenancy.tenants
+            SET status = $2,
+                deactivated_at = CASE WHEN $2 = 'inactive' THEN coalesce(deactivated_at, now()) END
+          WHERE id = $1 RETURNING id",
+        &[id.into(), status.into()],
+    );
+    match found {
+        Ok(Some(_)) => {}
+        Ok(None) => errors::not_found(format!("tenant {} does not exist", quote_literal(id)), None),
+        Err(e) => errors::internal("updating a tenant", e),
+    }
+}
+
+/// Stops every token, API key and context of the tenant from the next transaction on.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn deactivate_tenant(id: &str) {
+    set_status(id, "inactive");
+}
+
+/// Lets a deactivated tenant's tokens and keys work again.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn reactivate_tenant(id: &str) {
+    set_status(id, "active");
+}
+
+/// Fills a buffer from PostgreSQL's strong random source (OpenSSL where built with it).
+pub fn strong_random<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    // SAFETY: the buffer is valid for N bytes.
+    let ok = unsafe { pg_sys::pg_strong_random(buf.as_mut_ptr().cast(), N) };
+    if !ok {
+        errors::internal("generating random bytes", "pg_strong_random failed");
+    }
+    buf
+}
+
+/// Random bytes for the extension's own keys (used once, by CREATE EXTENSION).
+#[pg_extern(volatile, parallel_safe)]
+fn _random_bytes(n: i32) -> Vec<u8> {
+    if !(1..=1024).contains(&n) {
+        errors::bad_argument("n must be between 1 and 1024".into(), None);
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    while out.len() < n as usize {
+        out.extend_from_slice(&strong_random::<32>());
+    }
+    out.truncate(n as usize);
+    out
+}
+
+/// Sends a relcache invalidation for a registry table so every backend drops its cached
+/// verifications at its next transaction (see cache.rs). Called by the registry triggers.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _registry_changed(rel: pg_sys::Oid) {
+    // SAFETY: registers an invalidation message for the current transaction.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(rel) };
+}
