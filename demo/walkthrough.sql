@@ -1,20 +1,17 @@
 -- pg_tenancy walk-through: two tenants, one protected table, a token per tenant.
 -- Run by `make demo` against a throwaway cluster, as a superuser (the "DBA").
-\set ECHO none
+-- Statements that are meant to fail run with ON_ERROR_STOP off, so their errors show.
 \pset footer off
-\echo
-\echo '== 1. The DBA installs the extension and registers two tenants'
-\set ECHO queries
+\set ECHO all
+
+-- == 1. The DBA installs the extension and registers two tenants
 CREATE EXTENSION pg_tenancy;
 SELECT tenancy.create_tenant('acme', 'Acme Corp', 'pro');
 SELECT tenancy.create_tenant('globex', 'Globex', 'free');
 -- The key your identity provider signs tokens with (HS256, at least 32 bytes).
 SELECT tenancy.add_signing_key('idp-2026', decode(repeat('5a', 32), 'hex'));
 
-\set ECHO none
-\echo
-\echo '== 2. An application role and a protected table'
-\set ECHO queries
+-- == 2. An application role and a protected table
 CREATE ROLE demo_app NOLOGIN;
 SELECT tenancy.grant_app('demo_app');
 CREATE TABLE employees (
@@ -31,19 +28,13 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON employees TO demo_app;
 SELECT policyname, qual FROM pg_policies WHERE tablename = 'employees';
 SELECT indexname FROM pg_indexes WHERE tablename = 'employees' ORDER BY 1;
 
-\set ECHO none
-\echo
-\echo '== 3. Tokens, as an identity provider would mint them (standard HS256 JWTs)'
-\set ECHO queries
+-- == 3. Tokens, as an identity provider would mint them (standard HS256 JWTs)
 SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'acme', 'sub', 'alice@acme',
          'exp', extract(epoch FROM now() + interval '1 hour')::bigint)) AS acme_token \gset
 SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'globex', 'sub', 'gus@globex',
          'exp', extract(epoch FROM now() + interval '1 hour')::bigint)) AS globex_token \gset
 
-\set ECHO none
-\echo
-\echo '== 4. The application (any SQL it likes) acting for acme, then for globex'
-\set ECHO queries
+-- == 4. The application (any SQL it likes) acting for acme, then for globex
 SET ROLE demo_app;
 BEGIN;
 SELECT tenancy.set_context(:'acme_token') ->> 'sub' AS signed_in_as;
@@ -63,10 +54,7 @@ SELECT id, tenant_id, name, salary FROM employees ORDER BY id;
 UPDATE employees SET salary = salary * 1.01;
 COMMIT;
 
-\set ECHO none
-\echo
-\echo '== 5. A forged token (globex claims under acme''s signature) is refused'
-\set ECHO queries
+-- == 5. A forged token (globex claims under acme's signature) is refused
 SELECT split_part(:'acme_token', '.', 1) || '.' || split_part(:'globex_token', '.', 2)
        || '.' || split_part(:'acme_token', '.', 3) AS forged_token \gset
 \set ON_ERROR_STOP off
@@ -80,20 +68,14 @@ SELECT count(*) FROM employees;
 ROLLBACK;
 \set ON_ERROR_STOP on
 
-\set ECHO none
-\echo
-\echo '== 6. No context: zero rows, and writes are refused'
-\set ECHO queries
+-- == 6. No context: zero rows, and writes are refused
 SELECT tenancy.current_tenant() IS NULL AS no_context, count(*) AS visible_rows FROM employees;
 \set ON_ERROR_STOP off
 INSERT INTO employees (tenant_id, name, salary) VALUES ('acme', 'Nobody', 1);
 \set ON_ERROR_STOP on
 RESET ROLE;
 
-\set ECHO none
-\echo
-\echo '== 7. Deactivating a tenant stops its tokens from the next transaction'
-\set ECHO queries
+-- == 7. Deactivating a tenant stops its tokens from the next transaction
 SELECT tenancy.deactivate_tenant('globex');
 SET ROLE demo_app;
 \set ON_ERROR_STOP off
@@ -102,6 +84,5 @@ SELECT tenancy.set_context(:'globex_token');
 ROLLBACK;
 \set ON_ERROR_STOP on
 RESET ROLE;
-\set ECHO none
-\echo
-\echo 'Done: each tenant saw only its rows; forged, missing and deactivated contexts saw none.'
+
+-- Done: each tenant saw only its rows; forged, missing and deactivated contexts saw none.
