@@ -80,13 +80,16 @@ struct Current {
 }
 
 const MAX_VERIFIED: usize = 4096;
+
+/// Carrier bytes → (registry generation it was verified under, what it resolved to).
+type VerifiedMap = HashMap<Vec<u8>, (u64, Rc<Resolved>)>;
 const MAX_REGISTRY_OIDS: usize = 8;
 
 thread_local! {
     static CARRIER_EPOCH: Cell<u64> = const { Cell::new(1) };
     static GENERATION: Cell<u64> = const { Cell::new(1) };
     static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
-    static VERIFIED: RefCell<HashMap<Vec<u8>, (u64, Rc<Resolved>)>> = RefCell::new(HashMap::new());
+    static VERIFIED: RefCell<VerifiedMap> = RefCell::new(HashMap::new());
     /// OIDs of the registry tables, once known; `None` means "treat every invalidation as ours".
     static REGISTRY_OIDS: Cell<Option<([pg_sys::Oid; MAX_REGISTRY_OIDS], usize)>> = const { Cell::new(None) };
     /// A registry change arrived during the current transaction.

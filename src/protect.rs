@@ -223,6 +223,15 @@ fn free_index_name(schema: &str, base: &str) -> String {
     errors::internal("naming the tenant index", "no free name")
 }
 
+fn has_policy(rel: &Rel) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = $1 AND polname = $2::pg_catalog.name)",
+        &[rel.oid.into(), POLICY_NAME.into()],
+    )
+    .or_bug("reading pg_policy")
+        == Some(true)
+}
+
 #[pg_extern(volatile, parallel_unsafe)]
 fn _protect(
     tbl: pg_sys::Oid,
@@ -282,10 +291,17 @@ fn _protect(
             None
         };
         let policy = quote_identifier(POLICY_NAME);
+        // Re-created on every call so that a second protect() converges to the same policy;
+        // dropped only when present, to keep the call free of notices.
+        let drop_old = if has_policy(&rel) {
+            format!("DROP POLICY {policy} ON {table};")
+        } else {
+            String::new()
+        };
         Spi::run(&format!(
             "ALTER TABLE {table} ALTER COLUMN {qcol} SET NOT NULL, ALTER COLUMN {qcol} SET DEFAULT {default};
              ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-             DROP POLICY IF EXISTS {policy} ON {table};
+             {drop_old}
              CREATE POLICY {policy} ON {table} AS PERMISSIVE FOR ALL TO PUBLIC
                USING ({predicate}) WITH CHECK ({predicate});"
         ))
@@ -342,8 +358,13 @@ fn _unprotect(tbl: pg_sys::Oid) {
         let table = rel.qualified();
         let qcol = quote_identifier(&col);
         let policy = quote_identifier(POLICY_NAME);
+        let drop_old = if has_policy(&rel) {
+            format!("DROP POLICY {policy} ON {table};")
+        } else {
+            String::new()
+        };
         let mut sql = format!(
-            "DROP POLICY IF EXISTS {policy} ON {table};
+            "{drop_old}
              ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;"
         );
         // Only a default that protect() set is ours to remove.
