@@ -31,7 +31,7 @@ pub fn init() {
             &CONTEXT,
             GucContext::Userset,
             GucFlags::default(),
-            None,
+            Some(check_context),
             Some(crate::cache::context_assigned),
             None,
         );
@@ -93,6 +93,47 @@ pub fn init() {
     );
     // SAFETY: called once from _PG_init with a static C string.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr()) };
+}
+
+/// The carrier may arrive with `SET` / `SET LOCAL` (or a client's startup options, as a pooler
+/// forwards it), never as a stored default: `ALTER ROLE … SET tenancy.context` would hand one
+/// tenant's context to every later session of that role, and a request that forgot to set its
+/// own context would see that tenant's rows instead of none. Empty (no context) is always fine.
+#[pg_guard]
+unsafe extern "C-unwind" fn check_context(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: PostgreSQL passes a valid pointer to the proposed value (which may be NULL).
+    let raw = unsafe { *newval };
+    // SAFETY: a non-NULL proposed value is a NUL-terminated string.
+    if raw.is_null() || unsafe { *raw } == 0 {
+        return true;
+    }
+    use pg_sys::GucSource::*;
+    if matches!(
+        source,
+        PGC_S_DEFAULT
+            | PGC_S_DYNAMIC_DEFAULT
+            | PGC_S_CLIENT
+            | PGC_S_OVERRIDE
+            | PGC_S_INTERACTIVE
+            | PGC_S_SESSION
+    ) {
+        return true;
+    }
+    // SAFETY: GUC_check_* are the documented way for a check hook to explain a refusal.
+    unsafe {
+        pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE as i32);
+        pg_sys::GUC_check_errmsg_string =
+            pg_sys::pstrdup(c"pg_tenancy: tenancy.context cannot be stored as a default".as_ptr());
+        pg_sys::GUC_check_errhint_string = pg_sys::pstrdup(
+            c"set it per transaction with tenancy.set_context() (or SET LOCAL); never with ALTER ROLE, ALTER DATABASE or postgresql.conf"
+                .as_ptr(),
+        );
+    }
+    false
 }
 
 #[pg_guard]

@@ -360,6 +360,60 @@ mod tests {
     }
 
     #[pg_test]
+    fn refuses_wrong_issuer() {
+        let p = "iss";
+        fixture(p, "text", "iss_a", "iss_b");
+        run("SET LOCAL tenancy.jwt_issuer = 'https://idp.example'");
+        let wrong = token(
+            p,
+            json!({"tenant_id": "iss_a", "iss": "https://evil.example", "exp": now() + 600}),
+        );
+        let right = token(
+            p,
+            json!({"tenant_id": "iss_a", "iss": "https://idp.example", "exp": now() + 600}),
+        );
+        run("SET LOCAL ROLE iss_app");
+        assert_fails(&set_context_sql(&wrong), "28000", "issuer");
+        run(&set_context_sql(&right));
+        assert_eq!(count("SELECT count(*) FROM tests.iss_docs"), 2);
+    }
+
+    #[pg_test]
+    fn context_cannot_be_stored_as_a_role_or_database_default() {
+        fixture("stored", "text", "stored_a", "stored_b");
+        let tok = token(
+            "stored",
+            json!({"tenant_id": "stored_a", "exp": now() + 600}),
+        );
+        run("SET LOCAL ROLE stored_app");
+        run(&set_context_sql(&tok));
+        let carrier = one::<String>("SELECT current_setting('tenancy.context')").unwrap();
+        let lit = pgrx::spi::quote_literal(&carrier);
+        // An injected ALTER ROLE would give every later session of the role this tenant.
+        assert_fails(
+            &format!("ALTER ROLE CURRENT_USER SET tenancy.context = {lit}"),
+            "22023",
+            "cannot be stored as a default",
+        );
+        run("RESET ROLE");
+        let db =
+            pgrx::spi::quote_identifier(one::<String>("SELECT current_database()::text").unwrap());
+        assert_fails(
+            &format!("ALTER DATABASE {db} SET tenancy.context = {lit}"),
+            "22023",
+            "cannot be stored as a default",
+        );
+        assert_fails(
+            &format!("ALTER ROLE stored_app SET tenancy.context = {lit}"),
+            "22023",
+            "cannot be stored as a default",
+        );
+        // Clearing a stored value stays possible.
+        run("ALTER ROLE stored_app SET tenancy.context = ''");
+        run("ALTER ROLE stored_app RESET tenancy.context");
+    }
+
+    #[pg_test]
     fn refuses_deactivated_tenant() {
         let p = "deact";
         fixture(p, "text", "deact_a", "deact_b");
