@@ -51,7 +51,30 @@ CREATE TABLE tenancy.protected_tables (
     index_name    name,           -- the tenant index protect() created, if it created one
     set_not_null  boolean NOT NULL DEFAULT false,  -- whether protect() added NOT NULL
     shared_column name,
+    shared_index_name name,       -- the partial index on shared rows protect() created
     feature       text,
+    isolation_qual text NOT NULL, -- the isolation policy as PostgreSQL deparses it (DDL guard)
+    feature_qual  text,           -- likewise for the entitlement policy
     protected_at  timestamptz NOT NULL DEFAULT now(),
     protected_by  name NOT NULL DEFAULT current_user
+);
+
+-- Schemas whose new tables (with the tenant column) are protected as they are created.
+CREATE TABLE tenancy.enrolled_schemas (
+    schema_name   name PRIMARY KEY,
+    tenant_column name NOT NULL,
+    enrolled_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- Entitlements: feature X is on for tenant T from enabled_from until enabled_until.
+-- Readable by everyone, filtered to the current tenant by a policy (roles.sql).
+CREATE TABLE tenancy.entitlements (
+    tenant        text NOT NULL REFERENCES tenancy.tenants (id),
+    feature       text NOT NULL,
+    enabled_from  timestamptz NOT NULL DEFAULT now(),
+    enabled_until timestamptz,
+    config        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(config) = 'object'),
+    granted_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, feature),
+    CHECK (enabled_until IS NULL OR enabled_until > enabled_from)
 );

@@ -18,6 +18,39 @@ LANGUAGE sql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT tenancy._unprotect(tbl::oid) $$;
 
+CREATE FUNCTION tenancy.protect_schema(schema name, tenant_column name DEFAULT 'tenant_id') RETURNS integer
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenancy._protect_schema(schema::text, tenant_column::text) $$;
+
+CREATE FUNCTION tenancy.scope_unique(tbl regclass, columns name[]) RETURNS void
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenancy._scope_unique(tbl::oid, columns::text[]) $$;
+
+CREATE FUNCTION tenancy.scope_foreign_key(tbl regclass, columns name[], ref_tbl regclass,
+                                          ref_columns name[] DEFAULT NULL) RETURNS void
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenancy._scope_foreign_key(tbl::oid, columns::text[], ref_tbl::oid, ref_columns::text[]) $$;
+
+-- Whether the current tenant is entitled to a feature now. Runs with the caller's rights;
+-- the table's own policy shows each tenant only its entitlements.
+CREATE FUNCTION tenancy.entitled(feature text) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM tenancy.entitlements e
+         WHERE e.tenant OPERATOR(pg_catalog.=) tenancy.current_tenant()
+           AND e.feature OPERATOR(pg_catalog.=) $1
+           AND e.enabled_from OPERATOR(pg_catalog.<=) pg_catalog.now()
+           AND (e.enabled_until IS NULL OR pg_catalog.now() OPERATOR(pg_catalog.<) e.enabled_until))
+$$;
+ALTER TABLE tenancy.entitlements ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenancy_isolation ON tenancy.entitlements FOR SELECT TO PUBLIC
+    USING (tenant = (SELECT tenancy.current_tenant()));
+
 -- Every change to the registry tells every backend to drop its cached verifications at its
 -- next transaction (src/cache.rs).
 CREATE FUNCTION tenancy._on_registry_change() RETURNS trigger
@@ -41,17 +74,26 @@ CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON 
 
 INSERT INTO tenancy.carrier_key (secret) VALUES (tenancy._random_bytes(32));
 
--- A dropped table leaves the registry with it. SECURITY DEFINER: whoever drops a protected
--- table may not write tenancy.protected_tables.
+-- Event triggers: the DDL guard, protection on arrival of new tables and partitions, and
+-- the registry following dropped tables (src/ddl_guard.rs). SECURITY DEFINER: whoever runs
+-- the DDL may not write the registry, and protection on arrival alters the new table.
+CREATE FUNCTION tenancy._on_ddl_command_end() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM tenancy._ddl_command_end();
+END
+$$;
+CREATE EVENT TRIGGER tenancy_ddl_command_end ON ddl_command_end
+    EXECUTE FUNCTION tenancy._on_ddl_command_end();
+
 CREATE FUNCTION tenancy._on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    DELETE FROM tenancy.protected_tables p
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objid = p.tbl::pg_catalog.oid;
+    PERFORM tenancy._sql_drop();
 END
 $$;
 CREATE EVENT TRIGGER tenancy_sql_drop ON sql_drop EXECUTE FUNCTION tenancy._on_sql_drop();
@@ -62,6 +104,7 @@ REVOKE ALL ON ALL TABLES IN SCHEMA tenancy FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA tenancy FROM PUBLIC;
 GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 GRANT SELECT ON tenancy.protected_tables TO PUBLIC;
+GRANT SELECT ON tenancy.entitlements TO PUBLIC;
 
 CREATE FUNCTION tenancy._grant_functions(role regrole, functions text[]) RETURNS void
 LANGUAGE plpgsql
@@ -87,7 +130,7 @@ REVOKE EXECUTE ON FUNCTION tenancy._grant_functions(regrole, text[]) FROM PUBLIC
 
 SELECT tenancy._grant_functions(NULL, ARRAY[
     'current_tenant', 'current_tenant_uuid', 'current_tenant_int8', 'current_actor',
-    'has_role', 'context', 'clear_context', '_resolve_context']);
+    'has_role', 'context', 'clear_context', '_resolve_context', 'entitled']);
 
 -- Role helpers: each grants exactly one tier, idempotently. Callable by the extension's
 -- owner (a superuser), who holds the grant options.
@@ -135,7 +178,9 @@ BEGIN
         'create_tenant', 'deactivate_tenant', 'reactivate_tenant',
         'add_signing_key', 'retire_signing_key', 'sign_token',
         'create_api_key', 'revoke_api_key',
-        'protect', 'unprotect', '_protect', '_unprotect']);
+        'protect', 'unprotect', '_protect', '_unprotect',
+        'protect_schema', '_protect_schema', 'scope_unique', '_scope_unique',
+        'scope_foreign_key', '_scope_foreign_key', 'grant_feature', 'revoke_feature']);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.tenants TO %s', role);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (kid, alg, created_at, retired_at) ON tenancy.signing_keys TO %s', role);
@@ -143,7 +188,7 @@ BEGIN
         'GRANT SELECT (key_id, tenant, label, roles, created_at, expires_at, revoked_at) ON tenancy.api_keys TO %s',
         role);
     EXECUTE pg_catalog.format(
-        'GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.protected_tables TO %s', role);
+        'GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.protected_tables, tenancy.enrolled_schemas TO %s', role);
 END
 $$;
 
@@ -157,3 +202,5 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.signing_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.api_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.protected_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.enrolled_schemas', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.entitlements', '');

@@ -61,6 +61,15 @@ pub fn bad_argument(message: String, hint: Option<&str>) -> ! {
     )
 }
 
+/// 42501: a role acting beyond its grant.
+pub fn forbidden(message: String, hint: Option<&str>) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("pg_tenancy: {message}"),
+        hint,
+    )
+}
+
 /// 42704: a named object (tenant, key) that does not exist.
 pub fn not_found(message: String, hint: Option<&str>) -> ! {
     raise(

@@ -19,6 +19,18 @@ pub static JWT_TENANT_CLAIM: GucSetting<Option<CString>> =
 pub static JWT_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CONTEXT_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(86_400);
+pub static DDL_GUARD: GucSetting<DdlGuard> = GucSetting::<DdlGuard>::new(DdlGuard::Error);
+
+/// What the DDL guard does when a command would weaken a protected table.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DdlGuard {
+    #[name = c"error"]
+    Error,
+    #[name = c"warn"]
+    Warn,
+    #[name = c"off"]
+    Off,
+}
 
 pub fn init() {
     // SAFETY: the hooks are #[pg_guard]ed, never raise and never call back into PostgreSQL
@@ -90,6 +102,14 @@ pub fn init() {
         31_536_000,
         GucContext::Suset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_enum_guc(
+        c"tenancy.ddl_guard",
+        c"What to do with DDL that would weaken a protected table: error, warn or off.",
+        c"Guards against DISABLE / NO FORCE ROW LEVEL SECURITY, dropping or altering the isolation policy, extra permissive policies, rules, and changing or dropping the tenant column.",
+        &DDL_GUARD,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     // SAFETY: called once from _PG_init with a static C string.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr()) };

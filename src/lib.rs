@@ -8,18 +8,24 @@ use pgrx::prelude::*;
 
 mod apikeys;
 mod cache;
+mod catalog;
 mod context;
+mod ddl_guard;
 mod errors;
+mod features;
 mod gucs;
 mod keys;
 mod policy;
 mod protect;
 mod registry;
+mod scoping;
 mod spi_util;
 mod tenants;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_protection;
 
 ::pgrx::pg_module_magic!(name, version);
 

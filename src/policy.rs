@@ -72,6 +72,18 @@ pub fn isolation_predicate(
     format!("{col} = {}", tenant_value(getter, col_type, placement))
 }
 
+/// The entitlement gate of a feature-gated table: evaluated once per statement on a single
+/// node (an InitPlan), so the isolation predicate stays a plain, index-friendly equality.
+/// `feature` has passed `ident::valid_feature` (no quotes or backslashes); doubling quotes
+/// keeps this safe even if that rule ever widens.
+pub fn feature_gate(feature: &str, placement: Placement) -> String {
+    let call = format!("tenancy.entitled('{}')", feature.replace('\'', "''"));
+    match placement {
+        Placement::SingleNode => format!("(SELECT {call})"),
+        Placement::Distributed => call,
+    }
+}
+
 /// Column default that stamps the context's tenant on rows inserted without one.
 pub fn column_default(getter: Getter, col_type: &str, type_oid: pg_sys::Oid) -> String {
     let call = getter.call();
@@ -112,6 +124,18 @@ mod unit {
         assert_eq!(
             tenant_value(Getter::Cast, "character(8)", Placement::SingleNode),
             "(SELECT tenancy.current_tenant())::character(8)"
+        );
+    }
+
+    #[test]
+    fn feature_gate_forms() {
+        assert_eq!(
+            feature_gate("payroll", Placement::SingleNode),
+            "(SELECT tenancy.entitled('payroll'))"
+        );
+        assert_eq!(
+            feature_gate("o'x", Placement::Distributed),
+            "tenancy.entitled('o''x')"
         );
     }
 

@@ -1,39 +1,74 @@
-//! `tenancy.protect()` / `unprotect()`: row level security generated from one rule.
+//! `tenancy.protect()`, `unprotect()` and `protect_schema()`: row level security generated
+//! from one rule.
 //!
-//! These run with the caller's rights: PostgreSQL itself checks that the caller owns the
-//! table. Everything happens in one statement, so an error leaves nothing half-applied.
+//! These run with the caller's rights, so PostgreSQL itself checks that the caller owns the
+//! table (the event triggers call them as the extension's owner). Each call is one statement:
+//! an error leaves nothing half-applied.
+
+use std::cell::Cell;
 
 use pgrx::prelude::*;
-use pgrx::spi::quote_identifier;
+use pgrx::spi::{quote_identifier, quote_literal};
+use tenancy_core::ident;
 
+use crate::catalog::{self, Rel};
 use crate::errors::{self, SpiOrBug};
 use crate::policy::{self, Getter, Placement};
 
-pub const POLICY_NAME: &str = "tenancy_isolation";
+pub const ISOLATION_POLICY: &str = "tenancy_isolation";
+pub const SHARED_POLICY: &str = "tenancy_shared";
+pub const FEATURE_POLICY: &str = "tenancy_feature";
 
-struct Rel {
-    oid: pg_sys::Oid,
-    kind: String,
-    schema: String,
-    name: String,
+thread_local! {
+    static OWN_DDL: Cell<u32> = const { Cell::new(0) };
 }
 
-impl Rel {
-    fn qualified(&self) -> String {
-        format!(
-            "{}.{}",
-            quote_identifier(&self.schema),
-            quote_identifier(&self.name)
-        )
+/// Marks the extension's own DDL, which the DDL guard and the auto-protection event trigger
+/// must not second-guess. Dropped on every exit, including an ERROR unwinding through it.
+pub struct OwnDdl;
+
+impl OwnDdl {
+    pub fn enter() -> OwnDdl {
+        OWN_DDL.with(|d| d.set(d.get() + 1));
+        OwnDdl
     }
 }
 
-fn relation(oid: pg_sys::Oid) -> Rel {
-    let row = Spi::connect(|c| {
+impl Drop for OwnDdl {
+    fn drop(&mut self) {
+        OWN_DDL.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+pub fn in_own_ddl() -> bool {
+    OWN_DDL.with(|d| d.get() > 0)
+}
+
+/// How a table is protected (what the registry row says).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Protection {
+    pub tenant_column: String,
+    pub shared_column: Option<String>,
+    pub feature: Option<String>,
+}
+
+/// The registry row of a protected table.
+pub struct Entry {
+    pub protection: Protection,
+    pub column_type: String,
+    pub index_name: Option<String>,
+    pub shared_index_name: Option<String>,
+    pub set_not_null: bool,
+    pub isolation_qual: String,
+    pub feature_qual: Option<String>,
+}
+
+pub fn entry(oid: pg_sys::Oid) -> Option<Entry> {
+    Spi::connect(|c| {
         let t = c.select(
-            "SELECT c.relkind::text, n.nspname::text, c.relname::text
-               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.oid = $1",
+            "SELECT tenant_column::text, shared_column::text, feature, column_type, index_name::text,
+                    shared_index_name::text, set_not_null, isolation_qual, feature_qual
+               FROM tenancy.protected_tables WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass",
             Some(1),
             &[oid.into()],
         )?;
@@ -41,212 +76,41 @@ fn relation(oid: pg_sys::Oid) -> Rel {
             return Ok(None);
         }
         let r = t.first();
-        Ok::<_, pgrx::spi::Error>(Some((
-            r.get::<String>(1)?,
-            r.get::<String>(2)?,
-            r.get::<String>(3)?,
-        )))
+        Ok::<_, pgrx::spi::Error>(Some(Entry {
+            protection: Protection {
+                tenant_column: r.get::<String>(1)?.unwrap_or_default(),
+                shared_column: r.get::<String>(2)?,
+                feature: r.get::<String>(3)?,
+            },
+            column_type: r.get::<String>(4)?.unwrap_or_default(),
+            index_name: r.get::<String>(5)?,
+            shared_index_name: r.get::<String>(6)?,
+            set_not_null: r.get::<bool>(7)?.unwrap_or(false),
+            isolation_qual: r.get::<String>(8)?.unwrap_or_default(),
+            feature_qual: r.get::<String>(9)?,
+        }))
     })
-    .or_bug("reading pg_class");
-    match row {
-        Some((Some(kind), Some(schema), Some(name))) => Rel {
-            oid,
-            kind,
-            schema,
-            name,
-        },
-        _ => errors::bad_argument(
-            format!("relation with OID {} does not exist", u32::from(oid)),
-            None,
-        ),
-    }
+    .or_bug("reading tenancy.protected_tables")
 }
 
-/// The table itself, then every partition below it (partitions are queried directly too).
-fn with_partitions(rel: &Rel) -> Vec<Rel> {
-    if rel.kind != "p" {
-        return vec![Rel {
-            oid: rel.oid,
-            kind: rel.kind.clone(),
-            schema: rel.schema.clone(),
-            name: rel.name.clone(),
-        }];
-    }
-    let oids = Spi::connect(|c| {
-        c.select(
-            "SELECT t.relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree($1) t
-              WHERE t.relid IS NOT NULL ORDER BY t.level, t.relid",
-            None,
-            &[rel.oid.into()],
-        )?
-        .map(|r| r.get::<pg_sys::Oid>(1))
-        .collect::<Result<Vec<_>, _>>()
-    })
-    .or_bug("listing partitions");
-    oids.into_iter()
-        .flatten()
-        .map(relation)
-        .filter(|r| r.kind == "r" || r.kind == "p")
-        .collect()
-}
-
-struct Column {
-    attnum: i16,
-    type_oid: pg_sys::Oid,
-    type_sql: String,
-    not_null: bool,
-}
-
-fn column(rel: &Rel, name: &str) -> Column {
-    let row = Spi::connect(|c| {
+fn policy_qual(rel_oid: pg_sys::Oid, name: &str) -> Option<String> {
+    Spi::connect(|c| {
         let t = c.select(
-            "SELECT a.attnum, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
-               FROM pg_catalog.pg_attribute a
-              WHERE a.attrelid = $1 AND a.attname = $2::pg_catalog.name AND a.attnum > 0 AND NOT a.attisdropped",
+            "SELECT pg_catalog.pg_get_expr(polqual, polrelid) FROM pg_catalog.pg_policy
+              WHERE polrelid = $1 AND polname = $2::pg_catalog.name",
             Some(1),
-            &[rel.oid.into(), name.into()],
+            &[rel_oid.into(), name.into()],
         )?;
         if t.is_empty() {
             return Ok(None);
         }
-        let r = t.first();
-        Ok::<_, pgrx::spi::Error>(Some((
-            r.get::<i16>(1)?,
-            r.get::<pg_sys::Oid>(2)?,
-            r.get::<String>(3)?,
-            r.get::<bool>(4)?,
-        )))
+        t.first().get_one::<String>()
     })
-    .or_bug("reading pg_attribute");
-    match row {
-        Some((Some(attnum), Some(type_oid), Some(type_sql), Some(not_null))) => Column {
-            attnum,
-            type_oid,
-            type_sql,
-            not_null,
-        },
-        _ => errors::undefined_column(
-            format!(
-                "table {} has no column {}",
-                rel.qualified(),
-                quote_identifier(name)
-            ),
-            Some("pass the tenant column as the second argument: tenancy.protect('tbl', 'org_id')"),
-        ),
-    }
-}
-
-fn distributed(oid: pg_sys::Oid) -> bool {
-    let citus = Spi::get_one::<bool>(
-        "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
-    )
-    .or_bug("looking for Citus");
-    if citus != Some(true) {
-        return false;
-    }
-    Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)",
-        &[oid.into()],
-    )
-    .or_bug("reading pg_dist_partition")
-        == Some(true)
-}
-
-/// An index (valid, not partial) whose first key column is the tenant column.
-fn has_tenant_index(rel: &Rel, attnum: i16) -> bool {
-    Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                         WHERE i.indrelid = $1 AND i.indkey[0] = $2 AND i.indpred IS NULL AND i.indisvalid)",
-        &[rel.oid.into(), attnum.into()],
-    )
-    .or_bug("reading pg_index")
-        == Some(true)
-}
-
-/// Tenant column first, then the primary key, so a point lookup by key is one index
-/// descent on (tenant, key) rather than a key lookup followed by a filter.
-fn create_tenant_index(rel: &Rel, col: &str) -> String {
-    let pk_cols = Spi::connect(|c| {
-        c.select(
-            "SELECT a.attname::text
-               FROM pg_catalog.pg_index i
-               CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-              WHERE i.indrelid = $1 AND i.indisprimary
-              ORDER BY k.ord",
-            None,
-            &[rel.oid.into()],
-        )?
-        .map(|r| r.get::<String>(1))
-        .collect::<Result<Vec<_>, _>>()
-    })
-    .or_bug("reading the primary key");
-    let mut cols = vec![quote_identifier(col)];
-    cols.extend(
-        pk_cols
-            .into_iter()
-            .flatten()
-            .filter(|c| c != col)
-            .map(quote_identifier),
-    );
-    let base: String = format!("{}_{}_tenancy_idx", rel.name, col);
-    let name = free_index_name(&rel.schema, &base);
-    Spi::run(&format!(
-        "CREATE INDEX {} ON {} ({})",
-        quote_identifier(&name),
-        rel.qualified(),
-        cols.join(", ")
-    ))
-    .or_bug("creating the tenant index");
-    name
-}
-
-fn free_index_name(schema: &str, base: &str) -> String {
-    for n in 0..1000 {
-        let suffix = if n == 0 { String::new() } else { n.to_string() };
-        let mut name = base.to_string();
-        // Identifiers are at most 63 bytes; trim on a character boundary.
-        while name.len() + suffix.len() > 63 {
-            name.pop();
-        }
-        name.push_str(&suffix);
-        let taken = Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
-                             WHERE s.nspname = $1::pg_catalog.name AND c.relname = $2::pg_catalog.name)",
-            &[schema.into(), name.as_str().into()],
-        )
-        .or_bug("looking up index names");
-        if taken != Some(true) {
-            return name;
-        }
-    }
-    errors::internal("naming the tenant index", "no free name")
-}
-
-fn has_policy(rel: &Rel) -> bool {
-    Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = $1 AND polname = $2::pg_catalog.name)",
-        &[rel.oid.into(), POLICY_NAME.into()],
-    )
     .or_bug("reading pg_policy")
-        == Some(true)
 }
 
-#[pg_extern(volatile, parallel_unsafe)]
-fn _protect(
-    tbl: pg_sys::Oid,
-    tenant_column: &str,
-    shared_column: Option<&str>,
-    feature: Option<&str>,
-) {
-    if shared_column.is_some() || feature.is_some() {
-        errors::not_supported(
-            "shared_column and feature are not available in this version".into(),
-            Some("protect the table without them; shared rows and entitlement-gated tables are planned"),
-        );
-    }
-    let root = relation(tbl);
-    if root.kind != "r" && root.kind != "p" {
+fn validate(root: &Rel, p: &Protection) {
+    if !root.is_table() {
         errors::bad_argument(
             format!("{} is not a table", root.qualified()),
             Some("only ordinary and partitioned tables can be protected; protect the tables a view reads instead"),
@@ -258,122 +122,251 @@ fn _protect(
             None,
         );
     }
-    let placement = if distributed(root.oid) {
+    if let Some(f) = &p.feature {
+        if !ident::valid_feature(f) {
+            errors::bad_argument(
+                format!("invalid feature name {}", quote_literal(f)),
+                Some(
+                    "feature names are 1 to 64 characters of letters, digits, '.', '_', ':' or '-'",
+                ),
+            );
+        }
+    }
+    if let Some(existing) = entry(root.oid) {
+        if existing.protection.tenant_column != p.tenant_column {
+            errors::bad_argument(
+                format!(
+                    "{} is already protected on column {}",
+                    root.qualified(),
+                    quote_identifier(&existing.protection.tenant_column)
+                ),
+                Some("run tenancy.unprotect() first to protect it on another column"),
+            );
+        }
+    }
+}
+
+/// Protects a table and every partition below it. Returns how many relations it protected.
+pub fn protect_tree(root_oid: pg_sys::Oid, p: &Protection) -> i32 {
+    let _own = OwnDdl::enter();
+    let root = catalog::relation(root_oid);
+    validate(&root, p);
+    let placement = if catalog::distributed(root.oid) {
         Placement::Distributed
     } else {
         Placement::SingleNode
     };
-
-    for rel in with_partitions(&root) {
-        let col = column(&rel, tenant_column);
-        let getter = Getter::for_type(col.type_oid);
-        let qcol = quote_identifier(tenant_column);
-        let table = rel.qualified();
-        let predicate = policy::isolation_predicate(&qcol, getter, &col.type_sql, placement);
-        let default = policy::column_default(getter, &col.type_sql, col.type_oid);
-
-        let set_not_null = !col.not_null;
-        if set_not_null {
-            let has_nulls = Spi::get_one::<bool>(&format!(
-                "SELECT EXISTS (SELECT 1 FROM {table} WHERE {qcol} IS NULL)"
-            ))
-            .or_bug("looking for rows without a tenant");
-            if has_nulls == Some(true) {
-                errors::bad_argument(
-                    format!("{table} has rows with a NULL {qcol}"),
-                    Some("assign those rows to a tenant (or delete them) before protecting the table"),
-                );
-            }
-        }
-        let index_name = if rel.oid == root.oid && !has_tenant_index(&rel, col.attnum) {
-            Some(create_tenant_index(&rel, tenant_column))
-        } else {
-            None
-        };
-        let policy = quote_identifier(POLICY_NAME);
-        // Re-created on every call so that a second protect() converges to the same policy;
-        // dropped only when present, to keep the call free of notices.
-        let drop_old = if has_policy(&rel) {
-            format!("DROP POLICY {policy} ON {table};")
-        } else {
-            String::new()
-        };
-        Spi::run(&format!(
-            "ALTER TABLE {table} ALTER COLUMN {qcol} SET NOT NULL, ALTER COLUMN {qcol} SET DEFAULT {default};
-             ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-             {drop_old}
-             CREATE POLICY {policy} ON {table} AS PERMISSIVE FOR ALL TO PUBLIC
-               USING ({predicate}) WITH CHECK ({predicate});"
-        ))
-        .or_bug("applying row level security");
-        Spi::run_with_args(
-            "INSERT INTO tenancy.protected_tables AS p
-                    (tbl, tenant_column, column_type, policy_name, index_name, set_not_null)
-             VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6)
-             ON CONFLICT (tbl) DO UPDATE
-                SET tenant_column = EXCLUDED.tenant_column,
-                    column_type = EXCLUDED.column_type,
-                    policy_name = EXCLUDED.policy_name,
-                    index_name = coalesce(EXCLUDED.index_name, p.index_name),
-                    set_not_null = EXCLUDED.set_not_null OR
-                                   (p.set_not_null AND p.tenant_column = EXCLUDED.tenant_column),
-                    protected_at = now(),
-                    protected_by = current_user",
-            &[
-                rel.oid.into(),
-                tenant_column.into(),
-                col.type_sql.as_str().into(),
-                POLICY_NAME.into(),
-                index_name.into(),
-                set_not_null.into(),
-            ],
-        )
-        .or_bug("recording the protected table");
+    let mut n = 0;
+    for rel in catalog::with_partitions(&root) {
+        protect_one(&rel, rel.oid == root.oid, p, placement);
+        n += 1;
     }
+    n
+}
+
+fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
+    let col = catalog::column(rel, &p.tenant_column);
+    let getter = Getter::for_type(col.type_oid);
+    let qcol = quote_identifier(&p.tenant_column);
+    let table = rel.qualified();
+    let predicate = policy::isolation_predicate(&qcol, getter, &col.type_sql, placement);
+    let default = policy::column_default(getter, &col.type_sql, col.type_oid);
+    let previous = entry(rel.oid);
+
+    let shared = p.shared_column.as_ref().map(|s| {
+        let c = catalog::column(rel, s);
+        if c.type_oid != pg_sys::BOOLOID {
+            errors::bad_argument(
+                format!(
+                    "shared column {} of {table} must be boolean, not {}",
+                    quote_identifier(s),
+                    c.type_sql
+                ),
+                None,
+            );
+        }
+        quote_identifier(s)
+    });
+
+    // A NULL tenant would be a row no tenant can see, and one the default cannot fix.
+    let set_not_null = !col.not_null;
+    if set_not_null {
+        let has_nulls = Spi::get_one::<bool>(&format!(
+            "SELECT EXISTS (SELECT 1 FROM {table} WHERE {qcol} IS NULL)"
+        ))
+        .or_bug("looking for rows without a tenant");
+        if has_nulls == Some(true) {
+            errors::bad_argument(
+                format!("{table} has rows with a NULL {qcol}"),
+                Some("assign those rows to a tenant (or delete them) before protecting the table"),
+            );
+        }
+    }
+
+    // Indexes are created on the root only: a partitioned index cascades to every partition.
+    let mut index_name = previous.as_ref().and_then(|e| e.index_name.clone());
+    if is_root && !catalog::has_index_led_by(rel, col.attnum) {
+        index_name = Some(create_tenant_index(rel, &p.tenant_column));
+    }
+    let mut shared_index_name = previous.as_ref().and_then(|e| e.shared_index_name.clone());
+    if let (true, Some(s), None) = (is_root, &shared, &shared_index_name) {
+        // Lets `tenant = $t OR shared` become a BitmapOr of two index scans, not a scan.
+        let name = catalog::free_name(&rel.schema, &format!("{}_tenancy_shared_idx", rel.name));
+        Spi::run(&format!(
+            "CREATE INDEX {} ON {table} ({qcol}) WHERE {s}",
+            quote_identifier(&name)
+        ))
+        .or_bug("creating the shared-rows index");
+        shared_index_name = Some(name);
+    }
+    if shared.is_none() {
+        if let Some(old) = shared_index_name.take() {
+            Spi::run(&format!(
+                "DROP INDEX IF EXISTS {}.{}",
+                quote_identifier(&rel.schema),
+                quote_identifier(&old)
+            ))
+            .or_bug("dropping the shared-rows index");
+        }
+    }
+
+    let mut sql = format!(
+        "ALTER TABLE {table} ALTER COLUMN {qcol} SET NOT NULL, ALTER COLUMN {qcol} SET DEFAULT {default};
+         ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;"
+    );
+    // Re-created on every call so that protect() converges to the same policies.
+    for name in [ISOLATION_POLICY, SHARED_POLICY, FEATURE_POLICY] {
+        if catalog::has_policy(rel.oid, name) {
+            sql.push_str(&format!(
+                "DROP POLICY {} ON {table};",
+                quote_identifier(name)
+            ));
+        }
+    }
+    sql.push_str(&format!(
+        "CREATE POLICY {} ON {table} AS PERMISSIVE FOR ALL TO PUBLIC USING ({predicate}) WITH CHECK ({predicate});",
+        quote_identifier(ISOLATION_POLICY)
+    ));
+    if let Some(s) = &shared {
+        // Reading only: UPDATE and DELETE still need the isolation policy's USING, so another
+        // tenant's shared rows can be read but never changed.
+        sql.push_str(&format!(
+            "CREATE POLICY {} ON {table} AS PERMISSIVE FOR SELECT TO PUBLIC USING ({s});",
+            quote_identifier(SHARED_POLICY)
+        ));
+    }
+    if let Some(f) = &p.feature {
+        let gate = policy::feature_gate(f, placement);
+        sql.push_str(&format!(
+            "CREATE POLICY {} ON {table} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({gate}) WITH CHECK ({gate});",
+            quote_identifier(FEATURE_POLICY)
+        ));
+    }
+    Spi::run(&sql).or_bug("applying row level security");
+
+    let isolation_qual = policy_qual(rel.oid, ISOLATION_POLICY).unwrap_or_default();
+    let feature_qual = p
+        .feature
+        .as_ref()
+        .and_then(|_| policy_qual(rel.oid, FEATURE_POLICY));
+    let set_not_null = set_not_null || previous.as_ref().is_some_and(|e| e.set_not_null);
+    Spi::run_with_args(
+        "INSERT INTO tenancy.protected_tables AS p
+                (tbl, tenant_column, column_type, policy_name, index_name, set_not_null,
+                 shared_column, shared_index_name, feature, isolation_qual, feature_qual)
+         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (tbl) DO UPDATE
+            SET tenant_column = EXCLUDED.tenant_column, column_type = EXCLUDED.column_type,
+                policy_name = EXCLUDED.policy_name, index_name = EXCLUDED.index_name,
+                set_not_null = EXCLUDED.set_not_null, shared_column = EXCLUDED.shared_column,
+                shared_index_name = EXCLUDED.shared_index_name, feature = EXCLUDED.feature,
+                isolation_qual = EXCLUDED.isolation_qual, feature_qual = EXCLUDED.feature_qual,
+                protected_at = now(), protected_by = current_user",
+        &[
+            rel.oid.into(),
+            p.tenant_column.as_str().into(),
+            col.type_sql.as_str().into(),
+            ISOLATION_POLICY.into(),
+            index_name.into(),
+            set_not_null.into(),
+            p.shared_column.clone().into(),
+            shared_index_name.into(),
+            p.feature.clone().into(),
+            isolation_qual.into(),
+            feature_qual.into(),
+        ],
+    )
+    .or_bug("recording the protected table");
+}
+
+/// Tenant column first, then the primary key, so a lookup by key within the tenant is one
+/// descent on (tenant, key).
+fn create_tenant_index(rel: &Rel, col: &str) -> String {
+    let mut cols = vec![quote_identifier(col)];
+    cols.extend(
+        catalog::primary_key_columns(rel)
+            .into_iter()
+            .filter(|c| c != col)
+            .map(quote_identifier),
+    );
+    let name = catalog::free_name(&rel.schema, &format!("{}_{}_tenancy_idx", rel.name, col));
+    Spi::run(&format!(
+        "CREATE INDEX {} ON {} ({})",
+        quote_identifier(&name),
+        rel.qualified(),
+        cols.join(", ")
+    ))
+    .or_bug("creating the tenant index");
+    name
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+fn _protect(
+    tbl: pg_sys::Oid,
+    tenant_column: &str,
+    shared_column: Option<&str>,
+    feature: Option<&str>,
+) {
+    protect_tree(
+        tbl,
+        &Protection {
+            tenant_column: tenant_column.to_string(),
+            shared_column: shared_column.map(str::to_string),
+            feature: feature.map(str::to_string),
+        },
+    );
+}
+
+/// Undoes exactly what protect() did, on the table and every partition below it.
+#[pg_extern(volatile, parallel_unsafe)]
 fn _unprotect(tbl: pg_sys::Oid) {
-    let root = relation(tbl);
+    let _own = OwnDdl::enter();
+    let root = catalog::relation(tbl);
     let mut any = false;
-    for rel in with_partitions(&root) {
-        let entry = Spi::connect(|c| {
-            let t = c.select(
-                "SELECT tenant_column::text, index_name::text, set_not_null
-                   FROM tenancy.protected_tables WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass",
-                Some(1),
-                &[rel.oid.into()],
-            )?;
-            if t.is_empty() {
-                return Ok(None);
-            }
-            let r = t.first();
-            Ok::<_, pgrx::spi::Error>(Some((r.get::<String>(1)?, r.get::<String>(2)?, r.get::<bool>(3)?)))
-        })
-        .or_bug("reading protected tables");
-        let Some((Some(col), index_name, set_not_null)) = entry else {
-            continue;
-        };
+    for rel in catalog::with_partitions(&root) {
+        let Some(e) = entry(rel.oid) else { continue };
         any = true;
         let table = rel.qualified();
-        let qcol = quote_identifier(&col);
-        let policy = quote_identifier(POLICY_NAME);
-        let drop_old = if has_policy(&rel) {
-            format!("DROP POLICY {policy} ON {table};")
-        } else {
-            String::new()
-        };
-        let mut sql = format!(
-            "{drop_old}
-             ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;"
-        );
+        let qcol = quote_identifier(&e.protection.tenant_column);
+        let mut sql = String::new();
+        for name in [ISOLATION_POLICY, SHARED_POLICY, FEATURE_POLICY] {
+            if catalog::has_policy(rel.oid, name) {
+                sql.push_str(&format!(
+                    "DROP POLICY {} ON {table};",
+                    quote_identifier(name)
+                ));
+            }
+        }
+        sql.push_str(&format!(
+            "ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;"
+        ));
         // Only a default that protect() set is ours to remove.
         let ours = Spi::get_one_with_args::<bool>(
-            "SELECT coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid) LIKE '%tenancy.current_tenant%', false)
+            "SELECT coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid) LIKE 'tenancy.current_tenant%', false)
                FROM pg_catalog.pg_attribute a
                LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
               WHERE a.attrelid = $1 AND a.attname = $2::pg_catalog.name",
-            &[rel.oid.into(), col.as_str().into()],
+            &[rel.oid.into(), e.protection.tenant_column.as_str().into()],
         )
         .or_bug("reading the column default");
         if ours == Some(true) {
@@ -381,12 +374,12 @@ fn _unprotect(tbl: pg_sys::Oid) {
                 "ALTER TABLE {table} ALTER COLUMN {qcol} DROP DEFAULT;"
             ));
         }
-        if set_not_null == Some(true) {
+        if e.set_not_null {
             sql.push_str(&format!(
                 "ALTER TABLE {table} ALTER COLUMN {qcol} DROP NOT NULL;"
             ));
         }
-        if let Some(idx) = index_name {
+        for idx in [e.index_name, e.shared_index_name].into_iter().flatten() {
             sql.push_str(&format!(
                 "DROP INDEX IF EXISTS {}.{};",
                 quote_identifier(&rel.schema),
@@ -406,4 +399,61 @@ fn _unprotect(tbl: pg_sys::Oid) {
             Some("see tenancy.protected_tables"),
         );
     }
+}
+
+/// Protects every table of the schema that has the tenant column and enrols the schema, so
+/// that tables created in it later are protected on creation. Returns how many tables
+/// (partitions included) it protected.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _protect_schema(schema: &str, tenant_column: &str) -> i32 {
+    if schema == "tenancy" || schema == "pg_catalog" || schema == "information_schema" {
+        errors::bad_argument(
+            format!("schema {} cannot be enrolled", quote_identifier(schema)),
+            None,
+        );
+    }
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1::pg_catalog.name)",
+        &[schema.into()],
+    )
+    .or_bug("reading pg_namespace");
+    if exists != Some(true) {
+        errors::not_found(
+            format!("schema {} does not exist", quote_identifier(schema)),
+            None,
+        );
+    }
+    // Roots only: partitions are protected with their parent.
+    let roots = Spi::connect(|c| {
+        c.select(
+            "SELECT c.oid FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+              WHERE n.nspname = $1::pg_catalog.name AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+                AND a.attname = $2::pg_catalog.name AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY c.oid",
+            None,
+            &[schema.into(), tenant_column.into()],
+        )?
+        .map(|r| r.get::<pg_sys::Oid>(1))
+        .collect::<Result<Vec<_>, _>>()
+    })
+    .or_bug("listing the schema's tables");
+    let mut n = 0;
+    for oid in roots.into_iter().flatten() {
+        let previous = entry(oid).map(|e| e.protection);
+        let p = previous.unwrap_or(Protection {
+            tenant_column: tenant_column.to_string(),
+            shared_column: None,
+            feature: None,
+        });
+        n += protect_tree(oid, &p);
+    }
+    Spi::run_with_args(
+        "INSERT INTO tenancy.enrolled_schemas (schema_name, tenant_column) VALUES ($1, $2)
+         ON CONFLICT (schema_name) DO UPDATE SET tenant_column = EXCLUDED.tenant_column, enrolled_at = now()",
+        &[schema.into(), tenant_column.into()],
+    )
+    .or_bug("enrolling the schema");
+    n
 }

@@ -764,8 +764,8 @@ mod tests {
         );
         assert_fails(
             "SELECT tenancy.protect('tests.pbad', 'org', 'shared')",
-            "0A000",
-            "not available",
+            "42703",
+            "has no column",
         );
     }
 

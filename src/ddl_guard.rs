@@ -1,0 +1,357 @@
+//! Event-trigger side of protection: the DDL guard, and protection on arrival of new tables
+//! and partitions.
+//!
+//! The guard checks invariants *after* each DDL command (ddl_command_end, and sql_drop for
+//! drops) rather than parsing commands: whatever route a change takes (ALTER TABLE, ALTER
+//! POLICY, a rename, a rule), a protected table must still be forced under RLS with its own
+//! isolation policy unchanged, no extra permissive policy, no rule, and the tenant column
+//! with its type. With `tenancy.ddl_guard = error` the command is rolled back.
+
+use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+
+use crate::catalog::{self, Rel};
+use crate::errors::{self, SpiOrBug};
+use crate::gucs::{self, DdlGuard};
+use crate::protect::{self, Entry, Protection, FEATURE_POLICY, ISOLATION_POLICY, SHARED_POLICY};
+
+struct PolicyRow {
+    name: String,
+    permissive: bool,
+    cmd: String,
+    public: bool,
+    qual: Option<String>,
+    check: Option<String>,
+}
+
+fn policies(rel_oid: pg_sys::Oid) -> Vec<PolicyRow> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT polname::text, polpermissive, polcmd::text, polroles = '{0}'::pg_catalog.oid[],
+                    pg_catalog.pg_get_expr(polqual, polrelid), pg_catalog.pg_get_expr(polwithcheck, polrelid)
+               FROM pg_catalog.pg_policy WHERE polrelid = $1 ORDER BY polname",
+            None,
+            &[rel_oid.into()],
+        )?
+        .map(|r| {
+            Ok(PolicyRow {
+                name: r.get::<String>(1)?.unwrap_or_default(),
+                permissive: r.get::<bool>(2)?.unwrap_or(true),
+                cmd: r.get::<String>(3)?.unwrap_or_default(),
+                public: r.get::<bool>(4)?.unwrap_or(false),
+                qual: r.get::<String>(5)?,
+                check: r.get::<String>(6)?,
+            })
+        })
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_bug("reading pg_policy")
+}
+
+/// Everything about `rel` that no longer matches its protection.
+fn violations(rel: &Rel, e: &Entry) -> Vec<String> {
+    let mut v = Vec::new();
+    let (rls, force) = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_catalog.pg_class WHERE oid = $1",
+            Some(1),
+            &[rel.oid.into()],
+        )?;
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>((
+            r.get::<bool>(1)?.unwrap_or(false),
+            r.get::<bool>(2)?.unwrap_or(false),
+        ))
+    })
+    .or_bug("reading pg_class");
+    if !rls {
+        v.push("row level security is disabled".to_string());
+    }
+    if !force {
+        v.push("row level security is no longer forced (the owner would bypass it)".to_string());
+    }
+    let pols = policies(rel.oid);
+    match pols.iter().find(|p| p.name == ISOLATION_POLICY) {
+        None => v.push(format!("the isolation policy {ISOLATION_POLICY} is gone")),
+        Some(p) => {
+            let same = p.permissive
+                && p.cmd == "*"
+                && p.public
+                && p.qual.as_deref() == Some(e.isolation_qual.as_str())
+                && p.check.as_deref() == Some(e.isolation_qual.as_str());
+            if !same {
+                v.push(format!(
+                    "the isolation policy {ISOLATION_POLICY} was altered"
+                ));
+            }
+        }
+    }
+    if let Some(f) = &e.feature_qual {
+        let ok = pols.iter().any(|p| {
+            p.name == FEATURE_POLICY && !p.permissive && p.qual.as_deref() == Some(f.as_str())
+        });
+        if !ok {
+            v.push(format!(
+                "the entitlement policy {FEATURE_POLICY} is gone or altered"
+            ));
+        }
+    }
+    for p in pols
+        .iter()
+        .filter(|p| p.permissive && p.name != ISOLATION_POLICY)
+    {
+        let ours = p.name == SHARED_POLICY
+            && p.cmd == "r"
+            && e.protection
+                .shared_column
+                .as_ref()
+                .is_some_and(|s| p.qual.as_deref() == Some(quote_identifier(s).as_str()));
+        if !ours {
+            v.push(format!(
+                "permissive policy {} would widen what tenants see (add it AS RESTRICTIVE instead)",
+                quote_identifier(&p.name)
+            ));
+        }
+    }
+    let rules = Spi::connect(|c| {
+        c.select(
+            "SELECT rulename::text FROM pg_catalog.pg_rewrite WHERE ev_class = $1 AND rulename <> '_RETURN'",
+            None,
+            &[rel.oid.into()],
+        )?
+        .map(|r| r.get::<String>(1))
+        .collect::<Result<Vec<_>, _>>()
+    })
+    .or_bug("reading pg_rewrite");
+    for r in rules.into_iter().flatten() {
+        v.push(format!(
+            "rule {} rewrites queries around row level security",
+            quote_identifier(&r)
+        ));
+    }
+    match catalog::column_opt(rel.oid, &e.protection.tenant_column) {
+        None => v.push(format!(
+            "the tenant column {} is gone",
+            quote_identifier(&e.protection.tenant_column)
+        )),
+        Some(c) if c.type_sql != e.column_type => v.push(format!(
+            "the tenant column {} changed type from {} to {}",
+            quote_identifier(&e.protection.tenant_column),
+            e.column_type,
+            c.type_sql
+        )),
+        Some(_) => {}
+    }
+    v
+}
+
+fn report(table: &str, problems: &[String]) {
+    if problems.is_empty() {
+        return;
+    }
+    let message = format!(
+        "refusing DDL on protected table {table}: {}",
+        problems.join("; ")
+    );
+    let hint = format!(
+        "to change how {table} is isolated, run tenancy.unprotect('{}') first and protect it again afterwards; a superuser may SET tenancy.ddl_guard = warn",
+        table.replace('\'', "''")
+    );
+    match gucs::DDL_GUARD.get() {
+        DdlGuard::Off => {}
+        DdlGuard::Warn => {
+            pgrx::pg_sys::panic::ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_WARNING,
+                format!("pg_tenancy: {message}"),
+                "pg_tenancy",
+            )
+            .set_hint(hint)
+            .report(PgLogLevel::WARNING);
+        }
+        DdlGuard::Error => errors::forbidden(message, Some(&hint)),
+    }
+}
+
+/// The nearest protected ancestor of a partition, if any.
+fn protected_ancestor(oid: pg_sys::Oid) -> Option<Protection> {
+    let ancestors = Spi::connect(|c| {
+        c.select(
+            "SELECT a.relid::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors($1) WITH ORDINALITY a(relid, ord)
+              WHERE a.relid <> $1 ORDER BY a.ord",
+            None,
+            &[oid.into()],
+        )?
+        .map(|r| r.get::<pg_sys::Oid>(1))
+        .collect::<Result<Vec<_>, _>>()
+    })
+    .or_bug("reading partition ancestors");
+    ancestors
+        .into_iter()
+        .flatten()
+        .find_map(|a| protect::entry(a).map(|e| e.protection))
+}
+
+fn enrolled_column(schema: &str) -> Option<String> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT tenant_column::text FROM tenancy.enrolled_schemas WHERE schema_name = $1::pg_catalog.name",
+            Some(1),
+            &[schema.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.first().get_one::<String>()
+    })
+    .or_bug("reading tenancy.enrolled_schemas")
+}
+
+/// ddl_command_end: protect what arrived, check what was protected.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _ddl_command_end() {
+    if protect::in_own_ddl() {
+        return;
+    }
+    let touched = Spi::connect(|c| {
+        c.select(
+            "SELECT DISTINCT d.command_tag, CASE d.object_type
+                        WHEN 'table' THEN d.objid
+                        WHEN 'table column' THEN d.objid
+                        WHEN 'policy' THEN (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid = d.objid)
+                        WHEN 'rule' THEN (SELECT r.ev_class FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid)
+                    END AS relid
+               FROM pg_catalog.pg_event_trigger_ddl_commands() d
+              WHERE d.object_type IN ('table', 'table column', 'policy', 'rule')",
+            None,
+            &[],
+        )?
+        .map(|r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<pg_sys::Oid>(2)?)))
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_bug("reading pg_event_trigger_ddl_commands()");
+    for (tag, relid) in touched {
+        let Some(relid) = relid else { continue };
+        let Some(rel) = catalog::relation_opt(relid) else {
+            continue;
+        };
+        if !rel.is_table() {
+            continue;
+        }
+        match protect::entry(rel.oid) {
+            Some(e) => {
+                report(&rel.qualified(), &violations(&rel, &e));
+                // ATTACH PARTITION: the newcomer gets its parent's protection.
+                if rel.kind == "p" {
+                    protect::protect_tree(rel.oid, &e.protection);
+                }
+            }
+            None => {
+                if let Some(p) = protected_ancestor(rel.oid) {
+                    protect::protect_tree(rel.oid, &p);
+                } else if matches!(
+                    tag.as_str(),
+                    "CREATE TABLE" | "CREATE TABLE AS" | "SELECT INTO"
+                ) {
+                    if let Some(col) = enrolled_column(&rel.schema) {
+                        if catalog::column_opt(rel.oid, &col).is_some() {
+                            protect::protect_tree(
+                                rel.oid,
+                                &Protection {
+                                    tenant_column: col,
+                                    shared_column: None,
+                                    feature: None,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// sql_drop: dropping a protected table is fine (its registry row goes with it); dropping its
+/// isolation or entitlement policy, or its tenant column, while the table stays is not.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _sql_drop() {
+    let dropped = Spi::connect(|c| {
+        c.select(
+            "SELECT d.object_type, d.objid, d.address_names FROM pg_catalog.pg_event_trigger_dropped_objects() d",
+            None,
+            &[],
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<pg_sys::Oid>(2)?,
+                r.get::<Vec<Option<String>>>(3)?.unwrap_or_default(),
+            ))
+        })
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_bug("reading pg_event_trigger_dropped_objects()");
+    let dropped_tables: Vec<pg_sys::Oid> = dropped
+        .iter()
+        .filter(|d| d.0 == "table")
+        .filter_map(|d| d.1)
+        .collect();
+    for oid in &dropped_tables {
+        Spi::run_with_args(
+            "DELETE FROM tenancy.protected_tables WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass",
+            &[(*oid).into()],
+        )
+        .or_bug("forgetting a dropped table");
+    }
+    if protect::in_own_ddl() {
+        return;
+    }
+    for (kind, objid, names) in &dropped {
+        let (table_oid, what) = match kind.as_str() {
+            "policy" if names.len() == 3 => {
+                let name = names[2].clone().unwrap_or_default();
+                if name != ISOLATION_POLICY && name != FEATURE_POLICY {
+                    continue;
+                }
+                let qualified = format!(
+                    "{}.{}",
+                    quote_identifier(names[0].as_deref().unwrap_or("")),
+                    quote_identifier(names[1].as_deref().unwrap_or(""))
+                );
+                let oid = Spi::get_one_with_args::<pg_sys::Oid>(
+                    "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+                    &[qualified.as_str().into()],
+                )
+                .or_bug("resolving a policy's table");
+                (
+                    oid,
+                    format!("the policy {} is dropped", quote_identifier(&name)),
+                )
+            }
+            "table column" if names.len() == 3 => (
+                *objid,
+                format!(
+                    "the column {} is dropped",
+                    quote_identifier(names[2].as_deref().unwrap_or(""))
+                ),
+            ),
+            _ => continue,
+        };
+        let Some(table_oid) = table_oid else { continue };
+        if dropped_tables.contains(&table_oid) {
+            continue;
+        }
+        let Some(e) = protect::entry(table_oid) else {
+            continue;
+        };
+        let column_dropped = kind == "table column"
+            && names.get(2).cloned().flatten().as_deref()
+                != Some(e.protection.tenant_column.as_str());
+        if column_dropped {
+            continue;
+        }
+        let Some(rel) = catalog::relation_opt(table_oid) else {
+            continue;
+        };
+        report(&rel.qualified(), &[what]);
+    }
+}
