@@ -24,7 +24,7 @@ INSTALL_SUDO = $(shell [ -w "$$($(PG15_PG_CONFIG) --pkglibdir)" ] || echo --sudo
 STEP := scripts/step.sh
 export STEP_LOG := $(CURDIR)/target/make-steps.log
 
-.PHONY: help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
+.PHONY: bench help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
 	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 demo install clean-demo timings-reset
 
 help: ## list the targets
@@ -84,3 +84,6 @@ install: setup ## cargo pgrx install --release into PostgreSQL 15 (as root: no s
 
 clean-demo: ## stop and delete a demo cluster left behind (e.g. after kill -9)
 	scripts/demo.sh --clean
+
+bench: setup ## what isolation costs against plain PostgreSQL (release build, PostgreSQL 15; not part of make test)
+	scripts/bench.sh

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Usage: scripts/bench.sh            (make bench; BENCH_SCALE, BENCH_SECONDS, BENCH_ROUNDS tune it)
+# What isolation costs, against plain PostgreSQL in the same run. Release build, PostgreSQL 15,
+# a throwaway cluster with JIT and autovacuum off; every comparison interleaved (A B C D, A B C
+# D, ...), median and min-max of each arm, and the ratio to `explicit` (no RLS, the query carries
+# WHERE tenant_id = $1). Prints a markdown table; keeps the raw figures in target/bench/.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
+
+scale="${BENCH_SCALE:-1}"
+secs="${BENCH_SECONDS:-3}"
+rounds="${BENCH_ROUNDS:-3}"
+tenants=$(python3 -c "print(max(10, int(1000 * $scale)))")
+accts=100
+events=1000
+out_dir="$REPO_ROOT/target/bench"
+mkdir -p "$out_dir"
+raw="$out_dir/raw.tsv"
+: >"$raw"
+
+CL_BINDIR="$("$PG15_PG_CONFIG" --bindir)"
+CL_PGDATA="$RUN_DIR/bench"
+CL_PORT=$((ROOT_REGRESS_PORT_BASE + 100))
+sudo_flag="$(install_flags "$PG15_PG_CONFIG")"
+say "building (release) and installing pg_tenancy into PostgreSQL 15"
+cargo pgrx install --release --manifest-path "$REPO_ROOT/Cargo.toml" --pg-config "$PG15_PG_CONFIG" \
+    --no-default-features --features pg15 ${sudo_flag:+"$sudo_flag"} >/dev/null
+trap cluster_down EXIT
+trap 'exit 130' INT TERM
+cluster_up "autovacuum = off" "shared_buffers = '1GB'" "max_connections = 40"
+cluster_psql -d postgres -q -c "CREATE DATABASE bench"
+say "loading $tenants tenants x $events events (x2 tenant types, x3 copies)"
+start=$SECONDS
+cluster_psql -d bench -q -v tenants="$tenants" -v accts="$accts" -v events="$events" \
+    -f "$REPO_ROOT/bench/schema.sql" >/dev/null
+say "loaded in $((SECONDS - start)) s"
+
+scripts_dir="$(mktemp -d)"
+trap 'cluster_down; rm -rf "$scripts_dir"' EXIT
+
+# script CFG TYPE WORKLOAD: writes a pgbench script and prints its path.
+script() {
+    local cfg="$1" ty="$2" wl="$3" f="$scripts_dir/$1-$2-$3.sql" tbl tv where and_t setup=""
+    case "$cfg" in explicit | pg_tenancy) tbl=pt ;; naive) tbl=nv ;; naive_wrapped) tbl=nw ;; esac
+    if [ "$ty" = int8 ]; then tv=":tn"; else tv=":tu"; fi
+    where="" and_t=""
+    if [ "$cfg" = explicit ]; then where="WHERE tenant_id = $tv"; and_t="AND tenant_id = $tv"; fi
+    case "$cfg" in
+        pg_tenancy) setup="SELECT tenancy.set_tenant($tv::text, is_local => false);" ;;
+        naive | naive_wrapped) setup="SELECT set_config('app.tenant_id', $tv::text, false);" ;;
+    esac
+    {
+        echo "\\set tn (:client_id % :tenants) + 1"
+        echo "\\if :init = 0"
+        [ "$ty" = uuid ] && echo "SELECT u AS tu FROM bench_tenant WHERE n = :tn \\gset"
+        [ -n "$setup" ] && echo "$setup"
+        echo "\\set init 1"
+        echo "\\endif"
+        echo "\\set k random(1, :accts)"
+        echo "\\set id (:tn - 1) * :accts + :k"
+        case "$wl" in
+            point) echo "SELECT name FROM ${tbl}_acct_$ty WHERE id = :id $and_t;" ;;
+            latest50) echo "SELECT id, amount FROM ${tbl}_ev_$ty $where ORDER BY created_at DESC LIMIT 50;" ;;
+            count) echo "SELECT count(*) FROM ${tbl}_ev_$ty $where;" ;;
+            join)
+                if [ "$cfg" = explicit ]; then
+                    echo "SELECT a.name, count(*), sum(e.amount) FROM ${tbl}_acct_$ty a JOIN ${tbl}_ev_$ty e ON e.account_id = a.id AND e.tenant_id = a.tenant_id WHERE a.id = :id AND a.tenant_id = $tv GROUP BY a.name;"
+                else
+                    echo "SELECT a.name, count(*), sum(e.amount) FROM ${tbl}_acct_$ty a JOIN ${tbl}_ev_$ty e ON e.account_id = a.id AND e.tenant_id = a.tenant_id WHERE a.id = :id GROUP BY a.name;"
+                fi ;;
+            insert)
+                if [ "$cfg" = explicit ]; then
+                    echo "INSERT INTO ${tbl}_ev_$ty (tenant_id, account_id, created_at, amount) VALUES ($tv, :id, now(), 1);"
+                else
+                    echo "INSERT INTO ${tbl}_ev_$ty (account_id, created_at, amount) VALUES (:id, now(), 1);"
+                fi ;;
+        esac
+    } >"$f"
+    echo "$f"
+}
+
+role_for() {
+    case "$1" in explicit) echo bench_bypass ;; pg_tenancy) echo bench_trusted ;; *) echo bench_app ;; esac
+}
+
+# run LABEL TYPE CLIENTS ARM ROUND ROLE SCRIPT: one pgbench run, one line of raw.tsv.
+run() {
+    local tps
+    tps="$(PGHOST=localhost PGPORT="$CL_PORT" "$CL_BINDIR/pgbench" -n -M prepared -T "$secs" -c "$3" -j "$3" \
+        -D init=0 -D tenants="$tenants" -D accts="$accts" -U "$6" -f "$7" bench 2>&1 |
+        sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | tail -n 1)"
+    [ -n "$tps" ] || die "pgbench produced no tps for $1 $2 $3 $4"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$tps" >>"$raw"
+}
+
+say "plan shapes (pg_tenancy, bigint tenants, as the trusted role with a context)"
+cluster_psql -d bench -U bench_trusted -q >"$out_dir/plans.txt" <<'SQL'
+SELECT tenancy.set_tenant('7', is_local => false) IS NOT NULL AS ctx;
+EXPLAIN (COSTS OFF) SELECT name FROM pt_acct_int8 WHERE id = 601;
+EXPLAIN (COSTS OFF) SELECT id, amount FROM pt_ev_int8 ORDER BY created_at DESC LIMIT 50;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM pt_ev_int8;
+SQL
+cat "$out_dir/plans.txt"
+
+arms="explicit pg_tenancy naive naive_wrapped"
+for wl in point latest50 count join insert; do
+    for ty in int8 uuid; do
+        for c in 2 8; do
+            say "$wl / $ty / $c clients"
+            for r in $(seq 1 "$rounds"); do
+                for arm in $arms; do
+                    run "$wl" "$ty" "$c" "$arm" "$r" "$(role_for "$arm")" "$(script "$arm" "$ty" "$wl")"
+                done
+            done
+        done
+    done
+done
+
+# Context cost: a transaction that verifies a token and reads, against one that sets a
+# forgeable setting and reads (the hand-rolled way), random tenant per transaction.
+cat >"$scripts_dir/ctx_token.sql" <<'SQL'
+\set tn random(1, :tenants)
+BEGIN;
+SELECT tenancy.set_context(token) IS NOT NULL FROM bench_tokens WHERE n = :tn;
+SELECT name FROM pt_acct_int8 WHERE id = (:tn - 1) * :accts + 1;
+END;
+SQL
+cat >"$scripts_dir/ctx_setlocal.sql" <<'SQL'
+\set tn random(1, :tenants)
+BEGIN;
+SELECT set_config('app.tenant_id', :tn::text, true);
+SELECT name FROM nw_acct_int8 WHERE id = (:tn - 1) * :accts + 1;
+END;
+SQL
+for c in 2 8; do
+    say "context / $c clients"
+    for r in $(seq 1 "$rounds"); do
+        run context int8 "$c" set_local "$r" bench_app "$scripts_dir/ctx_setlocal.sql"
+        run context int8 "$c" token "$r" bench_app "$scripts_dir/ctx_token.sql"
+    done
+done
+
+say "verification micro-costs"
+micro() { # LABEL CALLS SQL: best of 3, in microseconds per call
+    local best="" ms
+    for _ in 1 2 3; do
+        ms="$(cluster_psql -d bench -U bench_app -q -c '\timing on' -c "$3" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)"
+        best="$(python3 -c "print(min(x for x in [$ms, ${best:-$ms}]))")"
+    done
+    printf 'micro\t%s\t%s\n' "$1" "$(python3 -c "print(round($best * 1000 / $2, 3))")" >>"$raw"
+}
+n_tok=$((tenants * 10))
+micro "uncached set_context (token verified, context set), us" "$n_tok" \
+    "SELECT count(tenancy.set_context(token)) FROM bench_tokens, generate_series(1, 10)"
+micro "PL/pgSQL + pgcrypto HS256 verification, us" "$n_tok" \
+    "SELECT count(bench_plpgsql_verify(token, decode(repeat('ab', 32), 'hex'))) FROM bench_tokens, generate_series(1, 10)"
+micro "cached tenancy.current_tenant(), us" 1000000 \
+    "SELECT tenancy.set_context(token) IS NULL FROM bench_tokens WHERE n = 1; SELECT count(tenancy.current_tenant()) FROM generate_series(1, 1000000)"
+micro "current_setting('app.tenant_id') for comparison, us" 1000000 \
+    "SELECT set_config('app.tenant_id', '1', false); SELECT count(current_setting('app.tenant_id')) FROM generate_series(1, 1000000)"
+
+python3 "$REPO_ROOT/bench/report.py" "$raw" "$tenants" "$secs" "$rounds" | tee "$out_dir/results.md"
