@@ -31,12 +31,15 @@ fn is_base32(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|c| ALPHABET.contains(&c))
 }
 
+/// A freshly made key. `plaintext` is shown once to its owner and never stored; only
+/// `key_id` and `secret_hash` are.
 pub struct NewKey {
     pub plaintext: String,
     pub key_id: String,
     pub secret_hash: [u8; 32],
 }
 
+/// Builds a key from caller-supplied random bytes (this crate makes no randomness).
 pub fn from_random(key_id_bytes: [u8; 10], secret_bytes: [u8; 32]) -> NewKey {
     let key_id = base32(&key_id_bytes);
     let secret = base32(&secret_bytes);
@@ -47,7 +50,8 @@ pub fn from_random(key_id_bytes: [u8; 10], secret_bytes: [u8; 32]) -> NewKey {
     }
 }
 
-/// `(key_id, secret)` of a well-formed key.
+/// `(key_id, secret)` of a well-formed key: exactly `tk_` + 16 + `_` + 52 lowercase base32
+/// characters, length checked first.
 pub fn parse(s: &str) -> Option<(&str, &str)> {
     if s.len() != PREFIX.len() + KEY_ID_LEN + 1 + SECRET_LEN {
         return None;
@@ -65,10 +69,13 @@ pub fn parse_key_or_id(s: &str) -> Option<&str> {
     parse(s).map(|(id, _)| id)
 }
 
+/// SHA-256 of the secret's text (not of its decoded bytes). A plain hash suffices: the
+/// secret carries 256 random bits, so there is nothing to brute-force.
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// Constant-time comparison with a stored hash; false when `stored` is not 32 bytes.
 pub fn secret_matches(secret: &str, stored: &[u8]) -> bool {
     stored.len() == 32 && bool::from(hash_secret(secret).ct_eq(stored))
 }
@@ -110,5 +117,77 @@ mod tests {
         assert!(parse(&extra).is_none());
         assert!(parse("").is_none());
         assert!(parse_key_or_id("tk_short").is_none());
+    }
+
+    #[test]
+    fn from_random_shape() {
+        let k = from_random([0xff; 10], [0; 32]);
+        assert_eq!(k.key_id, "7".repeat(16));
+        assert_eq!(k.plaintext.len(), 3 + 16 + 1 + 52);
+        assert_eq!(
+            k.plaintext,
+            format!("tk_{}_{}", "7".repeat(16), "a".repeat(52))
+        );
+        assert_eq!(k.secret_hash, hash_secret(&"a".repeat(52)));
+        let other = from_random([0xff; 10], [1; 32]);
+        assert_ne!(other.secret_hash, k.secret_hash);
+        assert!(from_random([7; 10], [9; 32])
+            .plaintext
+            .bytes()
+            .all(|c| c == b'_' || ALPHABET.contains(&c)));
+    }
+
+    #[test]
+    fn wrong_part_lengths_refused() {
+        let id = "a".repeat(16);
+        let secret = "b".repeat(52);
+        assert!(parse(&format!("tk_{id}_{secret}")).is_some());
+        // Same total length, split in the wrong place.
+        assert!(parse(&format!("tk_{}_{}", &id[..15], "b".repeat(53))).is_none());
+        assert!(parse(&format!("tk_{}a_{}", id, &secret[..51])).is_none());
+        assert!(parse(&format!("tk_{id}{secret}_")).is_none());
+        assert!(parse(&format!("tk_{id}__{}", &secret[..51])).is_none());
+        assert!(parse(&format!("tk_{id}-{secret}")).is_none());
+        assert!(parse(&format!("TK_{id}_{secret}")).is_none());
+        assert!(parse(&format!("tk_{id}_{}1", &secret[..51])).is_none());
+        assert!(parse(&format!("tk_{id}_{}8", &secret[..51])).is_none());
+        assert!(parse(&format!("tk_{id}_{}=", &secret[..51])).is_none());
+        assert!(parse(&format!("tk_{id}_{}é", &secret[..50])).is_none());
+        assert!(parse(&format!(" tk_{id}_{}", &secret[..51])).is_none());
+        assert!(parse(&format!("tk_{id}_{secret}").repeat(1000)).is_none());
+    }
+
+    #[test]
+    fn key_or_id() {
+        let k = from_random([5; 10], [6; 32]);
+        assert_eq!(parse_key_or_id(&k.key_id), Some(k.key_id.as_str()));
+        assert_eq!(parse_key_or_id(&k.plaintext), Some(k.key_id.as_str()));
+        assert!(parse_key_or_id(&k.key_id.to_uppercase()).is_none());
+        assert!(parse_key_or_id(&k.key_id[..15]).is_none());
+        assert!(parse_key_or_id(&format!("tk_{}", k.key_id)).is_none());
+        assert!(parse_key_or_id("").is_none());
+    }
+
+    #[test]
+    fn hash_and_match() {
+        // SHA-256("abc"), FIPS 180-2.
+        let h = hash_secret("abc");
+        assert_eq!(h[..4], [0xba, 0x78, 0x16, 0xbf]);
+        assert_eq!(h[28..], [0xf2, 0x00, 0x15, 0xad]);
+        let k = from_random([1; 10], [2; 32]);
+        let (_, secret) = parse(&k.plaintext).unwrap();
+        assert!(secret_matches(secret, &k.secret_hash));
+        let mut flipped = k.secret_hash;
+        flipped[0] ^= 1;
+        assert!(!secret_matches(secret, &flipped));
+        assert!(!secret_matches("", &k.secret_hash));
+        assert!(!secret_matches(secret, &[]));
+        assert!(!secret_matches(
+            secret,
+            &[k.secret_hash.to_vec(), vec![0]].concat()
+        ));
+        let other = from_random([1; 10], [3; 32]);
+        let (_, other_secret) = parse(&other.plaintext).unwrap();
+        assert!(!secret_matches(other_secret, &k.secret_hash));
     }
 }

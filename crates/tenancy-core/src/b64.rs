@@ -25,5 +25,20 @@ mod tests {
         // "aGl" is "aGk" with non-zero trailing bits: a second spelling of the same bytes.
         assert!(decode("aGl").is_none());
         assert!(decode("a").is_none());
+        assert!(decode("aGk+").is_none());
+        assert!(decode("aG k").is_none());
+        assert!(decode("aGk\0").is_none());
+        assert!(decode("aGk_\n").is_none());
+        assert_eq!(decode("").unwrap(), b"");
+    }
+
+    #[test]
+    fn round_trips_all_lengths() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        for n in 0..bytes.len() {
+            let text = encode(&bytes[..n]);
+            assert!(!text.contains(['=', '+', '/']));
+            assert_eq!(decode(&text).unwrap(), &bytes[..n]);
+        }
     }
 }

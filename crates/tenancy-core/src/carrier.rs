@@ -3,7 +3,8 @@
 //! Anyone may `SET tenancy.context` (poolers, PostgREST and Citus forward it), so the value
 //! proves itself: `v1.<base64url(JSON)>.<base64url(HMAC-SHA256(key, "v1." + payload))>` under a
 //! per-database key only the extension can read. The MAC is checked before the payload is
-//! parsed. Expiry is the caller's to check, against its own statement clock.
+//! parsed. Expiry is the caller's to check, against its own statement clock. A key shorter
+//! than 32 bytes never verifies.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -55,11 +56,14 @@ pub struct Context {
 }
 
 impl Context {
+    /// True when `now` (unix seconds) is at or past `expires_at`; never without an expiry.
     pub fn expired_at(&self, now: i64) -> bool {
         self.expires_at.is_some_and(|e| now >= e)
     }
 
-    /// The public view returned by `tenancy.context()`: no key material, ever.
+    /// The public view returned by `tenancy.context()`: `tenant`, `actor` (or null), `roles`,
+    /// `source`, `expires_at` (unix seconds or null), and `support_reason` for a support
+    /// context only. No key material and no key ids, ever.
     pub fn to_json(&self) -> Value {
         let mut v = json!({
             "tenant": self.tenant,
@@ -68,13 +72,14 @@ impl Context {
             "source": self.source.as_str(),
             "expires_at": self.expires_at,
         });
-        if let (Some(reason), Value::Object(m)) = (&self.support_reason, &mut v) {
-            m.insert("support_reason".into(), Value::String(reason.clone()));
+        if let (Source::Support, Value::Object(m)) = (self.source, &mut v) {
+            m.insert("support_reason".into(), json!(self.support_reason));
         }
         v
     }
 }
 
+/// `key` must be at least 32 bytes for [`decode`] to accept the result.
 pub fn encode(ctx: &Context, key: &[u8]) -> String {
     // Serializing a struct of strings and integers cannot fail.
     let payload = b64::encode(serde_json::to_string(ctx).unwrap_or_default().as_bytes());
@@ -83,6 +88,9 @@ pub fn encode(ctx: &Context, key: &[u8]) -> String {
     format!("{signed}.{mac}")
 }
 
+/// Verifies and parses a carrier. Refusals: `TooLong`, `Malformed` (no `v1.` prefix or no
+/// MAC), `BadBase64`, `BadSignature` (MAC does not verify under `key`), `BadJson` (payload not
+/// exactly a `Context`), `BadTenant`. Does not check expiry: see [`Context::expired_at`].
 pub fn decode(carrier: &str, key: &[u8]) -> Result<Context, Refusal> {
     if carrier.len() > MAX_TOKEN_BYTES {
         return Err(Refusal::TooLong);
@@ -121,35 +129,130 @@ mod tests {
         }
     }
 
+    /// A carrier with a valid MAC over an arbitrary payload, as only the key holder can make.
+    fn signed(payload_json: &[u8], key: &[u8]) -> String {
+        let signed = format!("v1.{}", b64::encode(payload_json));
+        let mac = b64::encode(&Alg::HS256.mac(key, signed.as_bytes()));
+        format!("{signed}.{mac}")
+    }
+
+    fn payload_of(carrier: &str) -> String {
+        let payload = carrier.split('.').nth(1).unwrap();
+        String::from_utf8(b64::decode(payload).unwrap()).unwrap()
+    }
+
     #[test]
     fn round_trip() {
         let c = encode(&ctx(), KEY);
         assert!(c.starts_with("v1."));
+        assert_eq!(c.split('.').count(), 3);
         assert_eq!(decode(&c, KEY).unwrap(), ctx());
+        let full = Context {
+            tenant: "123e4567-e89b-12d3-a456-426614174000".into(),
+            actor: None,
+            roles: vec![],
+            source: Source::Support,
+            expires_at: None,
+            api_key_id: Some("abcdefghijklmnop".into()),
+            kid: None,
+            support_reason: Some("ticket 42".into()),
+        };
+        assert_eq!(decode(&encode(&full, KEY), KEY).unwrap(), full);
     }
 
     #[test]
-    fn tampering_fails() {
+    fn short_field_names_and_skipped_nones() {
+        let json: Value = serde_json::from_str(&payload_of(&encode(&ctx(), KEY))).unwrap();
+        assert_eq!(
+            json,
+            json!({"t": "acme", "a": "alice", "r": ["hr"], "s": "token", "e": 1_800_000_000, "kid": "k1"})
+        );
+        for (source, name) in [
+            (Source::Token, "token"),
+            (Source::ApiKey, "api_key"),
+            (Source::Trusted, "trusted"),
+            (Source::Support, "support"),
+        ] {
+            assert_eq!(serde_json::to_value(source).unwrap(), name);
+            assert_eq!(source.as_str(), name);
+        }
+    }
+
+    #[test]
+    fn tampered_payload_refused() {
         let c = encode(&ctx(), KEY);
-        let (head, mac) = c.rsplit_once('.').unwrap();
-        let payload = head.strip_prefix("v1.").unwrap();
-        let json = String::from_utf8(b64::decode(payload).unwrap())
-            .unwrap()
-            .replace("acme", "evil");
+        let (_, mac) = c.rsplit_once('.').unwrap();
+        let json = payload_of(&c).replace("acme", "evil");
         let forged = format!("v1.{}.{mac}", b64::encode(json.as_bytes()));
         assert_eq!(decode(&forged, KEY).unwrap_err(), Refusal::BadSignature);
+    }
+
+    #[test]
+    fn tampered_mac_refused() {
+        let c = encode(&ctx(), KEY);
+        let (head, mac) = c.rsplit_once('.').unwrap();
         let mut m = b64::decode(mac).unwrap();
         m[0] ^= 1;
         assert_eq!(
             decode(&format!("{head}.{}", b64::encode(&m)), KEY).unwrap_err(),
             Refusal::BadSignature
         );
-        assert_eq!(decode(&c, &[8; 32]).unwrap_err(), Refusal::BadSignature);
         assert_eq!(
-            decode(&c.replacen("v1.", "v2.", 1), KEY).unwrap_err(),
-            Refusal::Malformed
+            decode(&format!("{head}.{}", b64::encode(&m[..31])), KEY).unwrap_err(),
+            Refusal::BadSignature
         );
+        assert_eq!(
+            decode(&format!("{head}."), KEY).unwrap_err(),
+            Refusal::BadSignature
+        );
+        assert_eq!(
+            decode(&format!("{head}.a"), KEY).unwrap_err(),
+            Refusal::BadBase64
+        );
+        assert_eq!(
+            decode(&format!("{head}.{mac}="), KEY).unwrap_err(),
+            Refusal::BadBase64
+        );
+        assert_eq!(
+            decode(&format!("{c}.x"), KEY).unwrap_err(),
+            Refusal::BadBase64
+        );
+        assert_eq!(decode(head, KEY).unwrap_err(), Refusal::Malformed);
+    }
+
+    #[test]
+    fn wrong_key_refused() {
+        let c = encode(&ctx(), KEY);
+        assert_eq!(decode(&c, &[8; 32]).unwrap_err(), Refusal::BadSignature);
+        assert_eq!(decode(&c, &[9; 33]).unwrap_err(), Refusal::BadSignature);
+    }
+
+    #[test]
+    fn short_key_never_verifies() {
+        for key in [&[][..], &[9; 31][..]] {
+            let c = encode(&ctx(), key);
+            assert_eq!(decode(&c, key).unwrap_err(), Refusal::BadSignature);
+        }
+    }
+
+    #[test]
+    fn wrong_prefix_refused() {
+        let c = encode(&ctx(), KEY);
+        for bad in [
+            c.replacen("v1.", "v2.", 1),
+            c.replacen("v1.", "V1.", 1),
+            c.replacen("v1.", "v1", 1),
+            c.replacen("v1.", "", 1),
+            format!(" {c}"),
+        ] {
+            assert_eq!(decode(&bad, KEY).unwrap_err(), Refusal::Malformed);
+        }
         assert_eq!(decode("", KEY).unwrap_err(), Refusal::Malformed);
+        assert_eq!(decode("v1.", KEY).unwrap_err(), Refusal::Malformed);
+    }
+
+    #[test]
+    fn too_long_refused() {
         assert_eq!(
             decode(&"v1.".repeat(5000), KEY).unwrap_err(),
             Refusal::TooLong
@@ -157,31 +260,127 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_rejected_even_when_signed() {
-        let payload = b64::encode(br#"{"t":"acme","s":"token","admin":true}"#);
-        let signed = format!("v1.{payload}");
-        let c = format!(
-            "{signed}.{}",
-            b64::encode(&Alg::HS256.mac(KEY, signed.as_bytes()))
-        );
-        assert_eq!(decode(&c, KEY).unwrap_err(), Refusal::BadJson);
-        let payload = b64::encode(br#"{"t":"acme","t":"evil","s":"token"}"#);
-        let signed = format!("v1.{payload}");
-        let c = format!(
-            "{signed}.{}",
-            b64::encode(&Alg::HS256.mac(KEY, signed.as_bytes()))
-        );
+    fn unknown_field_refused_even_when_signed() {
+        let c = signed(br#"{"t":"acme","s":"token","admin":true}"#, KEY);
         assert_eq!(decode(&c, KEY).unwrap_err(), Refusal::BadJson);
     }
 
     #[test]
-    fn expiry_helper_and_public_view() {
+    fn duplicate_field_refused_even_when_signed() {
+        let c = signed(br#"{"t":"acme","t":"evil","s":"token"}"#, KEY);
+        assert_eq!(decode(&c, KEY).unwrap_err(), Refusal::BadJson);
+    }
+
+    #[test]
+    fn bad_payloads_refused_even_when_signed() {
+        for payload in [
+            &br#"{"s":"token"}"#[..],
+            br#"{"t":"acme"}"#,
+            br#"{"t":"acme","s":"root"}"#,
+            br#"{"t":"acme","s":"token","e":"soon"}"#,
+            br#"{"t":"acme","s":"token","e":1.5}"#,
+            br#"{"t":"acme","s":"token","r":"hr"}"#,
+            br#"["acme"]"#,
+            b"",
+            b"{",
+        ] {
+            assert_eq!(
+                decode(&signed(payload, KEY), KEY).unwrap_err(),
+                Refusal::BadJson
+            );
+        }
+        // Not even a base64url payload: the MAC is still checked first.
+        let c = format!("v1.!!.{}", b64::encode(&Alg::HS256.mac(KEY, b"v1.!!")));
+        assert_eq!(decode(&c, KEY).unwrap_err(), Refusal::BadBase64);
+        let c = format!("v1.!!.{}", b64::encode(&[0; 32]));
+        assert_eq!(decode(&c, KEY).unwrap_err(), Refusal::BadSignature);
+    }
+
+    #[test]
+    fn bad_tenant_refused_even_when_signed() {
+        for t in ["", "a b", "a'b", "ten\\u0000ant", "\\u00e9"] {
+            let payload = format!(r#"{{"t":"{t}","s":"token"}}"#);
+            assert_eq!(
+                decode(&signed(payload.as_bytes(), KEY), KEY).unwrap_err(),
+                Refusal::BadTenant
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_helper() {
         let c = ctx();
         assert!(!c.expired_at(1_799_999_999));
         assert!(c.expired_at(1_800_000_000));
-        let v = c.to_json();
-        assert_eq!(v["tenant"], "acme");
-        assert_eq!(v["source"], "token");
-        assert!(v.get("kid").is_none());
+        assert!(c.expired_at(i64::MAX));
+        let forever = Context {
+            expires_at: None,
+            ..ctx()
+        };
+        assert!(!forever.expired_at(i64::MAX));
+        // decode leaves expiry to the caller.
+        let old = Context {
+            expires_at: Some(0),
+            ..ctx()
+        };
+        assert_eq!(decode(&encode(&old, KEY), KEY).unwrap(), old);
+    }
+
+    #[test]
+    fn public_view() {
+        let v = ctx().to_json();
+        assert_eq!(
+            v,
+            json!({"tenant": "acme", "actor": "alice", "roles": ["hr"], "source": "token", "expires_at": 1_800_000_000})
+        );
+        let support = Context {
+            source: Source::Support,
+            actor: None,
+            expires_at: None,
+            api_key_id: Some("abcdefghijklmnop".into()),
+            support_reason: Some("ticket 42".into()),
+            ..ctx()
+        };
+        assert_eq!(
+            support.to_json(),
+            json!({"tenant": "acme", "actor": null, "roles": ["hr"], "source": "support", "expires_at": null, "support_reason": "ticket 42"})
+        );
+        // A support reason on another source is not shown.
+        let odd = Context {
+            support_reason: Some("x".into()),
+            ..ctx()
+        };
+        assert!(odd.to_json().get("support_reason").is_none());
+    }
+
+    /// Deterministic mutation loop over a carrier: nothing panics, nothing forged verifies.
+    #[test]
+    fn mutations_never_verify() {
+        let c = encode(&ctx(), KEY);
+        let mut state: u64 = 0xD1B5_4A32_D192_ED03;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..2000 {
+            let mut bytes = c.clone().into_bytes();
+            for _ in 0..1 + next() % 3 {
+                let i = (next() as usize) % bytes.len();
+                let b = (next() & 0x7f) as u8;
+                match round % 3 {
+                    0 => bytes[i] = b,
+                    1 => bytes.insert(i, b),
+                    _ => {
+                        bytes.remove(i);
+                    }
+                }
+            }
+            let s = String::from_utf8(bytes).unwrap();
+            if s != c {
+                assert!(decode(&s, KEY).is_err(), "mutated carrier verified: {s}");
+            }
+        }
     }
 }

@@ -15,7 +15,12 @@ pub fn valid_claim_path(path: &str) -> bool {
         })
 }
 
+/// The value at a dotted path through nested objects. An invalid path finds nothing, so a
+/// path that slipped past the setting's check cannot name an odd member such as `""`.
 pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if !valid_claim_path(path) {
+        return None;
+    }
     let mut segs = path.split('.');
     let mut cur = claims.get(segs.next()?)?;
     for s in segs {
@@ -42,7 +47,8 @@ pub struct Identity {
     pub expires_at: Option<i64>,
 }
 
-/// A NumericDate (RFC 7519 §2): integer or finite float, floored and clamped to i64.
+/// A NumericDate (RFC 7519 §2): integer or finite float, floored and clamped to i64, so
+/// `1e300` is "never" and `-1e300` is "long ago" rather than an error.
 fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, Refusal> {
     match claims.get(name) {
         None => Ok(None),
@@ -61,7 +67,13 @@ fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Optio
     }
 }
 
-/// Expired when `now >= exp + leeway`; not yet valid when `now + leeway < nbf`.
+/// Checks a verified token's claims and extracts its identity. Call only after the signature
+/// verified.
+///
+/// Times are whole seconds, floored, with saturating arithmetic: expired when
+/// `now >= exp + leeway`; not yet valid when `now + leeway < nbf`. The tenant at
+/// `rules.tenant_claim` may be a string or an integer (rendered in decimal) and must pass
+/// [`ident::valid_tenant_id`]; `sub` becomes the actor; `roles` is deduplicated in order.
 pub fn validate(claims: &Map<String, Value>, rules: &Rules) -> Result<Identity, Refusal> {
     let exp = numeric_date(claims, "exp")?;
     let nbf = numeric_date(claims, "nbf")?;
@@ -198,6 +210,89 @@ mod tests {
     }
 
     #[test]
+    fn exp_float_is_floored() {
+        let id = check(
+            json!({"tenant_id": "a", "exp": NOW as f64 + 100.9}),
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(id.expires_at, Some(NOW + 100));
+        // NOW - 30 + 0.9 floors to NOW - 30, which is expired with 30 s of leeway.
+        assert_eq!(
+            check(
+                json!({"tenant_id": "a", "exp": (NOW - 30) as f64 + 0.9}),
+                &rules()
+            )
+            .unwrap_err(),
+            Refusal::Expired
+        );
+    }
+
+    #[test]
+    fn exp_extremes() {
+        let id = check(json!({"tenant_id": "a", "exp": 1e300}), &rules()).unwrap();
+        assert_eq!(id.expires_at, Some(i64::MAX));
+        assert_eq!(
+            check(json!({"tenant_id": "a", "exp": -1e300}), &rules()).unwrap_err(),
+            Refusal::Expired
+        );
+        assert_eq!(
+            check(json!({"tenant_id": "a", "exp": i64::MIN}), &rules()).unwrap_err(),
+            Refusal::Expired
+        );
+        let far = Rules {
+            now: i64::MAX,
+            leeway: i64::MAX,
+            ..rules()
+        };
+        assert_eq!(
+            check(json!({"tenant_id": "a", "exp": i64::MAX}), &far).unwrap_err(),
+            Refusal::Expired
+        );
+        assert!(check(json!({"tenant_id": "a", "nbf": i64::MAX}), &far).is_ok());
+        let past = Rules {
+            now: i64::MIN,
+            leeway: i64::MIN,
+            ..rules()
+        };
+        assert!(check(json!({"tenant_id": "a", "nbf": -1e300}), &past).is_ok());
+        assert_eq!(
+            check(json!({"tenant_id": "a", "nbf": 0}), &past).unwrap_err(),
+            Refusal::NotYetValid
+        );
+    }
+
+    #[test]
+    fn exp_not_a_number() {
+        for bad in [
+            json!("1800000000"),
+            json!(null),
+            json!(true),
+            json!([1]),
+            json!({}),
+        ] {
+            assert_eq!(
+                check(json!({"tenant_id": "a", "exp": bad}), &rules()).unwrap_err(),
+                Refusal::BadClaim("exp")
+            );
+        }
+        assert_eq!(
+            Refusal::BadClaim("exp").message(),
+            "claim \"exp\" has the wrong type or shape"
+        );
+    }
+
+    #[test]
+    fn exp_absent_means_no_expiry() {
+        assert_eq!(
+            check(json!({"tenant_id": "a"}), &rules())
+                .unwrap()
+                .expires_at,
+            None
+        );
+    }
+
+    #[test]
     fn nbf() {
         assert_eq!(
             check(json!({"tenant_id": "a", "nbf": NOW + 31}), &rules()).unwrap_err(),
@@ -207,6 +302,16 @@ mod tests {
         assert_eq!(
             check(json!({"tenant_id": "a", "nbf": true}), &rules()).unwrap_err(),
             Refusal::BadClaim("nbf")
+        );
+        assert!(check(json!({"tenant_id": "a", "nbf": NOW - 1000}), &rules()).is_ok());
+    }
+
+    #[test]
+    fn checks_do_not_depend_on_claim_order() {
+        // exp is checked before the tenant, so an expired token says "expired".
+        assert_eq!(
+            check(json!({"exp": NOW - 100, "tenant_id": "a b"}), &rules()).unwrap_err(),
+            Refusal::Expired
         );
     }
 
@@ -251,6 +356,34 @@ mod tests {
             check(json!({"tenant_id": "a", "aud": "payroll"}), &r).unwrap_err(),
             Refusal::WrongIssuer
         );
+        for aud in [
+            json!(["crm"]),
+            json!([]),
+            json!(null),
+            json!(["payroll "]),
+            json!("Payroll"),
+            json!([["payroll"]]),
+            json!({"payroll": true}),
+        ] {
+            assert_eq!(
+                check(
+                    json!({"tenant_id": "a", "aud": aud, "iss": "https://idp"}),
+                    &r
+                )
+                .unwrap_err(),
+                Refusal::WrongAudience
+            );
+        }
+        assert_eq!(
+            check(
+                json!({"tenant_id": "a", "aud": "payroll", "iss": ["https://idp"]}),
+                &r
+            )
+            .unwrap_err(),
+            Refusal::WrongIssuer
+        );
+        // Without configured rules, aud and iss are not looked at.
+        assert!(check(json!({"tenant_id": "a", "aud": 5, "iss": 5}), &rules()).is_ok());
     }
 
     #[test]
@@ -297,6 +430,48 @@ mod tests {
             check(json!({}), &rules()).unwrap_err(),
             Refusal::MissingTenant
         );
+        assert_eq!(
+            check(json!({"tenant_id": u64::MAX}), &rules())
+                .unwrap()
+                .tenant,
+            u64::MAX.to_string()
+        );
+        for bad in [
+            json!(""),
+            json!("a\"b"),
+            json!("a\u{0}"),
+            json!("a;b"),
+            json!(true),
+            json!({"id": "a"}),
+            json!("x".repeat(129)),
+        ] {
+            assert_eq!(
+                check(json!({"tenant_id": bad}), &rules()).unwrap_err(),
+                Refusal::BadTenant
+            );
+        }
+        assert_eq!(
+            check(
+                json!({"app_metadata": "acme"}),
+                &Rules {
+                    tenant_claim: "app_metadata.tenant_id",
+                    ..rules()
+                }
+            )
+            .unwrap_err(),
+            Refusal::MissingTenant
+        );
+        assert_eq!(
+            check(
+                json!({"": "acme"}),
+                &Rules {
+                    tenant_claim: "",
+                    ..rules()
+                }
+            )
+            .unwrap_err(),
+            Refusal::MissingTenant
+        );
     }
 
     #[test]
@@ -321,6 +496,55 @@ mod tests {
             check(json!({"tenant_id": "a", "sub": ""}), &rules()).unwrap_err(),
             Refusal::BadClaim("sub")
         );
+        assert_eq!(
+            check(json!({"tenant_id": "a", "sub": "a\nb"}), &rules()).unwrap_err(),
+            Refusal::BadClaim("sub")
+        );
+        assert_eq!(
+            check(json!({"tenant_id": "a", "sub": "é".repeat(257)}), &rules()).unwrap_err(),
+            Refusal::BadClaim("sub")
+        );
+        assert_eq!(
+            check(json!({"tenant_id": "a", "sub": "é".repeat(256)}), &rules())
+                .unwrap()
+                .actor
+                .map(|a| a.chars().count()),
+            Some(256)
+        );
+        assert_eq!(
+            check(json!({"tenant_id": "a", "roles": {"hr": true}}), &rules()).unwrap_err(),
+            Refusal::BadClaim("roles")
+        );
+        assert_eq!(
+            check(json!({"tenant_id": "a", "roles": null}), &rules()).unwrap_err(),
+            Refusal::BadClaim("roles")
+        );
+        assert_eq!(
+            check(json!({"tenant_id": "a", "roles": [""]}), &rules()).unwrap_err(),
+            Refusal::BadClaim("roles")
+        );
+        let many: Vec<String> = (0..65).map(|i| format!("r{i}")).collect();
+        assert_eq!(
+            check(json!({"tenant_id": "a", "roles": many}), &rules()).unwrap_err(),
+            Refusal::BadClaim("roles")
+        );
+        let ok = check(json!({"tenant_id": "a", "roles": many[..64]}), &rules()).unwrap();
+        assert_eq!(ok.roles.len(), 64);
+        assert_eq!(
+            check(json!({"tenant_id": "a", "roles": []}), &rules())
+                .unwrap()
+                .roles,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            check(
+                json!({"tenant_id": "a", "roles": ["b", "a", "b"]}),
+                &rules()
+            )
+            .unwrap()
+            .roles,
+            vec!["b".to_string(), "a".to_string()]
+        );
     }
 
     #[test]
@@ -333,5 +557,22 @@ mod tests {
         assert!(!valid_claim_path("a.b."));
         assert!(!valid_claim_path("a b"));
         assert!(!valid_claim_path("a.b.c.d.e.f.g.h.i"));
+        assert!(valid_claim_path("a.b.c.d.e.f.g.h"));
+        assert!(valid_claim_path(&"a".repeat(64)));
+        assert!(!valid_claim_path(&"a".repeat(65)));
+        assert!(!valid_claim_path("tenant/id"));
+        assert!(!valid_claim_path(".a"));
+    }
+
+    #[test]
+    fn claim_at_walks_objects_only() {
+        let c = json!({"a": {"b": {"c": 1}}, "l": [{"x": 1}]});
+        let c = c.as_object().unwrap();
+        assert_eq!(claim_at(c, "a.b.c"), Some(&json!(1)));
+        assert_eq!(claim_at(c, "a.b"), Some(&json!({"c": 1})));
+        assert_eq!(claim_at(c, "a.x"), None);
+        assert_eq!(claim_at(c, "a.b.c.d"), None);
+        assert_eq!(claim_at(c, "l.0.x"), None);
+        assert_eq!(claim_at(c, "a..b"), None);
     }
 }

@@ -2,6 +2,10 @@
 //! messages, so they are kept to characters that need no escaping anywhere.
 
 fn chars_in(s: &str, min: usize, max: usize, ok: impl Fn(char) -> bool) -> bool {
+    // A char is at most 4 bytes: refuse a huge string without walking it.
+    if s.len() > max.saturating_mul(4) {
+        return false;
+    }
     let n = s.chars().count();
     (min..=max).contains(&n) && s.chars().all(ok)
 }
@@ -20,6 +24,7 @@ pub fn valid_kid(s: &str) -> bool {
     })
 }
 
+/// Same rules as [`valid_kid`].
 pub fn valid_feature(s: &str) -> bool {
     valid_kid(s)
 }
@@ -44,6 +49,11 @@ mod tests {
         assert!(!valid_tenant_id("a'b"));
         assert!(!valid_tenant_id("a\0b"));
         assert!(!valid_tenant_id("ä"));
+        assert!(!valid_tenant_id("a\"b"));
+        assert!(!valid_tenant_id("a\\b"));
+        assert!(!valid_tenant_id("a/b"));
+        assert!(!valid_tenant_id("a\nb"));
+        assert!(!valid_tenant_id("a%b"));
         assert!(!valid_tenant_id(&"a".repeat(129)));
         assert!(valid_tenant_id(&"a".repeat(128)));
     }
@@ -57,5 +67,17 @@ mod tests {
         assert!(!valid_role("a b"));
         assert!(!valid_role("a\nb"));
         assert!(!valid_role(""));
+        assert!(!valid_role("a\u{3000}b"));
+        assert!(!valid_role("a\u{7f}"));
+        assert!(valid_role(&"é".repeat(64)));
+        assert!(!valid_role(&"é".repeat(65)));
+        assert!(!valid_role(&"a".repeat(1 << 20)));
+        assert!(valid_kid(&"k".repeat(64)));
+        assert!(!valid_kid(&"k".repeat(65)));
+        assert!(!valid_kid(""));
+        assert!(!valid_kid("a@b"));
+        assert!(!valid_kid("ä"));
+        assert!(valid_feature("min_n.v2"));
+        assert!(!valid_feature("min n"));
     }
 }

@@ -13,6 +13,9 @@ pub mod jwt;
 pub mod refusal;
 
 pub use alg::Alg;
+pub use carrier::{Context, Source};
+pub use claims::{Identity, Rules};
+pub use jwt::{Header, Token};
 pub use refusal::Refusal;
 
 /// Longest token, API key or carrier accepted, checked before any other work.

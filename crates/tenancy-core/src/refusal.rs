@@ -84,3 +84,59 @@ impl fmt::Display for Refusal {
         f.write_str(&self.message())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Refusal; 16] = [
+        Refusal::TooLong,
+        Refusal::Malformed,
+        Refusal::BadBase64,
+        Refusal::BadJson,
+        Refusal::UnsupportedAlg,
+        Refusal::UnknownKid,
+        Refusal::NoMatchingKey,
+        Refusal::BadSignature,
+        Refusal::Expired,
+        Refusal::NotYetValid,
+        Refusal::WrongAudience,
+        Refusal::WrongIssuer,
+        Refusal::MissingTenant,
+        Refusal::BadTenant,
+        Refusal::BadClaim("exp"),
+        Refusal::CritHeader,
+    ];
+
+    #[test]
+    fn reasons_are_distinct_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for r in &ALL {
+            let name = r.reason();
+            assert!(seen.insert(name), "{name} used twice");
+            assert!(!name.is_empty());
+            assert!(name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'));
+        }
+        assert_eq!(Refusal::Expired.reason(), "expired");
+        assert_eq!(Refusal::BadClaim("roles").reason(), "bad_claim");
+    }
+
+    #[test]
+    fn messages_are_short_sentences() {
+        for r in &ALL {
+            let m = r.message();
+            assert!(!m.is_empty() && m.len() < 100, "{m}");
+            assert_eq!(r.to_string(), m);
+            assert!(!m.contains('\n'));
+        }
+        assert_eq!(Refusal::Expired.to_string(), "it has expired");
+        assert_eq!(
+            Refusal::BadSignature.to_string(),
+            "its signature does not verify"
+        );
+        assert!(Refusal::BadClaim("roles").message().contains("\"roles\""));
+        assert!(Refusal::TooLong.message().contains("8192"));
+    }
+}
