@@ -130,7 +130,7 @@ REVOKE EXECUTE ON FUNCTION tenancy._grant_functions(regrole, text[]) FROM PUBLIC
 
 SELECT tenancy._grant_functions(NULL, ARRAY[
     'current_tenant', 'current_tenant_uuid', 'current_tenant_int8', 'current_actor',
-    'has_role', 'context', 'clear_context', '_resolve_context', 'entitled']);
+    'has_role', 'context', 'clear_context', '_resolve_context', '_registry_load', 'entitled']);
 
 -- Role helpers: each grants exactly one tier, idempotently. Callable by the extension's
 -- owner (a superuser), who holds the grant options.

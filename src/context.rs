@@ -127,8 +127,11 @@ fn verify_token(token: &str) -> (claims::Identity, Map<String, Value>, String) {
 
 /// Verifies a signed token (a compact JWT) and makes its tenant the context of this
 /// transaction (or session, with `is_local => false`). Returns the token's claims.
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
+///
+/// Not SECURITY DEFINER: the registry comes from this backend's cache (filled by the
+/// `_registry_load` definer on a miss), and the only statement run is `SET LOCAL
+/// tenancy.context`, which names no object a caller's search_path could shadow.
+#[pg_extern(volatile, parallel_unsafe)]
 fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> JsonB {
     let Some(token) = token else {
         errors::bad_argument(
@@ -162,8 +165,7 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> J
 }
 
 /// Verifies an API key (`tk_<key_id>_<secret>`) and makes its tenant the context.
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
+#[pg_extern(volatile, parallel_unsafe)]
 fn set_context_from_key(api_key: Option<&str>, is_local: default!(Option<bool>, true)) -> JsonB {
     let Some(api_key) = api_key else {
         errors::bad_argument(
@@ -233,8 +235,7 @@ fn set_context_from_key(api_key: Option<&str>, is_local: default!(Option<bool>, 
 
 /// Sets the context without a credential: for backend services, jobs and migrations running
 /// under a role granted `tenancy.grant_trusted()`.
-#[pg_extern(volatile, parallel_unsafe, security_definer)]
-#[search_path(pg_catalog, pg_temp)]
+#[pg_extern(volatile, parallel_unsafe)]
 fn set_tenant(
     tenant: Option<&str>,
     actor: default!(Option<&str>, "NULL"),

@@ -1,8 +1,11 @@
 //! Reads of the registry tables (tenants, signing keys, API keys, the carrier key), cached per
 //! backend until the registry changes (see `cache.rs`).
 //!
-//! Only SECURITY DEFINER functions call into this module: the tables are not readable by the
-//! roles whose queries end up verifying a context.
+//! The tables are readable by the extension's owner only. A cache miss therefore goes through
+//! `tenancy._registry_load()`, a SECURITY DEFINER function that fills this backend's cache and
+//! returns nothing: callers of the context setters need no elevated rights of their own (a SET
+//! clause per call is what makes SECURITY DEFINER costly), and nobody can read a secret
+//! through the loader.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -90,10 +93,7 @@ fn fresh<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
     })
 }
 
-pub fn carrier_key() -> Rc<Vec<u8>> {
-    if let Some(k) = fresh(|l| l.carrier_key.clone()) {
-        return k;
-    }
+fn load_carrier_key() {
     let key = Spi::connect(|c| {
         let t = c.select("SELECT secret FROM tenancy.carrier_key", Some(1), &[])?;
         if t.is_empty() {
@@ -109,15 +109,10 @@ pub fn carrier_key() -> Rc<Vec<u8>> {
         )
     });
     let key = Rc::new(key);
-    fresh(|l| l.carrier_key = Some(key.clone()));
-    key
+    fresh(|l| l.carrier_key = Some(key));
 }
 
-/// Live (not retired) signing keys.
-pub fn signing_keys() -> Rc<Vec<SigningKey>> {
-    if let Some(k) = fresh(|l| l.signing_keys.clone()) {
-        return k;
-    }
+fn load_signing_keys() {
     let rows = Spi::connect(|c| {
         c.select(
             "SELECT kid, alg, secret FROM tenancy.signing_keys WHERE retired_at IS NULL ORDER BY kid",
@@ -139,14 +134,10 @@ pub fn signing_keys() -> Rc<Vec<SigningKey>> {
         })
         .collect();
     let keys = Rc::new(keys);
-    fresh(|l| l.signing_keys = Some(keys.clone()));
-    keys
+    fresh(|l| l.signing_keys = Some(keys));
 }
 
-pub fn tenant_status(id: &str) -> TenantStatus {
-    if let Some(s) = fresh(|l| l.tenants.get(id).copied()) {
-        return s;
-    }
+fn load_tenant_status(id: &str) {
     let status = Spi::connect(|c| {
         let t = c.select(
             "SELECT status FROM tenancy.tenants WHERE id = $1",
@@ -170,13 +161,9 @@ pub fn tenant_status(id: &str) -> TenantStatus {
         }
         l.tenants.insert(id.to_string(), status);
     });
-    status
 }
 
-pub fn api_key(key_id: &str) -> Option<ApiKeyRow> {
-    if let Some(row) = fresh(|l| l.api_keys.get(key_id).cloned()) {
-        return row;
-    }
+fn load_api_key(key_id: &str) {
     let row = Spi::connect(|c| {
         let table = c.select(
             "SELECT tenant, label, roles, secret_hash,
@@ -204,7 +191,57 @@ pub fn api_key(key_id: &str) -> Option<ApiKeyRow> {
         if l.api_keys.len() >= MAX_CACHED_ROWS {
             l.api_keys.clear();
         }
-        l.api_keys.insert(key_id.to_string(), row.clone());
+        l.api_keys.insert(key_id.to_string(), row);
     });
-    row
+}
+
+/// Fills this backend's registry cache with the owner's rights. Returns nothing, so calling it
+/// directly reveals nothing.
+#[pg_extern(stable, parallel_safe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn _registry_load(kind: &str, key: default!(Option<&str>, "NULL")) {
+    match (kind, key) {
+        ("carrier_key", _) => load_carrier_key(),
+        ("signing_keys", _) => load_signing_keys(),
+        ("tenant", Some(id)) => load_tenant_status(id),
+        ("api_key", Some(id)) => load_api_key(id),
+        _ => errors::bad_argument("unknown registry kind".into(), None),
+    }
+}
+
+fn via_loader(kind: &str, key: Option<&str>) {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT tenancy._registry_load($1, $2)",
+            Some(1),
+            &[kind.into(), key.into()],
+        )
+        .map(|_| ())
+    })
+    .or_bug("loading the registry");
+}
+
+fn cached<T>(kind: &str, key: Option<&str>, get: impl Fn(&mut Loaded) -> Option<T>) -> T {
+    if let Some(v) = fresh(&get) {
+        return v;
+    }
+    via_loader(kind, key);
+    fresh(&get).unwrap_or_else(|| errors::internal("loading the registry", kind))
+}
+
+pub fn carrier_key() -> Rc<Vec<u8>> {
+    cached("carrier_key", None, |l| l.carrier_key.clone())
+}
+
+/// Live (not retired) signing keys.
+pub fn signing_keys() -> Rc<Vec<SigningKey>> {
+    cached("signing_keys", None, |l| l.signing_keys.clone())
+}
+
+pub fn tenant_status(id: &str) -> TenantStatus {
+    cached("tenant", Some(id), |l| l.tenants.get(id).copied())
+}
+
+pub fn api_key(key_id: &str) -> Option<ApiKeyRow> {
+    cached("api_key", Some(key_id), |l| l.api_keys.get(key_id).cloned())
 }
