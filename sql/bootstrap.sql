@@ -55,6 +55,7 @@ CREATE TABLE tenancy.protected_tables (
     feature       text,
     isolation_qual text NOT NULL, -- the isolation policy as PostgreSQL deparses it (DDL guard)
     feature_qual  text,           -- likewise for the entitlement policy
+    guard_state   text[],         -- DDL guard: violations after the last command; NULL = unknown
     protected_at  timestamptz NOT NULL DEFAULT now(),
     protected_by  name NOT NULL DEFAULT current_user
 );

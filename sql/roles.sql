@@ -74,6 +74,23 @@ CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON 
 
 INSERT INTO tenancy.carrier_key (secret) VALUES (tenancy._random_bytes(32));
 
+-- A registry row that does not come from protect() (pg_restore's COPY, a hand-written
+-- INSERT) has an unknown guard state: the DDL guard then takes the table's state as it finds
+-- it, so a restore rebuilding RLS and policies after the data is never refused half-way.
+CREATE FUNCTION tenancy._protected_row_incoming() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT tenancy._in_own_ddl() THEN
+        NEW.guard_state := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER protected_row_incoming BEFORE INSERT ON tenancy.protected_tables
+    FOR EACH ROW EXECUTE FUNCTION tenancy._protected_row_incoming();
+
 -- Event triggers: the DDL guard, protection on arrival of new tables and partitions, and
 -- the registry following dropped tables (src/ddl_guard.rs). SECURITY DEFINER: whoever runs
 -- the DDL may not write the registry, and protection on arrival alters the new table.

@@ -6,6 +6,12 @@
 //! POLICY, a rename, a rule), a protected table must still be forced under RLS with its own
 //! isolation policy unchanged, no extra permissive policy, no rule, and the tenant column
 //! with its type. With `tenancy.ddl_guard = error` the command is rolled back.
+//!
+//! Only a command that *adds* a violation is refused: each table's registry row keeps the
+//! violations it had after the last command (`guard_state`). protect() records none. A row
+//! restored by pg_restore arrives with an unknown state (a trigger clears it), so a restore,
+//! which rebuilds RLS and policies one command at a time after the registry data, only ever
+//! improves the table and is never refused half-way, which would leave tables without RLS.
 
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
@@ -48,8 +54,8 @@ fn policies(rel_oid: pg_sys::Oid) -> Vec<PolicyRow> {
     .or_bug("reading pg_policy")
 }
 
-/// Everything about `rel` that no longer matches its protection.
-fn violations(rel: &Rel, e: &Entry) -> Vec<String> {
+/// Everything about `rel` that no longer matches its protection, as (stable code, message).
+fn violations(rel: &Rel, e: &Entry) -> Vec<(String, String)> {
     let mut v = Vec::new();
     let (rls, force) = Spi::connect(|c| {
         let t = c.select(
@@ -65,14 +71,23 @@ fn violations(rel: &Rel, e: &Entry) -> Vec<String> {
     })
     .or_bug("reading pg_class");
     if !rls {
-        v.push("row level security is disabled".to_string());
+        v.push((
+            "rls_disabled".into(),
+            "row level security is disabled".to_string(),
+        ));
     }
     if !force {
-        v.push("row level security is no longer forced (the owner would bypass it)".to_string());
+        v.push((
+            "rls_not_forced".into(),
+            "row level security is no longer forced (the owner would bypass it)".to_string(),
+        ));
     }
     let pols = policies(rel.oid);
     match pols.iter().find(|p| p.name == ISOLATION_POLICY) {
-        None => v.push(format!("the isolation policy {ISOLATION_POLICY} is gone")),
+        None => v.push((
+            "isolation_policy_gone".into(),
+            format!("the isolation policy {ISOLATION_POLICY} is gone"),
+        )),
         Some(p) => {
             let same = p.permissive
                 && p.cmd == "*"
@@ -80,8 +95,9 @@ fn violations(rel: &Rel, e: &Entry) -> Vec<String> {
                 && p.qual.as_deref() == Some(e.isolation_qual.as_str())
                 && p.check.as_deref() == Some(e.isolation_qual.as_str());
             if !same {
-                v.push(format!(
-                    "the isolation policy {ISOLATION_POLICY} was altered"
+                v.push((
+                    "isolation_policy_altered".into(),
+                    format!("the isolation policy {ISOLATION_POLICY} was altered"),
                 ));
             }
         }
@@ -91,8 +107,9 @@ fn violations(rel: &Rel, e: &Entry) -> Vec<String> {
             p.name == FEATURE_POLICY && !p.permissive && p.qual.as_deref() == Some(f.as_str())
         });
         if !ok {
-            v.push(format!(
-                "the entitlement policy {FEATURE_POLICY} is gone or altered"
+            v.push((
+                "feature_policy".into(),
+                format!("the entitlement policy {FEATURE_POLICY} is gone or altered"),
             ));
         }
     }
@@ -107,9 +124,12 @@ fn violations(rel: &Rel, e: &Entry) -> Vec<String> {
                 .as_ref()
                 .is_some_and(|s| p.qual.as_deref() == Some(quote_identifier(s).as_str()));
         if !ours {
-            v.push(format!(
-                "permissive policy {} would widen what tenants see (add it AS RESTRICTIVE instead)",
-                quote_identifier(&p.name)
+            v.push((
+                format!("permissive:{}", p.name),
+                format!(
+                    "permissive policy {} would widen what tenants see (add it AS RESTRICTIVE instead)",
+                    quote_identifier(&p.name)
+                ),
             ));
         }
     }
@@ -124,21 +144,30 @@ fn violations(rel: &Rel, e: &Entry) -> Vec<String> {
     })
     .or_bug("reading pg_rewrite");
     for r in rules.into_iter().flatten() {
-        v.push(format!(
-            "rule {} rewrites queries around row level security",
-            quote_identifier(&r)
+        v.push((
+            format!("rule:{r}"),
+            format!(
+                "rule {} rewrites queries around row level security",
+                quote_identifier(&r)
+            ),
         ));
     }
     match catalog::column_opt(rel.oid, &e.protection.tenant_column) {
-        None => v.push(format!(
-            "the tenant column {} is gone",
-            quote_identifier(&e.protection.tenant_column)
+        None => v.push((
+            "tenant_column_gone".into(),
+            format!(
+                "the tenant column {} is gone",
+                quote_identifier(&e.protection.tenant_column)
+            ),
         )),
-        Some(c) if c.type_sql != e.column_type => v.push(format!(
-            "the tenant column {} changed type from {} to {}",
-            quote_identifier(&e.protection.tenant_column),
-            e.column_type,
-            c.type_sql
+        Some(c) if c.type_sql != e.column_type => v.push((
+            "tenant_column_type".into(),
+            format!(
+                "the tenant column {} changed type from {} to {}",
+                quote_identifier(&e.protection.tenant_column),
+                e.column_type,
+                c.type_sql
+            ),
         )),
         Some(_) => {}
     }
@@ -170,6 +199,16 @@ fn report(table: &str, problems: &[String]) {
         }
         DdlGuard::Error => errors::forbidden(message, Some(&hint)),
     }
+}
+
+fn record_state(oid: pg_sys::Oid, now: &[(String, String)]) {
+    let codes: Vec<String> = now.iter().map(|(c, _)| c.clone()).collect();
+    Spi::run_with_args(
+        "UPDATE tenancy.protected_tables SET guard_state = $2
+          WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass AND guard_state IS DISTINCT FROM $2",
+        &[oid.into(), codes.into()],
+    )
+    .or_bug("recording the guard state");
 }
 
 /// The nearest protected ancestor of a partition, if any.
@@ -239,10 +278,28 @@ fn _ddl_command_end() {
         }
         match protect::entry(rel.oid) {
             Some(e) => {
-                report(&rel.qualified(), &violations(&rel, &e));
-                // ATTACH PARTITION: the newcomer gets its parent's protection.
+                let now = violations(&rel, &e);
+                let added: Vec<String> = now
+                    .iter()
+                    .filter(|(code, _)| {
+                        e.guard_state
+                            .as_ref()
+                            .is_some_and(|before| !before.contains(code))
+                    })
+                    .map(|(_, msg)| msg.clone())
+                    .collect();
+                report(&rel.qualified(), &added);
+                // Reached only when the command stands (no new violation, or guard warn/off).
+                record_state(rel.oid, &now);
+                // ATTACH PARTITION: a newcomer gets its parent's protection. Only partitions
+                // missing from the registry: a restore brings every row back and then its own
+                // policies, which must not be created twice.
                 if rel.kind == "p" {
-                    protect::protect_tree(rel.oid, &e.protection);
+                    for part in catalog::with_partitions(&rel).into_iter().skip(1) {
+                        if protect::entry(part.oid).is_none() {
+                            protect::protect_tree(part.oid, &e.protection);
+                        }
+                    }
                 }
             }
             None => {

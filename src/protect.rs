@@ -44,6 +44,12 @@ pub fn in_own_ddl() -> bool {
     OWN_DDL.with(|d| d.get() > 0)
 }
 
+/// For the registry's restore trigger: rows written by protect() itself keep their state.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _in_own_ddl() -> bool {
+    in_own_ddl()
+}
+
 /// How a table is protected (what the registry row says).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Protection {
@@ -61,13 +67,15 @@ pub struct Entry {
     pub set_not_null: bool,
     pub isolation_qual: String,
     pub feature_qual: Option<String>,
+    /// Violation codes after the last DDL command; None = unknown (a restored row).
+    pub guard_state: Option<Vec<String>>,
 }
 
 pub fn entry(oid: pg_sys::Oid) -> Option<Entry> {
     Spi::connect(|c| {
         let t = c.select(
             "SELECT tenant_column::text, shared_column::text, feature, column_type, index_name::text,
-                    shared_index_name::text, set_not_null, isolation_qual, feature_qual
+                    shared_index_name::text, set_not_null, isolation_qual, feature_qual, guard_state
                FROM tenancy.protected_tables WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass",
             Some(1),
             &[oid.into()],
@@ -88,6 +96,7 @@ pub fn entry(oid: pg_sys::Oid) -> Option<Entry> {
             set_not_null: r.get::<bool>(7)?.unwrap_or(false),
             isolation_qual: r.get::<String>(8)?.unwrap_or_default(),
             feature_qual: r.get::<String>(9)?,
+            guard_state: r.get::<Vec<String>>(10)?,
         }))
     })
     .or_bug("reading tenancy.protected_tables")
@@ -273,14 +282,15 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
     Spi::run_with_args(
         "INSERT INTO tenancy.protected_tables AS p
                 (tbl, tenant_column, column_type, policy_name, index_name, set_not_null,
-                 shared_column, shared_index_name, feature, isolation_qual, feature_qual)
-         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 shared_column, shared_index_name, feature, isolation_qual, feature_qual, guard_state)
+         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}')
          ON CONFLICT (tbl) DO UPDATE
             SET tenant_column = EXCLUDED.tenant_column, column_type = EXCLUDED.column_type,
                 policy_name = EXCLUDED.policy_name, index_name = EXCLUDED.index_name,
                 set_not_null = EXCLUDED.set_not_null, shared_column = EXCLUDED.shared_column,
                 shared_index_name = EXCLUDED.shared_index_name, feature = EXCLUDED.feature,
                 isolation_qual = EXCLUDED.isolation_qual, feature_qual = EXCLUDED.feature_qual,
+                guard_state = '{}',
                 protected_at = now(), protected_by = current_user",
         &[
             rel.oid.into(),

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Usage: scripts/dump-restore-test.sh 15|18
+# pg_dump a database with tenants, signing keys, API keys, entitlements, an enrolled schema and
+# protected tables (plain, shared rows, feature-gated, partitioned), restore it into a fresh
+# database with pg_restore --exit-on-error, and check there: the restore had no error (the DDL
+# guard lets a restore rebuild RLS), tokens signed before the dump and API keys still work,
+# isolation holds as the app role, and the guard is armed again afterwards.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
+
+ver="${1:?usage: scripts/dump-restore-test.sh 15|18}"
+pg_config="$(pg_config_for "$ver")"
+CL_BINDIR="$("$pg_config" --bindir)"
+CL_PGDATA="$RUN_DIR/dump-restore-pg$ver"
+CL_PORT=$((ROOT_REGRESS_PORT_BASE + 30 + ver))
+
+sudo_flag="$(install_flags "$pg_config")"
+say "building (debug) and installing pg_tenancy into PostgreSQL $ver"
+cargo pgrx install --manifest-path "$REPO_ROOT/Cargo.toml" --pg-config "$pg_config" \
+    --no-default-features --features "pg$ver" ${sudo_flag:+"$sudo_flag"} >/dev/null
+
+dump="$(mktemp)"
+trap 'cluster_down; rm -f "$dump"' EXIT
+trap 'exit 130' INT TERM
+cluster_up
+db() { cluster_psql -v ON_ERROR_STOP=1 -d "$@"; }
+cluster_psql -d postgres -q -c "CREATE DATABASE dr_src" -c "CREATE DATABASE dr_dst"
+
+db dr_src -q >/dev/null <<'SQL'
+CREATE EXTENSION pg_tenancy;
+DROP ROLE IF EXISTS dr_app;
+DROP ROLE IF EXISTS dr_owner;
+CREATE ROLE dr_app LOGIN;
+CREATE ROLE dr_owner LOGIN;
+SELECT tenancy.grant_app('dr_app');
+SELECT tenancy.create_tenant('acme'), tenancy.create_tenant('globex');
+SELECT tenancy.add_signing_key('dr-key', decode(repeat('3c', 32), 'hex'));
+SELECT tenancy.grant_feature('acme', 'payroll');
+CREATE SCHEMA app AUTHORIZATION dr_owner;
+GRANT USAGE ON SCHEMA app TO dr_app;
+SET ROLE dr_owner;
+CREATE TABLE app.people (id int PRIMARY KEY, tenant_id text, name text);
+CREATE TABLE app.templates (id int PRIMARY KEY, tenant_id text, shared boolean NOT NULL DEFAULT false, body text);
+CREATE TABLE app.payslips (id int PRIMARY KEY, tenant_id text, amount int);
+CREATE TABLE app.events (id int, tenant_id text NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE app.events_2026 PARTITION OF app.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+RESET ROLE;
+SELECT tenancy.protect_schema('app');
+SELECT tenancy.protect('app.templates', shared_column => 'shared');
+SELECT tenancy.protect('app.payslips', feature => 'payroll');
+INSERT INTO app.people VALUES (1, 'acme', 'Ada'), (2, 'globex', 'Grace');
+INSERT INTO app.templates VALUES (1, 'acme', true, 'public'), (2, 'globex', false, 'private');
+INSERT INTO app.payslips VALUES (1, 'acme', 100), (2, 'globex', 200);
+INSERT INTO app.events VALUES (1, 'acme', '2026-03-01'), (2, 'globex', '2026-04-01');
+GRANT SELECT ON ALL TABLES IN SCHEMA app TO dr_app;
+SQL
+token="$(db dr_src -At -c "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'acme', 'exp', extract(epoch FROM now() + interval '1 hour')::bigint))")"
+api_key="$(db dr_src -At -c "SELECT tenancy.create_api_key('globex', 'restored')")"
+
+say "pg_dump | pg_restore --exit-on-error into a fresh database"
+PGHOST=localhost PGPORT="$CL_PORT" PGUSER=postgres "$CL_BINDIR/pg_dump" -Fc -d dr_src -f "$dump"
+PGHOST=localhost PGPORT="$CL_PORT" PGUSER=postgres "$CL_BINDIR/pg_restore" --exit-on-error -d dr_dst "$dump" ||
+    die "pg_restore failed"
+
+out="$(db dr_dst -At -v token="$token" -v api_key="$api_key" 2>&1 <<'SQL'
+SELECT 'registry: ' || string_agg(tbl::text, ',' ORDER BY tbl::text) FROM tenancy.protected_tables;
+SELECT 'guard_state: ' || bool_and(guard_state = '{}') FROM tenancy.protected_tables;
+SELECT 'rls: ' || bool_and(relrowsecurity AND relforcerowsecurity) FROM pg_class
+ WHERE oid IN (SELECT tbl FROM tenancy.protected_tables);
+SET ROLE dr_app;
+BEGIN;
+SELECT 'token: ' || (tenancy.set_context(:'token') IS NOT NULL);
+SELECT 'acme_people: ' || string_agg(name, ',') FROM app.people;
+SELECT 'acme_templates: ' || string_agg(body, ',' ORDER BY id) FROM app.templates;
+SELECT 'acme_payslips: ' || count(*) FROM app.payslips;
+SELECT 'acme_events: ' || count(*) FROM app.events_2026;
+COMMIT;
+BEGIN;
+SELECT 'key: ' || (tenancy.set_context_from_key(:'api_key') IS NOT NULL);
+SELECT 'globex_people: ' || string_agg(name, ',') FROM app.people;
+SELECT 'globex_payslips: ' || count(*) FROM app.payslips;
+COMMIT;
+SELECT 'no_context: ' || count(*) FROM app.people;
+RESET ROLE;
+SET ROLE dr_owner;
+ALTER TABLE app.people NO FORCE ROW LEVEL SECURITY;
+SQL
+)" || true
+fail=0
+for line in "registry: app.events,app.events_2026,app.payslips,app.people,app.templates" "guard_state: true" \
+    "rls: true" "token: true" "acme_people: Ada" "acme_templates: public" "acme_payslips: 1" \
+    "acme_events: 1" "key: true" "globex_people: Grace" "globex_payslips: 0" "no_context: 0"; do
+    if grep -qxF -- "$line" <<<"$out"; then say "ok: $line"; else printf '*** expected: %s\n' "$line" >&2; fail=1; fi
+done
+if grep -q "pg_tenancy: refusing DDL on protected table app.people" <<<"$out"; then
+    say "ok: the DDL guard is armed again after the restore"
+else
+    printf '*** expected the DDL guard to refuse NO FORCE after the restore\n' >&2
+    fail=1
+fi
+if [ "$fail" -ne 0 ]; then
+    printf -- '---- output ----\n%s\n' "$out" >&2
+    die "dump/restore check failed on PostgreSQL $ver"
+fi
+say "dump and restore keep isolation, keys and tokens (PostgreSQL $ver)"
