@@ -34,6 +34,28 @@ LANGUAGE sql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT tenancy._scope_foreign_key(tbl::oid, columns::text[], ref_tbl::oid, ref_columns::text[]) $$;
 
+-- PostgREST's db-pre-request hook: verify the request's bearer token and set the context
+-- for the request's transaction. No Authorization header: no context (zero rows). PostgREST
+-- passes headers, lower-cased, as JSON in request.headers.
+CREATE FUNCTION tenancy.postgrest_pre_request() RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    auth text := pg_catalog.current_setting('request.headers', true)::pg_catalog.json OPERATOR(pg_catalog.->>) 'authorization';
+BEGIN
+    IF auth IS NULL OR auth OPERATOR(pg_catalog.=) '' THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.lower(pg_catalog.left(auth, 7)) OPERATOR(pg_catalog.<>) 'bearer ' THEN
+        RAISE EXCEPTION USING ERRCODE = '28000',
+            MESSAGE = 'pg_tenancy: token refused: the Authorization header is not a Bearer token',
+            HINT = 'send Authorization: Bearer <token>';
+    END IF;
+    PERFORM tenancy.set_context(pg_catalog.btrim(pg_catalog.substr(auth, 8)), true);
+END
+$$;
+
 -- Whether the current tenant is entitled to a feature now. Runs with the caller's rights;
 -- the table's own policy shows each tenant only its entitlements.
 CREATE FUNCTION tenancy.entitled(feature text) RETURNS boolean
@@ -159,7 +181,7 @@ BEGIN
     IF role IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'pg_tenancy: role must not be NULL';
     END IF;
-    PERFORM tenancy._grant_functions(role, ARRAY['set_context', 'set_context_from_key']);
+    PERFORM tenancy._grant_functions(role, ARRAY['set_context', 'set_context_from_key', 'postgrest_pre_request']);
 END
 $$;
 
