@@ -28,31 +28,8 @@ fn create_api_key(
             None,
         );
     }
-    let mut checked: Vec<String> = Vec::new();
-    for r in roles.unwrap_or_default() {
-        match r {
-            Some(r) if ident::valid_role(&r) => {
-                if !checked.contains(&r) {
-                    checked.push(r);
-                }
-            }
-            _ => errors::bad_argument(
-                "roles must be non-NULL names of 1 to 64 characters without spaces or control characters".into(),
-                None,
-            ),
-        }
-    }
-    let registered = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE id = $1)",
-        &[tenant.into()],
-    )
-    .or_bug("reading the tenant registry");
-    if registered != Some(true) {
-        errors::not_found(
-            format!("tenant {} does not exist", quote_literal(tenant)),
-            Some("register it with tenancy.create_tenant()"),
-        );
-    }
+    let checked = crate::context::checked_roles(roles.unwrap_or_default());
+    crate::tenants::require_registered(tenant);
     if let Some(e) = expires_at {
         let future = Spi::get_one_with_args::<bool>("SELECT $1 > now()", &[e.into()])
             .or_bug("checking expires_at");

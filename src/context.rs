@@ -280,7 +280,8 @@ fn set_tenant(
     JsonB(resolved.ctx.to_json())
 }
 
-fn checked_roles(roles: Vec<Option<String>>) -> Vec<String> {
+/// Validated, de-duplicated role names (22023 otherwise).
+pub fn checked_roles(roles: Vec<Option<String>>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for r in roles {
         match r {
@@ -460,7 +461,7 @@ fn has_role(role: &str) -> bool {
 }
 
 /// The whole context as jsonb (tenant, actor, roles, source, expires_at), NULL without one.
-#[pg_extern(stable, parallel_safe, name = "context")]
-fn context_json() -> Option<JsonB> {
+#[pg_extern(stable, parallel_safe)]
+fn context() -> Option<JsonB> {
     current().map(|r| JsonB(r.ctx.to_json()))
 }

@@ -35,17 +35,7 @@ fn grant_feature(
     if !config.0.is_object() {
         errors::bad_argument("config must be a jsonb object".into(), None);
     }
-    let registered = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE id = $1)",
-        &[tenant.into()],
-    )
-    .or_bug("reading the tenant registry");
-    if registered != Some(true) {
-        errors::not_found(
-            format!("tenant {} does not exist", quote_literal(tenant)),
-            None,
-        );
-    }
+    crate::tenants::require_registered(tenant);
     let valid_window = Spi::get_one_with_args::<bool>(
         "SELECT $2::timestamptz IS NULL OR $2 > coalesce($1, now())",
         &[enabled_from.into(), enabled_until.into()],

@@ -23,6 +23,8 @@ mod spi_util;
 mod tenants;
 
 #[cfg(any(test, feature = "pg_test"))]
+mod test_support;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_protection;

@@ -244,14 +244,7 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
          ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;"
     );
     // Re-created on every call so that protect() converges to the same policies.
-    for name in [ISOLATION_POLICY, SHARED_POLICY, FEATURE_POLICY] {
-        if catalog::has_policy(rel.oid, name) {
-            sql.push_str(&format!(
-                "DROP POLICY {} ON {table};",
-                quote_identifier(name)
-            ));
-        }
-    }
+    sql.push_str(&drop_our_policies(rel));
     sql.push_str(&format!(
         "CREATE POLICY {} ON {table} AS PERMISSIVE FOR ALL TO PUBLIC USING ({predicate}) WITH CHECK ({predicate});",
         quote_identifier(ISOLATION_POLICY)
@@ -309,6 +302,22 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
     .or_bug("recording the protected table");
 }
 
+/// DROP POLICY statements for the policies protect() creates that exist on `rel` (dropped only
+/// when present, so the calls print no notices).
+fn drop_our_policies(rel: &Rel) -> String {
+    [ISOLATION_POLICY, SHARED_POLICY, FEATURE_POLICY]
+        .into_iter()
+        .filter(|name| catalog::has_policy(rel.oid, name))
+        .map(|name| {
+            format!(
+                "DROP POLICY {} ON {};",
+                quote_identifier(name),
+                rel.qualified()
+            )
+        })
+        .collect()
+}
+
 /// Tenant column first, then the primary key, so a lookup by key within the tenant is one
 /// descent on (tenant, key).
 fn create_tenant_index(rel: &Rel, col: &str) -> String {
@@ -358,15 +367,7 @@ fn _unprotect(tbl: pg_sys::Oid) {
         any = true;
         let table = rel.qualified();
         let qcol = quote_identifier(&e.protection.tenant_column);
-        let mut sql = String::new();
-        for name in [ISOLATION_POLICY, SHARED_POLICY, FEATURE_POLICY] {
-            if catalog::has_policy(rel.oid, name) {
-                sql.push_str(&format!(
-                    "DROP POLICY {} ON {table};",
-                    quote_identifier(name)
-                ));
-            }
-        }
+        let mut sql = drop_our_policies(&rel);
         sql.push_str(&format!(
             "ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;"
         ));

@@ -16,6 +16,20 @@ fn check_id(id: &str) {
     }
 }
 
+/// 42704 unless the tenant is registered (active or not).
+pub fn require_registered(id: &str) {
+    let registered = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE id = $1)",
+        &[id.into()],
+    );
+    if !matches!(registered, Ok(Some(true))) {
+        errors::not_found(
+            format!("tenant {} does not exist", quote_literal(id)),
+            Some("register it with tenancy.create_tenant()"),
+        );
+    }
+}
+
 /// Registers a tenant and returns its id.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]

@@ -10,47 +10,12 @@ mod tests {
 
     const SECRET_HEX: &str = "7365637265742d7365637265742d7365637265742d7365637265742d31323334";
 
-    fn run(sql: &str) {
-        Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    fn one<T: IntoDatum + FromDatum>(sql: &str) -> Option<T> {
-        Spi::get_one::<T>(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
-    fn count(sql: &str) -> i64 {
-        one::<i64>(sql).expect("count")
-    }
-
-    /// Runs `sql` in a subtransaction and returns `SQLSTATE: message` if it failed.
-    fn failure(sql: &str) -> Option<String> {
-        one::<String>(&format!(
-            "SELECT pg_temp.try_sql({})",
-            pgrx::spi::quote_literal(sql)
-        ))
-    }
-
-    fn assert_fails(sql: &str, sqlstate: &str, needle: &str) {
-        let f =
-            failure(sql).unwrap_or_else(|| panic!("expected {sqlstate} from {sql}, it succeeded"));
-        assert!(
-            f.starts_with(&format!("{sqlstate}: ")),
-            "expected {sqlstate} from {sql}, got {f}"
-        );
-        assert!(
-            f.contains(needle),
-            "expected {needle:?} in error of {sql}, got {f}"
-        );
-    }
+    use crate::test_support::*;
 
     /// Two tenants `{p}_a` and `{p}_b`, a signing key `{p}_k`, an app role and a trusted role,
     /// and a protected table `{p}_docs` with two rows for a and one for b.
     fn fixture(p: &str, tenant_type: &str, a: &str, b: &str) {
-        run(
-            "CREATE FUNCTION pg_temp.try_sql(q text) RETURNS text LANGUAGE plpgsql AS $$
-             BEGIN EXECUTE q; RETURN NULL;
-             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$",
-        );
+        install_try_sql();
         run(&format!(
             "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
              CREATE ROLE {p}_trusted NOLOGIN; SELECT tenancy.grant_trusted('{p}_trusted');
@@ -736,11 +701,7 @@ mod tests {
 
     #[pg_test]
     fn protect_refuses_bad_input_and_leaves_nothing() {
-        run(
-            "CREATE FUNCTION pg_temp.try_sql(q text) RETURNS text LANGUAGE plpgsql AS $$
-             BEGIN EXECUTE q; RETURN NULL;
-             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$",
-        );
+        install_try_sql();
         run("CREATE TABLE tests.pbad (id int, org text); INSERT INTO tests.pbad VALUES (1, NULL)");
         assert_fails(
             "SELECT tenancy.protect('tests.pbad')",
@@ -910,11 +871,7 @@ mod tests {
 
     #[pg_test]
     fn tenant_registry_errors() {
-        run(
-            "CREATE FUNCTION pg_temp.try_sql(q text) RETURNS text LANGUAGE plpgsql AS $$
-             BEGIN EXECUTE q; RETURN NULL;
-             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$",
-        );
+        install_try_sql();
         assert_eq!(
             one::<String>(
                 "SELECT tenancy.create_tenant('reg_a', 'A', 'pro', '{\"work_mem\": \"8MB\"}')"

@@ -6,45 +6,11 @@
 mod tests {
     use pgrx::prelude::*;
 
-    fn run(sql: &str) {
-        Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    fn one<T: IntoDatum + FromDatum>(sql: &str) -> Option<T> {
-        Spi::get_one::<T>(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
-    fn count(sql: &str) -> i64 {
-        one::<i64>(sql).expect("count")
-    }
-
-    fn failure(sql: &str) -> Option<String> {
-        one::<String>(&format!(
-            "SELECT pg_temp.try_sql({})",
-            pgrx::spi::quote_literal(sql)
-        ))
-    }
-
-    fn assert_fails(sql: &str, sqlstate: &str, needle: &str) {
-        let f =
-            failure(sql).unwrap_or_else(|| panic!("expected {sqlstate} from {sql}, it succeeded"));
-        assert!(
-            f.starts_with(&format!("{sqlstate}: ")),
-            "expected {sqlstate} from {sql}, got {f}"
-        );
-        assert!(
-            f.contains(needle),
-            "expected {needle:?} in error of {sql}, got {f}"
-        );
-    }
+    use crate::test_support::*;
 
     /// Tenants `{p}_a`, `{p}_b`, an app role `{p}_app` and a table owner `{p}_owner`.
     fn base(p: &str) {
-        run(
-            "CREATE FUNCTION pg_temp.try_sql(q text) RETURNS text LANGUAGE plpgsql AS $$
-             BEGIN EXECUTE q; RETURN NULL;
-             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$",
-        );
+        install_try_sql();
         run(&format!(
             "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
              CREATE ROLE {p}_owner NOLOGIN; SELECT tenancy.grant_admin('{p}_owner');

@@ -1,0 +1,46 @@
+//! Helpers shared by the `#[pg_test]` modules. Each test runs in its own rolled-back
+//! transaction; SQLSTATEs are asserted through `pg_temp.try_sql()`, which runs a statement in
+//! a subtransaction and returns `SQLSTATE: message` when it fails.
+
+use pgrx::prelude::*;
+
+pub fn run(sql: &str) {
+    Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+pub fn one<T: IntoDatum + FromDatum>(sql: &str) -> Option<T> {
+    Spi::get_one::<T>(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+pub fn count(sql: &str) -> i64 {
+    one::<i64>(sql).expect("count")
+}
+
+/// Creates `pg_temp.try_sql(text)` for this test's session.
+pub fn install_try_sql() {
+    run(
+        "CREATE FUNCTION pg_temp.try_sql(q text) RETURNS text LANGUAGE plpgsql AS $$
+         BEGIN EXECUTE q; RETURN NULL;
+         EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$",
+    );
+}
+
+/// Runs `sql` in a subtransaction; `SQLSTATE: message` if it failed.
+pub fn failure(sql: &str) -> Option<String> {
+    one::<String>(&format!(
+        "SELECT pg_temp.try_sql({})",
+        pgrx::spi::quote_literal(sql)
+    ))
+}
+
+pub fn assert_fails(sql: &str, sqlstate: &str, needle: &str) {
+    let f = failure(sql).unwrap_or_else(|| panic!("expected {sqlstate} from {sql}, it succeeded"));
+    assert!(
+        f.starts_with(&format!("{sqlstate}: ")),
+        "expected {sqlstate} from {sql}, got {f}"
+    );
+    assert!(
+        f.contains(needle),
+        "expected {needle:?} in error of {sql}, got {f}"
+    );
+}
