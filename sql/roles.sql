@@ -38,6 +38,8 @@ CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON 
     FOR EACH STATEMENT EXECUTE FUNCTION tenancy._on_registry_change();
 CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.carrier_key
     FOR EACH STATEMENT EXECUTE FUNCTION tenancy._on_registry_change();
+CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.pseudonym_secrets
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._on_registry_change();
 
 INSERT INTO tenancy.carrier_key (secret) VALUES (tenancy._random_bytes(32));
 
@@ -88,6 +90,11 @@ REVOKE EXECUTE ON FUNCTION tenancy._grant_functions(regrole, text[]) FROM PUBLIC
 SELECT tenancy._grant_functions(NULL, ARRAY[
     'current_tenant', 'current_tenant_uuid', 'current_tenant_int8', 'current_actor',
     'has_role', 'context', 'clear_context', '_resolve_context']);
+-- De-identification helpers that read nothing but their arguments, or only what the caller
+-- can already read (k_anonymity runs with the caller's rights).
+SELECT tenancy._grant_functions(NULL, ARRAY[
+    'band', 'band_label', 'generalize_date', 'age_band', 'top_code',
+    'k_anonymity', 'k_anonymity_report', '_k_anonymity', '_k_anonymity_report']);
 
 -- Role helpers: each grants exactly one tier, idempotently. Callable by the extension's
 -- owner (a superuser), who holds the grant options.
@@ -100,6 +107,8 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'pg_tenancy: role must not be NULL';
     END IF;
     PERFORM tenancy._grant_functions(role, ARRAY['set_context', 'set_context_from_key']);
+    PERFORM tenancy._grant_functions(role, ARRAY[
+        'pseudonymize', 'pseudonymize_for_pool', '_load_pseudonym_key']);
 END
 $$;
 
@@ -136,6 +145,9 @@ BEGIN
         'add_signing_key', 'retire_signing_key', 'sign_token',
         'create_api_key', 'revoke_api_key',
         'protect', 'unprotect', '_protect', '_unprotect']);
+    PERFORM tenancy._grant_functions(role, ARRAY['add_pseudonym_secret', 'drop_pseudonym_secret']);
+    EXECUTE pg_catalog.format(
+        'GRANT SELECT (id, created_at) ON tenancy.pseudonym_secrets TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.tenants TO %s', role);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (kid, alg, created_at, retired_at) ON tenancy.signing_keys TO %s', role);
@@ -157,3 +169,5 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.signing_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.api_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.protected_tables', '');
+-- Pseudonym secrets travel with a dump: a restored database computes the same pseudonyms.
+SELECT pg_catalog.pg_extension_config_dump('tenancy.pseudonym_secrets', '');

@@ -10,16 +10,21 @@ mod apikeys;
 mod cache;
 mod context;
 mod errors;
+mod generalize;
 mod gucs;
+mod kanon;
 mod keys;
 mod policy;
 mod protect;
+mod pseudonym;
 mod registry;
 mod spi_util;
 mod tenants;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_deid;
 
 ::pgrx::pg_module_magic!(name, version);
 
