@@ -25,7 +25,7 @@ STEP := scripts/step.sh
 export STEP_LOG := $(CURDIR)/target/make-steps.log
 
 .PHONY: help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
-	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 demo install clean-demo timings-reset
+	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 deid-restart-pg15 deid-restart-pg18 bench demo install clean-demo timings-reset
 
 help: ## list the targets
 	@echo "pg_tenancy make targets:"
@@ -64,15 +64,24 @@ standby-pg15: ## context verification on a read-only hot standby, PostgreSQL 15
 standby-pg18: ## context verification on a read-only hot standby, PostgreSQL 18
 	@$(STEP) standby-pg18 scripts/standby-test.sh 18
 
+deid-restart-pg15: ## pseudonyms survive a new session, a restart and pg_dump/restore, PostgreSQL 15
+	@$(STEP) deid-restart-pg15 scripts/deid-restart-test.sh 15
+
+deid-restart-pg18: ## pseudonyms survive a new session, a restart and pg_dump/restore, PostgreSQL 18
+	@$(STEP) deid-restart-pg18 scripts/deid-restart-test.sh 18
+
+bench: ## throughput of tenancy.pseudonymize, release build, PostgreSQL 18 (figures in docs/benchmarks.md)
+	scripts/bench-deid.sh 18
+
 timings-reset:
 	@mkdir -p target && rm -f "$$STEP_LOG"
 
-test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 ## everything CI runs; stops at the first failing suite
+test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 deid-restart-pg15 deid-restart-pg18 ## everything CI runs; stops at the first failing suite
 	@echo; echo "==> make test: all suites passed"; cat "$$STEP_LOG"
 
-test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 ## pgrx tests + regress on PostgreSQL 15 only
+test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 deid-restart-pg15 ## pgrx tests + regress on PostgreSQL 15 only
 
-test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 ## pgrx tests + regress on PostgreSQL 18 only
+test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 deid-restart-pg18 ## pgrx tests + regress on PostgreSQL 18 only
 
 regress: setup regress-pg15 regress-pg18 ## regress suites on PostgreSQL 15 and 18
 
