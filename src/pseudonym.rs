@@ -244,7 +244,7 @@ fn add_pseudonym_secret(id: &str, secret: default!(Option<&[u8]>, "NULL")) {
         Ok(Some(_)) => {}
         Ok(None) => errors::duplicate(
             format!("pseudonym secret {} already exists", quote_literal(id)),
-            Some("ids are never reused; choose a new one"),
+            Some("choose another id"),
         ),
         Err(e) => errors::internal("adding a pseudonym secret", e),
     }
