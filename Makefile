@@ -25,7 +25,7 @@ STEP := scripts/step.sh
 export STEP_LOG := $(CURDIR)/target/make-steps.log
 
 .PHONY: bench help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
-	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 demo install clean-demo timings-reset
+	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 demo install clean-demo timings-reset
 
 help: ## list the targets
 	@echo "pg_tenancy make targets:"
@@ -70,17 +70,24 @@ dump-restore-pg15: ## pg_dump / pg_restore of a protected database keeps isolati
 dump-restore-pg18: ## the same on PostgreSQL 18
 	@$(STEP) dump-restore-pg18 scripts/dump-restore-test.sh 18
 
+deid-restart-pg15: ## pseudonyms survive a new session, a restart and pg_dump/restore, PostgreSQL 15
+	@$(STEP) deid-restart-pg15 scripts/deid-restart-test.sh 15
+
+deid-restart-pg18: ## pseudonyms survive a new session, a restart and pg_dump/restore, PostgreSQL 18
+	@$(STEP) deid-restart-pg18 scripts/deid-restart-test.sh 18
+
+
 timings-reset:
 	@mkdir -p target && rm -f "$$STEP_LOG"
 
-test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 ## everything CI runs; stops at the first failing suite
+test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 ## everything CI runs; stops at the first failing suite
 	@echo; echo "==> make test: all suites passed"; cat "$$STEP_LOG"
 	@# One closing line CI can read: every suite that ran, none failed (make stops at a failure).
 	@echo "suites: $$(grep -c ' ok$$' "$$STEP_LOG") passed, 0 failed"
 
-test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 dump-restore-pg15 ## pgrx tests + regress on PostgreSQL 15 only
+test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 dump-restore-pg15 deid-restart-pg15 ## pgrx tests + regress on PostgreSQL 15 only
 
-test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 dump-restore-pg18 ## pgrx tests + regress on PostgreSQL 18 only
+test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 dump-restore-pg18 deid-restart-pg18 ## pgrx tests + regress on PostgreSQL 18 only
 
 regress: setup regress-pg15 regress-pg18 ## regress suites on PostgreSQL 15 and 18
 
@@ -93,5 +100,6 @@ install: setup ## cargo pgrx install --release into PostgreSQL 15 (as root: no s
 clean-demo: ## stop and delete a demo cluster left behind (e.g. after kill -9)
 	scripts/demo.sh --clean
 
-bench: setup ## what isolation costs against plain PostgreSQL (release build, PostgreSQL 15; not part of make test)
+bench: setup ## what isolation and pseudonyms cost (release builds; not part of make test; figures in docs/benchmarks.md)
 	scripts/bench.sh
+	scripts/bench-deid.sh 18

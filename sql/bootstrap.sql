@@ -42,6 +42,14 @@ CREATE TABLE tenancy.carrier_key (
     secret      bytea NOT NULL CHECK (length(secret) >= 32)
 );
 
+-- Master secrets of tenancy.pseudonymize(). The newest row is the one in use. Readable by the
+-- extension owner only; admins see id and created_at.
+CREATE TABLE tenancy.pseudonym_secrets (
+    id          text PRIMARY KEY,
+    secret      bytea NOT NULL CHECK (length(secret) BETWEEN 32 AND 1024),
+    created_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
 -- What tenancy.protect() has done, so that it can be checked and undone.
 CREATE TABLE tenancy.protected_tables (
     tbl           regclass PRIMARY KEY,

@@ -93,6 +93,8 @@ CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON 
     FOR EACH STATEMENT EXECUTE FUNCTION tenancy._on_registry_change();
 CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.carrier_key
     FOR EACH STATEMENT EXECUTE FUNCTION tenancy._on_registry_change();
+CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.pseudonym_secrets
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._on_registry_change();
 
 INSERT INTO tenancy.carrier_key (secret) VALUES (tenancy._random_bytes(32));
 
@@ -170,6 +172,11 @@ REVOKE EXECUTE ON FUNCTION tenancy._grant_functions(regrole, text[]) FROM PUBLIC
 SELECT tenancy._grant_functions(NULL, ARRAY[
     'current_tenant', 'current_tenant_uuid', 'current_tenant_int8', 'current_actor',
     'has_role', 'context', 'clear_context', '_resolve_context', '_registry_load', 'entitled']);
+-- De-identification helpers that read nothing but their arguments, or only what the caller
+-- can already read (k_anonymity runs with the caller's rights).
+SELECT tenancy._grant_functions(NULL, ARRAY[
+    'band', 'band_label', 'generalize_date', 'age_band', 'top_code',
+    'k_anonymity', 'k_anonymity_report', '_k_anonymity', '_k_anonymity_report']);
 
 -- Role helpers: each grants exactly one tier, idempotently. Callable by the extension's
 -- owner (a superuser), who holds the grant options.
@@ -182,6 +189,8 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'pg_tenancy: role must not be NULL';
     END IF;
     PERFORM tenancy._grant_functions(role, ARRAY['set_context', 'set_context_from_key', 'postgrest_pre_request']);
+    PERFORM tenancy._grant_functions(role, ARRAY[
+        'pseudonymize', 'pseudonymize_for_pool', '_load_pseudonym_key']);
 END
 $$;
 
@@ -220,6 +229,9 @@ BEGIN
         'protect', 'unprotect', '_protect', '_unprotect',
         'protect_schema', '_protect_schema', 'scope_unique', '_scope_unique',
         'scope_foreign_key', '_scope_foreign_key', 'grant_feature', 'revoke_feature']);
+    PERFORM tenancy._grant_functions(role, ARRAY['add_pseudonym_secret', 'drop_pseudonym_secret']);
+    EXECUTE pg_catalog.format(
+        'GRANT SELECT (id, created_at) ON tenancy.pseudonym_secrets TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.tenants TO %s', role);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (kid, alg, created_at, retired_at) ON tenancy.signing_keys TO %s', role);
@@ -243,3 +255,5 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.api_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.protected_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.enrolled_schemas', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.entitlements', '');
+-- Pseudonym secrets travel with a dump: a restored database computes the same pseudonyms.
+SELECT pg_catalog.pg_extension_config_dump('tenancy.pseudonym_secrets', '');

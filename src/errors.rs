@@ -137,3 +137,21 @@ pub fn undefined_column(message: String, hint: Option<&str>) -> ! {
         hint,
     )
 }
+
+/// 55000: pseudonyms need a master secret; never hash with an empty or default key.
+pub fn no_pseudonym_secret() -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "pg_tenancy: no pseudonym secret is configured".into(),
+        Some("an administrator adds one with tenancy.add_pseudonym_secret(id)"),
+    )
+}
+
+/// 42P01: a table that does not exist (any more).
+pub fn undefined_table(message: String, hint: Option<&str>) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+        format!("pg_tenancy: {message}"),
+        hint,
+    )
+}

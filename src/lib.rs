@@ -13,10 +13,13 @@ mod context;
 mod ddl_guard;
 mod errors;
 mod features;
+mod generalize;
 mod gucs;
+mod kanon;
 mod keys;
 mod policy;
 mod protect;
+mod pseudonym;
 mod registry;
 mod scoping;
 mod spi_util;
@@ -26,6 +29,7 @@ mod tenants;
 mod test_support;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+mod tests_deid;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_protection;
 

@@ -47,6 +47,8 @@ struct Loaded {
     signing_keys: Option<Rc<Vec<SigningKey>>>,
     tenants: HashMap<String, TenantStatus>,
     api_keys: HashMap<String, Option<ApiKeyRow>>,
+    /// `Some(None)`: read, and there is no pseudonym secret.
+    pseudonym_secret: Option<Option<Rc<Vec<u8>>>>,
 }
 
 const MAX_CACHED_ROWS: usize = 10_000;
@@ -63,7 +65,7 @@ fn fresh<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
             c.select(
                 "SELECT c.oid::pg_catalog.int8 FROM pg_catalog.pg_class c
                   WHERE c.relnamespace = 'tenancy'::pg_catalog.regnamespace
-                    AND c.relname OPERATOR(pg_catalog.=) ANY ('{tenants,signing_keys,api_keys,carrier_key}'::pg_catalog.text[])",
+                    AND c.relname OPERATOR(pg_catalog.=) ANY ('{tenants,signing_keys,api_keys,carrier_key,pseudonym_secrets}'::pg_catalog.text[])",
                 None,
                 &[],
             )?
@@ -244,4 +246,27 @@ pub fn tenant_status(id: &str) -> TenantStatus {
 
 pub fn api_key(key_id: &str) -> Option<ApiKeyRow> {
     cached("api_key", Some(key_id), |l| l.api_keys.get(key_id).cloned())
+}
+
+/// The master secret of `tenancy.pseudonymize()`: the newest row of
+/// `tenancy.pseudonym_secrets`, or `None` when there is none.
+pub fn pseudonym_secret() -> Option<Rc<Vec<u8>>> {
+    if let Some(s) = fresh(|l| l.pseudonym_secret.clone()) {
+        return s;
+    }
+    let secret = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT secret FROM tenancy.pseudonym_secrets ORDER BY created_at DESC, id DESC",
+            Some(1),
+            &[],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.first().get_one::<Vec<u8>>()
+    })
+    .or_bug("reading the pseudonym secret")
+    .map(Rc::new);
+    fresh(|l| l.pseudonym_secret = Some(secret.clone()));
+    secret
 }

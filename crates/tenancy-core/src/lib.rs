@@ -7,6 +7,7 @@ pub mod apikey;
 pub mod b64;
 pub mod carrier;
 pub mod claims;
+pub mod deid;
 pub mod ident;
 mod json;
 pub mod jwt;
