@@ -30,6 +30,14 @@ else
 fi
 id "$PG_RUNAS" >/dev/null 2>&1 || { echo "setup: OS user '$PG_RUNAS' missing after installing postgresql-15" >&2; exit 1; }
 
+# 1b. The client-level suite's driver ------------------------------------------------------
+if python3 -c "import sys, psycopg; sys.exit(psycopg.__version__ != '$PSYCOPG_VERSION')" 2>/dev/null; then
+    say "psycopg $PSYCOPG_VERSION present"
+else
+    say "installing psycopg[binary]==$PSYCOPG_VERSION from PyPI"
+    python3 -m pip install --quiet "psycopg[binary]==$PSYCOPG_VERSION"
+fi
+
 # 2. cargo-pgrx, exact version -------------------------------------------------------------
 have_pgrx="$(cargo pgrx --version 2>/dev/null || true)"
 if [ "$have_pgrx" != "cargo-pgrx $PGRX_VERSION" ]; then
