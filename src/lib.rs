@@ -31,6 +31,8 @@ mod test_support;
 mod tests;
 mod tests_deid;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_hostile;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_protection;
 
 ::pgrx::pg_module_magic!(name, version);
