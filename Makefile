@@ -24,7 +24,7 @@ INSTALL_SUDO = $(shell [ -w "$$($(PG15_PG_CONFIG) --pkglibdir)" ] || echo --sudo
 STEP := scripts/step.sh
 export STEP_LOG := $(CURDIR)/target/make-steps.log
 
-.PHONY: bench help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
+.PHONY: bench fuzz help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
 	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 demo install clean-demo timings-reset
 
 help: ## list the targets
@@ -109,3 +109,6 @@ clean-demo: ## stop and delete a demo cluster left behind (e.g. after kill -9)
 bench: setup ## what isolation and pseudonyms cost (release builds; not part of make test; figures in docs/benchmarks.md)
 	scripts/bench.sh
 	scripts/bench-deid.sh 18
+
+fuzz: ## libFuzzer on the token, carrier, claim-path and API-key parsers (FUZZ_SECONDS=600 per target; not part of make test)
+	scripts/fuzz.sh $(or $(FUZZ_SECONDS),600)
