@@ -180,7 +180,8 @@ BEGIN
         'create_api_key', 'revoke_api_key',
         'protect', 'unprotect', '_protect', '_unprotect',
         'protect_schema', '_protect_schema', 'scope_unique', '_scope_unique',
-        'scope_foreign_key', '_scope_foreign_key', 'grant_feature', 'revoke_feature']);
+        'scope_foreign_key', '_scope_foreign_key', 'grant_feature', 'revoke_feature',
+        'check', 'assert_isolated', '_assert_isolated']);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.tenants TO %s', role);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (kid, alg, created_at, retired_at) ON tenancy.signing_keys TO %s', role);

@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 mod apikeys;
 mod cache;
 mod catalog;
+mod check;
 mod context;
 mod ddl_guard;
 mod errors;
@@ -25,6 +26,8 @@ mod tenants;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_check;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_protection;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -33,6 +36,11 @@ extension_sql_file!(
     "../sql/bootstrap.sql",
     name = "tenancy_bootstrap",
     bootstrap
+);
+extension_sql_file!(
+    "../sql/check.sql",
+    name = "tenancy_check",
+    requires = ["tenancy_bootstrap"]
 );
 extension_sql_file!("../sql/roles.sql", name = "tenancy_roles", finalize);
 
