@@ -8,9 +8,10 @@
 -- Conventions: `object` is a readable, quoted name; `fix` is SQL that closes the hole, with
 -- every identifier quoted by format('%I') and every literal by format('%L'), idempotent where
 -- PostgreSQL allows it (IF EXISTS), so fixes can be run one after the other in the order
--- check() lists them. Structural problems of a protected table are fixed by running
--- tenancy.protect() again: it converges, and as the extension's own DDL it is not refused by
--- the DDL guard while other problems of the same table remain.
+-- check() lists them: by severity, and within a severity the fixes that re-protect a table
+-- first. Structural problems of a protected table are fixed by running tenancy.protect()
+-- again: it converges, and as the extension's own DDL it is not refused by the DDL guard while
+-- other problems of the same table remain (other DDL on that table would be).
 
 CREATE FUNCTION tenancy.check(schema name DEFAULT NULL)
 RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
@@ -433,26 +434,24 @@ UNION ALL
 -- Identity and serial columns: one sequence numbers the rows of every tenant.
 SELECT 'info', 'shared_sequence', format('%s.%I', p.qname, a.attname),
        format('the column takes its values from sequence %s, shared by every tenant: the gaps between a tenant''s own ids reveal how many rows other tenants add. Use uuids or per-tenant numbering where volumes are sensitive',
-              s.seqname),
+              min(format('%I.%I', sn.nspname, sc.relname))),
        CASE WHEN a.attidentity <> ''
             THEN format('ALTER TABLE %s ALTER COLUMN %I DROP IDENTITY IF EXISTS;', p.qname, a.attname)
             ELSE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT;', p.qname, a.attname) END
   FROM prot p
-  JOIN pg_attribute a ON a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped
-  CROSS JOIN LATERAL (
-      SELECT format('%I.%I', sn.nspname, sc.relname) AS seqname
-        FROM pg_class sc JOIN pg_namespace sn ON sn.oid = sc.relnamespace
-       WHERE sc.relkind = 'S'
-         AND sc.oid IN (SELECT d.objid FROM pg_depend d
-                         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-                           AND d.refobjid = p.oid AND d.refobjsubid = a.attnum AND d.deptype = 'i'
-                        UNION ALL
-                        SELECT d.refobjid FROM pg_attrdef ad
-                          JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
-                                          AND d.refclassid = 'pg_class'::regclass
-                         WHERE ad.adrelid = p.oid AND ad.adnum = a.attnum)
-       LIMIT 1) s
+  JOIN (SELECT d.refobjid AS relid, d.refobjsubid AS attnum, d.objid AS seq
+          FROM pg_depend d
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i'
+        UNION ALL
+        SELECT ad.adrelid, ad.adnum, d.refobjid
+          FROM pg_attrdef ad
+          JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                          AND d.refclassid = 'pg_class'::regclass) u ON u.relid = p.oid
+  JOIN pg_class sc ON sc.oid = u.seq AND sc.relkind = 'S'
+  JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+  JOIN pg_attribute a ON a.attrelid = p.oid AND a.attnum = u.attnum AND NOT a.attisdropped
  WHERE NOT p.relispartition
+ GROUP BY p.qname, a.attname, a.attidentity
 
 UNION ALL
 -- Schemas in the search_path of application roles where anyone may create objects.
@@ -486,6 +485,8 @@ SELECT 'high', 'public_create_on_search_path', format('schema %I', n.nspname),
 SELECT f.severity, f.rule, f.object, f.detail, f.fix
   FROM findings f
  ORDER BY CASE f.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
+          -- re-protecting first: other DDL on a table the guard still finds broken is refused
+          f.fix LIKE 'SELECT tenancy.protect(%' DESC,
           f.rule, f.object
 $check$;
 

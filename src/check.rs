@@ -16,11 +16,8 @@ pub struct Finding {
 }
 
 /// The error message listing every finding: `[severity] rule: object`, in check()'s order.
-pub fn message(schema: Option<&str>, findings: &[Finding]) -> String {
-    let scope = match schema {
-        Some(s) => format!("schema {}", quote_identifier(s)),
-        None => "the database".to_string(),
-    };
+/// `scope` is what was checked (`schema "x"` or `the database`).
+pub fn message(scope: &str, findings: &[Finding]) -> String {
     let n = findings.len();
     let list = findings
         .iter()
@@ -62,7 +59,11 @@ fn _assert_isolated(schema: Option<&str>) {
         ),
         None => "SELECT * FROM tenancy.check() lists each finding with why it leaks and the SQL that fixes it".to_string(),
     };
-    errors::forbidden(message(schema, &findings), Some(&hint));
+    let scope = match schema {
+        Some(s) => format!("schema {}", quote_identifier(s)),
+        None => "the database".to_string(),
+    };
+    errors::forbidden(message(&scope, &findings), Some(&hint));
 }
 
 #[cfg(test)]
@@ -80,7 +81,7 @@ mod unit {
     #[test]
     fn message_lists_every_finding_in_order() {
         let m = message(
-            Some("we ird"),
+            "schema \"we ird\"",
             &[
                 f("critical", "rls_disabled", "app.t"),
                 f("high", "global_unique_key", "app.t_email_key"),
@@ -95,7 +96,10 @@ mod unit {
 
     #[test]
     fn message_for_the_whole_database() {
-        let m = message(None, &[f("critical", "app_role_superuser", "role app")]);
+        let m = message(
+            "the database",
+            &[f("critical", "app_role_superuser", "role app")],
+        );
         assert_eq!(
             m,
             "the database is not isolated: 1 critical or high finding: [critical] app_role_superuser: role app"

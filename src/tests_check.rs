@@ -145,6 +145,8 @@ mod tests {
              ALTER TABLE chk_fx.off_tbl DISABLE ROW LEVEL SECURITY;
              DROP POLICY tenancy_isolation ON chk_fx.nopol;
              ALTER TABLE chk_fx.nullable ALTER COLUMN tenant_id DROP NOT NULL;
+             -- the owner change must not be refused by the guard because of this
+             ALTER TABLE chk_fx.owned NO FORCE ROW LEVEL SECURITY;
              SET LOCAL tenancy.ddl_guard = error;");
         let idx = one::<String>(
             "SELECT index_name::text FROM tenancy.protected_tables WHERE tbl = 'chk_fx.noidx'::regclass",
@@ -203,6 +205,7 @@ mod tests {
             "unprotected_tenant_table chk_fx.plain",
             "unprotected_child chk_fx.child",
             "rls_disabled chk_fx.off_tbl",
+            "rls_not_forced chk_fx.owned",
             "missing_isolation_policy chk_fx.nopol",
             "permissive_policy policy open_all on chk_fx.base",
             "forgeable_policy_context policy by_org on chk_fx.legacy",
@@ -366,16 +369,14 @@ mod tests {
              CREATE FUNCTION "chk odd's"."f'n"() RETURNS int LANGUAGE sql SECURITY DEFINER
                  SET search_path = "chk odd's", public AS 'SELECT 1';
              CREATE FUNCTION "chk odd's"."g n"() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 2';
+             -- a foreign key that leaves the tenant column out
+             ALTER TABLE "chk odd's"."ref tbl" ADD CONSTRAINT "ref key" UNIQUE (id);
+             ALTER TABLE "chk odd's"."we""ird tbl" ADD CONSTRAINT "odd fk" FOREIGN KEY ("ref id")
+                 REFERENCES "chk odd's"."ref tbl" (id);
              SET LOCAL tenancy.ddl_guard = off;
              ALTER TABLE "chk odd's"."we""ird tbl" NO FORCE ROW LEVEL SECURITY;
              CREATE POLICY "it's ""open""" ON "chk odd's"."we""ird tbl" USING (true);
              SET LOCAL tenancy.ddl_guard = error"#,
-        );
-        // A foreign key to the composite key that leaves the tenant column out on one side.
-        run(
-            r#"ALTER TABLE "chk odd's"."ref tbl" ADD CONSTRAINT "ref key" UNIQUE (id);
-               ALTER TABLE "chk odd's"."we""ird tbl" ADD CONSTRAINT "odd fk" FOREIGN KEY ("ref id")
-                   REFERENCES "chk odd's"."ref tbl" (id)"#,
         );
         let found = findings("chk odd's");
         let rules: Vec<&str> = found.iter().map(|f| f.rule.as_str()).collect();
@@ -383,12 +384,12 @@ mod tests {
             rules,
             vec![
                 "permissive_policy",
+                "rls_not_forced",
                 "global_foreign_key",
                 "global_unique_key",
                 "global_unique_key",
                 "global_unique_key",
                 "risky_table_privilege",
-                "rls_not_forced",
                 "security_definer_search_path",
                 "security_definer_search_path",
             ],
