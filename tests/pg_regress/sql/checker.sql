@@ -51,9 +51,10 @@ SELECT tenancy.scope_foreign_key('clinic.visits', '{patient_id}', 'clinic.patien
 SELECT tenancy.scope_unique('clinic.patients', '{id}'), tenancy.scope_unique('clinic.patients', '{email}'),
        tenancy.scope_unique('clinic.visits', '{id}');
 SELECT * FROM tenancy.check('clinic');
+ROLLBACK;
 
 -- The checker is for admins: it lists every table and role.
 SET ROLE regress_app;
 SELECT * FROM tenancy.check();
+SELECT tenancy.assert_isolated();
 RESET ROLE;
-ROLLBACK;
