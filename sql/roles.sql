@@ -228,7 +228,8 @@ BEGIN
         'create_api_key', 'revoke_api_key',
         'protect', 'unprotect', '_protect', '_unprotect',
         'protect_schema', '_protect_schema', 'scope_unique', '_scope_unique',
-        'scope_foreign_key', '_scope_foreign_key', 'grant_feature', 'revoke_feature']);
+        'scope_foreign_key', '_scope_foreign_key', 'grant_feature', 'revoke_feature',
+        'check', 'assert_isolated', '_assert_isolated']);
     PERFORM tenancy._grant_functions(role, ARRAY['add_pseudonym_secret', 'drop_pseudonym_secret']);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (id, created_at) ON tenancy.pseudonym_secrets TO %s', role);

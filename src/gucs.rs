@@ -20,6 +20,8 @@ pub static JWT_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CStri
 pub static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CONTEXT_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 pub static DDL_GUARD: GucSetting<DdlGuard> = GucSetting::<DdlGuard>::new(DdlGuard::Error);
+pub static TENANT_COLUMN_NAMES: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 
 /// What the DDL guard does when a command would weaken a protected table.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -110,6 +112,14 @@ pub fn init() {
         &DDL_GUARD,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"tenancy.tenant_column_names",
+        c"Column names that mark a table as holding tenant data, for tenancy.check().",
+        c"A comma-separated list. tenancy.check() reports tables with one of these columns (or a column protect() was given) that are not protected.",
+        &TENANT_COLUMN_NAMES,
+        GucContext::Suset,
+        GucFlags::from_bits_retain(pg_sys::GUC_LIST_INPUT as i32),
     );
     // SAFETY: called once from _PG_init with a static C string.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr()) };

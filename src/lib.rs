@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 mod apikeys;
 mod cache;
 mod catalog;
+mod check;
 mod context;
 mod ddl_guard;
 mod errors;
@@ -33,6 +34,8 @@ mod tests_deid;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_hostile;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_check;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_protection;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -41,6 +44,11 @@ extension_sql_file!(
     "../sql/bootstrap.sql",
     name = "tenancy_bootstrap",
     bootstrap
+);
+extension_sql_file!(
+    "../sql/check.sql",
+    name = "tenancy_check",
+    requires = ["tenancy_bootstrap"]
 );
 extension_sql_file!("../sql/roles.sql", name = "tenancy_roles", finalize);
 

@@ -1,0 +1,505 @@
+-- pg_tenancy: tenancy.check(), the isolation checker. docs/checker.md describes every rule.
+--
+-- One statement of catalog queries, one branch of the UNION ALL per rule, so that a database
+-- with thousands of tables is checked in a few set-based scans (no per-table loop). Runs with
+-- the caller's rights: everything it reads is in the world-readable catalogs, plus
+-- tenancy.protected_tables and tenancy.enrolled_schemas.
+--
+-- Conventions: `object` is a readable, quoted name; `fix` is SQL that closes the hole, with
+-- every identifier quoted by format('%I') and every literal by format('%L'), idempotent where
+-- PostgreSQL allows it (IF EXISTS), so fixes can be run one after the other in the order
+-- check() lists them: by severity, and within a severity the fixes that re-protect a table
+-- first. Structural problems of a protected table are fixed by running tenancy.protect()
+-- again: it converges, and as the extension's own DDL it is not refused by the DDL guard while
+-- other problems of the same table remain (other DDL on that table would be).
+
+CREATE FUNCTION tenancy.check(schema name DEFAULT NULL)
+RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $check$
+WITH RECURSIVE
+ext AS (
+    SELECT e.extowner FROM pg_extension e WHERE e.extname = 'pg_tenancy'
+),
+-- Schemas in scope: the one asked for, or every schema but the system's and the extension's.
+scope AS (
+    SELECT n.oid, n.nspname FROM pg_namespace n
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'tenancy')
+       AND n.nspname !~ '^pg_(toast_)?temp_'
+       AND ($1 IS NULL OR n.nspname = $1)
+),
+-- Objects that belong to an extension (ours or another's) are not the DBA's to fix.
+ext_member AS (
+    SELECT d.classid, d.objid FROM pg_depend d WHERE d.deptype = 'e'
+),
+-- Every protected table (in any schema), with what the registry says about it.
+prot_all AS (
+    SELECT c.oid, c.relname, c.relkind, c.relowner, c.relnamespace, c.relispartition,
+           c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
+           format('%I.%I', n.nspname, c.relname) AS qname,
+           p.tenant_column::text AS tcol, p.shared_column::text AS scol, p.feature,
+           p.isolation_qual, a.attnum AS tattnum, coalesce(a.attnotnull, false) AS tnotnull,
+           format('SELECT tenancy.protect(%L, %L%s%s);',
+                  format('%I.%I', n.nspname, c.relname), p.tenant_column,
+                  CASE WHEN p.shared_column IS NOT NULL OR p.feature IS NOT NULL
+                       THEN format(', %L', p.shared_column) ELSE '' END,
+                  CASE WHEN p.feature IS NOT NULL THEN format(', %L', p.feature) ELSE '' END)
+               AS reprotect
+      FROM tenancy.protected_tables p
+      JOIN pg_class c ON c.oid = p.tbl
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+      LEFT JOIN pg_attribute a
+             ON a.attrelid = c.oid AND a.attname = p.tenant_column AND a.attnum > 0 AND NOT a.attisdropped
+),
+prot AS (
+    SELECT t.* FROM prot_all t WHERE t.relnamespace IN (SELECT oid FROM scope)
+),
+-- Column names that mark tenant data: the setting, plus every column protect() or
+-- protect_schema() was told about.
+tenant_names AS (
+    SELECT CASE WHEN x ~ '^".*"$' THEN replace(substr(x, 2, length(x) - 2), '""', '"') ELSE x END AS name
+      FROM (SELECT btrim(s) AS x
+              FROM unnest(string_to_array(coalesce(current_setting('tenancy.tenant_column_names', true), ''), ',')) s) l
+     WHERE x <> ''
+    UNION SELECT tenant_column::text FROM tenancy.protected_tables
+    UNION SELECT tenant_column::text FROM tenancy.enrolled_schemas
+),
+-- Roles that may bypass row level security on their own.
+bypass AS (
+    SELECT r.oid, r.rolname, r.rolsuper, r.rolbypassrls FROM pg_roles r WHERE r.rolsuper OR r.rolbypassrls
+),
+-- Application roles: granted EXECUTE on tenancy.set_context by grant_app() (directly, or
+-- through a role they inherit from), other than the extension's owner.
+app AS (
+    SELECT r.oid, r.rolname, r.rolsuper, r.rolbypassrls
+      FROM pg_roles r
+     WHERE r.rolname !~ '^pg_'
+       AND r.oid NOT IN (SELECT extowner FROM ext)
+       AND ((NOT r.rolsuper
+             AND has_function_privilege(r.oid, 'tenancy.set_context(text, boolean)', 'EXECUTE'))
+            OR EXISTS (SELECT 1 FROM pg_proc f, aclexplode(f.proacl) g
+                        WHERE f.oid = to_regprocedure('tenancy.set_context(text, boolean)')
+                          AND g.grantee = r.oid AND g.privilege_type = 'EXECUTE'))
+),
+-- Policies of tables in scope, deparsed.
+pol AS (
+    SELECT po.polname, po.polpermissive, po.polcmd, po.polroles, po.polrelid,
+           pg_get_expr(po.polqual, po.polrelid) AS qual,
+           pg_get_expr(po.polwithcheck, po.polrelid) AS wcheck,
+           format('%I.%I', n.nspname, c.relname) AS qname
+      FROM pg_policy po
+      JOIN pg_class c ON c.oid = po.polrelid
+      JOIN scope n ON n.oid = c.relnamespace
+),
+-- Views and materialized views that read a protected table, directly or through other views.
+-- all_invoker: every view between the reader and the table is security_invoker, so the
+-- reader's owner is the role whose rights reach the table.
+reads (reader, base, all_invoker) AS (
+    SELECT DISTINCT rw.ev_class, d.refobjid, true
+      FROM pg_depend d
+      JOIN pg_rewrite rw ON d.classid = 'pg_rewrite'::regclass AND rw.oid = d.objid AND rw.rulename = '_RETURN'
+     WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT oid FROM prot_all)
+       AND rw.ev_class <> d.refobjid
+    UNION
+    SELECT rw.ev_class, r.base,
+           r.all_invoker AND EXISTS (SELECT 1 FROM pg_class v, pg_options_to_table(v.reloptions) o
+                                      WHERE v.oid = r.reader AND o.option_name = 'security_invoker'
+                                        AND lower(o.option_value) ~ '^(t(r(ue?)?)?|y(es?)?|on|1)$')
+      FROM reads r
+      JOIN pg_class v ON v.oid = r.reader AND v.relkind = 'v'
+      JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = r.reader
+                      AND d.classid = 'pg_rewrite'::regclass
+      JOIN pg_rewrite rw ON rw.oid = d.objid AND rw.rulename = '_RETURN' AND rw.ev_class <> r.reader
+),
+reader AS (
+    SELECT v.oid, v.relkind, v.relowner, format('%I.%I', vn.nspname, v.relname) AS qname,
+           EXISTS (SELECT 1 FROM pg_options_to_table(v.reloptions) o
+                    WHERE o.option_name = 'security_invoker'
+                      AND lower(o.option_value) ~ '^(t(r(ue?)?)?|y(es?)?|on|1)$') AS invoker,
+           vn.oid IN (SELECT oid FROM scope) AS in_scope
+      FROM pg_class v JOIN pg_namespace vn ON vn.oid = v.relnamespace
+     WHERE v.oid IN (SELECT reader FROM reads)
+       AND v.oid NOT IN (SELECT objid FROM ext_member WHERE classid = 'pg_class'::regclass)
+       AND vn.nspname <> 'tenancy'
+),
+-- SECURITY DEFINER functions outside the system schemas.
+secdef AS (
+    SELECT f.oid, f.proowner, f.prosrc, f.proconfig, n.nspname, f.oid::regprocedure::text AS sig,
+           n.oid IN (SELECT oid FROM scope) AS in_scope
+      FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+     WHERE f.prosecdef
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy')
+       AND f.oid NOT IN (SELECT objid FROM ext_member WHERE classid = 'pg_proc'::regclass)
+),
+-- A role bypasses row level security on a protected table when it is a superuser, has
+-- BYPASSRLS, or has its owner's privileges while RLS is not forced (the rules below spell
+-- this out where they need it).
+findings AS (
+
+-- A table with a tenant column that pg_tenancy does not protect.
+SELECT 'critical' AS severity, 'unprotected_tenant_table' AS rule,
+       format('%I.%I', n.nspname, c.relname) AS object,
+       format('has the tenant column %I but is not protected: every role that may read it sees every tenant''s rows', a.attname) AS detail,
+       format('SELECT tenancy.protect(%L, %L);', format('%I.%I', n.nspname, c.relname), a.attname) AS fix
+  FROM pg_class c
+  JOIN scope n ON n.oid = c.relnamespace
+  CROSS JOIN LATERAL (
+      SELECT a.attname FROM pg_attribute a
+       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+         AND a.attname::text IN (SELECT name FROM tenant_names)
+       ORDER BY a.attnum LIMIT 1) a
+ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+   AND c.oid NOT IN (SELECT oid FROM prot_all)
+   AND c.oid NOT IN (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent IN (SELECT oid FROM prot_all))
+   AND c.oid NOT IN (SELECT objid FROM ext_member WHERE classid = 'pg_class'::regclass)
+
+UNION ALL
+-- A partition or inheritance child of a protected table that is not protected itself.
+SELECT 'critical', 'unprotected_child', format('%I.%I', n.nspname, c.relname),
+       format('inherits from protected table %s but has no row level security of its own: querying it directly bypasses the parent''s policy', p.qname),
+       format('SELECT tenancy.protect(%L, %L%s%s);', format('%I.%I', n.nspname, c.relname), p.tcol,
+              CASE WHEN p.scol IS NOT NULL OR p.feature IS NOT NULL THEN format(', %L', p.scol) ELSE '' END,
+              CASE WHEN p.feature IS NOT NULL THEN format(', %L', p.feature) ELSE '' END)
+  FROM pg_inherits i
+  JOIN prot_all p ON p.oid = i.inhparent
+  JOIN pg_class c ON c.oid = i.inhrelid AND c.relkind IN ('r', 'p')
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.oid NOT IN (SELECT oid FROM prot_all)
+   AND (c.relnamespace IN (SELECT oid FROM scope) OR p.relnamespace IN (SELECT oid FROM scope))
+
+UNION ALL
+SELECT 'critical', 'rls_disabled', p.qname,
+       'row level security is disabled on this protected table: its policies are ignored and every role that may read it sees every tenant''s rows',
+       p.reprotect
+  FROM prot p WHERE NOT p.rls
+
+UNION ALL
+SELECT 'high', 'rls_not_forced', p.qname,
+       'row level security is not forced: the table''s owner, and every role inheriting its privileges, bypasses the isolation policy',
+       p.reprotect
+  FROM prot p WHERE NOT p.forced
+
+UNION ALL
+SELECT 'critical', 'missing_isolation_policy', p.qname,
+       CASE WHEN iso.polname IS NULL
+            THEN 'the isolation policy tenancy_isolation is gone: only other policies (if any) decide which rows are visible'
+            ELSE 'the isolation policy tenancy_isolation was altered: it is no longer the permissive FOR ALL TO PUBLIC policy on the tenant column that protect() made'
+       END,
+       p.reprotect
+  FROM prot p
+  LEFT JOIN pol iso ON iso.polrelid = p.oid AND iso.polname = 'tenancy_isolation'
+ WHERE iso.polname IS NULL
+    OR NOT (iso.polpermissive AND iso.polcmd = '*' AND iso.polroles = '{0}'::oid[]
+            AND iso.qual IS NOT DISTINCT FROM p.isolation_qual
+            AND iso.wcheck IS NOT DISTINCT FROM p.isolation_qual)
+
+UNION ALL
+-- Permissive policies are OR-ed: any other one widens what a tenant sees or may write.
+-- tenancy_shared (FOR SELECT USING (shared_column)) is protect()'s own.
+SELECT 'critical', 'permissive_policy', format('policy %I on %s', po.polname, p.qname),
+       format('permissive policies are combined with OR, so %I widens the isolation policy (USING %s%s); recreate it AS RESTRICTIVE if it is meant to narrow access',
+              po.polname, coalesce(po.qual, 'none'), coalesce(', WITH CHECK ' || po.wcheck, '')),
+       format('DROP POLICY IF EXISTS %I ON %s;', po.polname, p.qname)
+  FROM prot p
+  JOIN pol po ON po.polrelid = p.oid
+ WHERE po.polpermissive AND po.polname <> 'tenancy_isolation'
+   AND NOT (po.polname = 'tenancy_shared' AND po.polcmd = 'r' AND p.scol IS NOT NULL
+            AND po.qual = quote_ident(p.scol))
+
+UNION ALL
+-- A policy that trusts a setting anyone may SET.
+SELECT 'critical', 'forgeable_policy_context', format('policy %I on %s', po.polname, po.qname),
+       format('the policy reads the setting %s with current_setting(); any role may SET it to another tenant''s id. Use tenancy.protect(), whose policy reads the verified context',
+              string_agg(DISTINCT quote_literal(g.m[1]), ', ')),
+       format('DROP POLICY IF EXISTS %I ON %s;', po.polname, po.qname)
+  FROM pol po
+  CROSS JOIN LATERAL regexp_matches(coalesce(po.qual, '') || ' ' || coalesce(po.wcheck, ''),
+                                    'current_setting\(''((?:[^'']|'''')+)''', 'g') AS g(m)
+ WHERE g.m[1] !~ '^tenancy\.'
+   AND NOT (NOT po.polpermissive AND po.polrelid IN (SELECT oid FROM prot_all))
+ GROUP BY po.polname, po.qname
+
+UNION ALL
+SELECT 'critical', 'view_bypasses_rls', v.qname,
+       format('the view reads %s with the rights of its owner %I, who %s; without security_invoker every role that may read the view sees every tenant''s rows',
+              string_agg(DISTINCT p.qname, ', '), o.rolname,
+              CASE WHEN o.rolsuper THEN 'is a superuser'
+                   WHEN o.rolbypassrls THEN 'has BYPASSRLS'
+                   ELSE 'owns the table and row level security is not forced' END),
+       format('ALTER VIEW %s SET (security_invoker = true);', v.qname)
+  FROM reads r
+  JOIN reader v ON v.oid = r.reader AND v.relkind = 'v' AND NOT v.invoker
+  JOIN prot_all p ON p.oid = r.base
+  JOIN pg_roles o ON o.oid = v.relowner
+ WHERE r.all_invoker
+   AND (v.in_scope OR p.relnamespace IN (SELECT oid FROM scope))
+   AND (o.rolsuper OR o.rolbypassrls OR (NOT p.forced AND pg_has_role(o.oid, p.relowner, 'USAGE')))
+ GROUP BY v.qname, o.rolname, o.rolsuper, o.rolbypassrls
+
+UNION ALL
+SELECT 'critical', 'materialized_view', v.qname,
+       format('the materialized view copies rows of %s into a relation that row level security cannot filter: whoever may read it sees what its last refresh saw. Replace it with a protected table or a security_invoker view',
+              string_agg(DISTINCT p.qname, ', ')),
+       format('DROP MATERIALIZED VIEW IF EXISTS %s;', v.qname)
+  FROM reads r
+  JOIN reader v ON v.oid = r.reader AND v.relkind = 'm'
+  JOIN prot_all p ON p.oid = r.base
+ WHERE v.in_scope OR p.relnamespace IN (SELECT oid FROM scope)
+ GROUP BY v.qname
+
+UNION ALL
+SELECT 'critical', 'rule_on_protected_table', format('rule %I on %s', rw.rulename, p.qname),
+       'a rule rewrites queries on the protected table, and can send them (or their rows) where its policies do not apply',
+       format('DROP RULE IF EXISTS %I ON %s;', rw.rulename, p.qname)
+  FROM prot p
+  JOIN pg_rewrite rw ON rw.ev_class = p.oid AND rw.rulename <> '_RETURN'
+
+UNION ALL
+-- Best effort: the body names the table (as an identifier, quoted or not).
+SELECT 'high', 'security_definer_bypass', f.sig,
+       format('SECURITY DEFINER function owned by %I, who %s, mentions %s: it reads it with every tenant''s rows visible, whoever calls it',
+              o.rolname,
+              CASE WHEN o.rolsuper THEN 'is a superuser'
+                   WHEN o.rolbypassrls THEN 'has BYPASSRLS'
+                   ELSE 'owns the table and row level security is not forced' END,
+              string_agg(DISTINCT p.qname, ', ')),
+       format('ALTER FUNCTION %s SECURITY INVOKER;', f.sig)
+  FROM secdef f
+  JOIN pg_roles o ON o.oid = f.proowner
+  CROSS JOIN LATERAL (
+      SELECT DISTINCT CASE WHEN t.m[1] IS NOT NULL THEN replace(t.m[1], '""', '"') ELSE lower(t.m[2]) END AS word
+        FROM regexp_matches(f.prosrc, '"((?:[^"]|"")+)"|([[:alpha:]_][[:alnum:]_$]*)', 'g') AS t(m)) w
+  JOIN prot_all p ON p.relname = w.word
+ WHERE (f.in_scope OR p.relnamespace IN (SELECT oid FROM scope))
+   AND (o.rolsuper OR o.rolbypassrls OR (NOT p.forced AND pg_has_role(o.oid, p.relowner, 'USAGE')))
+ GROUP BY f.sig, o.rolname, o.rolsuper, o.rolbypassrls
+
+UNION ALL
+-- search_path must be pinned, with pg_temp last (otherwise a temporary object shadows names).
+SELECT 'high', 'security_definer_search_path', f.sig,
+       CASE WHEN sp.path IS NULL
+            THEN 'SECURITY DEFINER function without a pinned search_path: a caller can shadow the names it uses with its own objects and run code with the owner''s rights'
+            ELSE format('SECURITY DEFINER function whose search_path (%s) does not end with pg_temp: a temporary table or function shadows the names it uses', sp.path)
+       END,
+       format('ALTER FUNCTION %s SET search_path = %s;', f.sig,
+              CASE WHEN sp.path IS NULL THEN format('pg_catalog, %I, pg_temp', f.nspname)
+                   ELSE coalesce(nullif(btrim(regexp_replace(sp.path, '(^|,)\s*"?pg_temp"?\s*(?=,|$)', '', 'g'), ', '), '') || ', ', '')
+                        || 'pg_temp' END)
+  FROM secdef f
+  LEFT JOIN LATERAL (
+      SELECT substr(c, length('search_path=') + 1) AS path
+        FROM unnest(f.proconfig) c WHERE c LIKE 'search_path=%' LIMIT 1) sp ON true
+ WHERE f.in_scope
+   AND (sp.path IS NULL OR sp.path !~ '(^|,)\s*"?pg_temp"?\s*$')
+
+UNION ALL
+SELECT 'high', 'risky_table_privilege',
+       format('%s on %s', CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END, p.qname),
+       format('%s granted to a role other than the owner: TRUNCATE empties every tenant''s rows (row level security does not apply to it), TRIGGER runs the grantee''s code on other tenants'' writes, REFERENCES lets a foreign key probe other tenants'' values',
+              string_agg(DISTINCT g.privilege_type, ', ')),
+       format('REVOKE %s ON TABLE %s FROM %s;', string_agg(DISTINCT g.privilege_type, ', '), p.qname,
+              CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END)
+  FROM prot p
+  JOIN pg_class c ON c.oid = p.oid
+  CROSS JOIN LATERAL aclexplode(c.relacl) g
+ WHERE g.privilege_type IN ('TRUNCATE', 'TRIGGER', 'REFERENCES') AND g.grantee <> c.relowner
+ GROUP BY g.grantee, p.qname
+
+UNION ALL
+SELECT 'critical', 'app_role_superuser', format('role %I', a.rolname),
+       'an application role is a superuser: row level security does not apply to it, nor does anything else',
+       format('ALTER ROLE %I NOSUPERUSER;', a.rolname)
+  FROM app a WHERE a.rolsuper
+
+UNION ALL
+SELECT 'critical', 'app_role_bypassrls', format('role %I', a.rolname),
+       'an application role has BYPASSRLS: it sees every tenant''s rows in every protected table',
+       format('ALTER ROLE %I NOBYPASSRLS;', a.rolname)
+  FROM app a WHERE a.rolbypassrls
+
+UNION ALL
+-- SET ROLE to a superuser or BYPASSRLS role (membership, direct or through other roles).
+SELECT 'critical', 'app_role_can_become_privileged', format('role %I', a.rolname),
+       format('the application role is a member of %s and can SET ROLE to it, which bypasses row level security',
+              string_agg(DISTINCT format('%I (%s)', b.rolname,
+                         CASE WHEN b.rolsuper THEN 'superuser' ELSE 'BYPASSRLS' END), ', ')),
+       (SELECT string_agg(DISTINCT format('REVOKE %I FROM %I;', pg_get_userbyid(m.roleid), a.rolname), ' ')
+          FROM pg_auth_members m
+         WHERE m.member = a.oid
+           AND EXISTS (SELECT 1 FROM bypass b2
+                        WHERE b2.oid <> a.oid AND pg_has_role(m.roleid, b2.oid, 'MEMBER')))
+  FROM app a
+  JOIN bypass b ON b.oid <> a.oid AND pg_has_role(a.oid, b.oid, 'MEMBER')
+ WHERE NOT a.rolsuper
+ GROUP BY a.oid, a.rolname
+
+UNION ALL
+SELECT 'high', 'app_role_owns_protected_table', format('role %I on %s', a.rolname, p.qname),
+       CASE WHEN a.oid = p.relowner
+            THEN format('the application role owns %s: an owner can grant, truncate and (if row level security is ever unforced) read around every policy', p.qname)
+            ELSE format('the application role is a member of %I, which owns %s, and can act as the owner', pg_get_userbyid(p.relowner), p.qname)
+       END,
+       CASE WHEN a.oid = p.relowner
+            THEN format('ALTER TABLE %s OWNER TO %I;', p.qname, (SELECT pg_get_userbyid(extowner) FROM ext))
+            ELSE (SELECT string_agg(DISTINCT format('REVOKE %I FROM %I;', pg_get_userbyid(m.roleid), a.rolname), ' ')
+                    FROM pg_auth_members m
+                   WHERE m.member = a.oid AND pg_has_role(m.roleid, p.relowner, 'MEMBER'))
+       END
+  FROM app a
+  JOIN prot p ON pg_has_role(a.oid, p.relowner, 'MEMBER')
+ WHERE NOT a.rolsuper
+
+UNION ALL
+-- Unique keys without the tenant column answer "does this value exist in another tenant?"
+-- with a duplicate-key error. Indexes inherited by partitions are reported once, on the parent.
+SELECT 'high', 'global_unique_key', format('%I.%I', n.nspname, ic.relname),
+       format('unique %s on %s does not include the tenant column %I: a duplicate-key error tells a tenant that a value exists in another tenant',
+              CASE WHEN k.conname IS NOT NULL THEN 'constraint' ELSE 'index' END, p.qname, p.tcol),
+       CASE WHEN i.indexprs IS NULL AND i.indpred IS NULL
+            THEN format('SELECT tenancy.scope_unique(%L, ARRAY[%s]::name[]);', p.qname,
+                        (SELECT string_agg(quote_literal(at.attname), ', ' ORDER BY u.ord)
+                           FROM unnest(i.indkey::int2[]) WITH ORDINALITY u(attnum, ord)
+                           JOIN pg_attribute at ON at.attrelid = i.indrelid AND at.attnum = u.attnum
+                          WHERE u.ord <= i.indnkeyatts))
+            ELSE format('DROP INDEX IF EXISTS %I.%I; %s;', n.nspname, ic.relname,
+                        regexp_replace(pg_get_indexdef(i.indexrelid), ' USING (\S+) \(',
+                                       ' USING \1 (' || replace(quote_ident(p.tcol), '\', '\\') || ', '))
+       END
+  FROM prot p
+  JOIN pg_index i ON i.indrelid = p.oid AND i.indisunique
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_namespace n ON n.oid = ic.relnamespace
+  LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = p.oid AND k.contype IN ('p', 'u')
+ WHERE p.tattnum IS NOT NULL AND NOT (p.tattnum = ANY (i.indkey::int2[]))
+   AND i.indexrelid NOT IN (SELECT inhrelid FROM pg_inherits)
+
+UNION ALL
+-- Foreign keys are checked without row level security.
+SELECT 'high', 'global_foreign_key', format('constraint %I on %s', k.conname, p.qname),
+       format('the foreign key to %s does not include the tenant columns: it is checked without row level security, so a row can reference, and learn of, another tenant''s row',
+              r.qname),
+       format('SELECT tenancy.scope_foreign_key(%L, ARRAY[%s]::name[], %L, ARRAY[%s]::name[]);',
+              p.qname, string_agg(quote_literal(fa.attname), ', ' ORDER BY u.ord),
+              r.qname, string_agg(quote_literal(ta.attname), ', ' ORDER BY u.ord))
+  FROM prot p
+  JOIN pg_constraint k ON k.conrelid = p.oid AND k.contype = 'f' AND k.conparentid = 0
+  JOIN prot_all r ON r.oid = k.confrelid
+  CROSS JOIN LATERAL unnest(k.conkey, k.confkey) WITH ORDINALITY u(fnum, tnum, ord)
+  JOIN pg_attribute fa ON fa.attrelid = k.conrelid AND fa.attnum = u.fnum
+  JOIN pg_attribute ta ON ta.attrelid = k.confrelid AND ta.attnum = u.tnum
+ WHERE NOT (p.tattnum = ANY (k.conkey) AND r.tattnum = ANY (k.confkey))
+   AND fa.attnum IS DISTINCT FROM p.tattnum AND ta.attnum IS DISTINCT FROM r.tattnum
+ GROUP BY k.oid, k.conname, p.qname, r.qname
+
+UNION ALL
+SELECT 'medium', 'no_tenant_index', p.qname,
+       format('no valid, non-partial index is led by the tenant column %I: every query on the table scans it (isolation costs a scan, not an index seek)', p.tcol),
+       format('CREATE INDEX ON %s (%I);', p.qname, p.tcol)
+  FROM prot p
+ WHERE p.tattnum IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM pg_index i
+                    WHERE i.indrelid = p.oid AND i.indkey[0] = p.tattnum AND i.indpred IS NULL AND i.indisvalid)
+
+UNION ALL
+SELECT 'medium', 'nullable_tenant_column', p.qname,
+       format('the tenant column %I allows NULL: such rows belong to no tenant, and a table that accepts them was not protected as protect() leaves it', p.tcol),
+       p.reprotect
+  FROM prot p
+ WHERE p.tattnum IS NOT NULL AND NOT p.tnotnull
+
+UNION ALL
+SELECT 'info', 'published_protected_table', format('publication %I', pb.pubname),
+       format('the publication sends %s to its subscribers with every tenant''s rows: replication ignores row level security',
+              CASE WHEN pb.puballtables THEN 'every table (FOR ALL TABLES), including the protected ones,'
+                   ELSE string_agg(DISTINCT p.qname, ', ') END),
+       CASE WHEN pb.puballtables THEN format('DROP PUBLICATION IF EXISTS %I;', pb.pubname)
+            ELSE string_agg(DISTINCT format('ALTER PUBLICATION %I DROP TABLE %s;', pb.pubname, p.qname), ' ')
+       END
+  FROM pg_publication pb
+  LEFT JOIN pg_publication_rel pr ON pr.prpubid = pb.oid
+  JOIN prot p ON pb.puballtables OR p.oid = pr.prrelid
+ GROUP BY pb.pubname, pb.puballtables
+
+UNION ALL
+SELECT 'info', 'published_protected_schema', format('publication %I', pb.pubname),
+       format('the publication sends every table of schema %I, protected ones included, to its subscribers with every tenant''s rows', pn_n.nspname),
+       format('ALTER PUBLICATION %I DROP TABLES IN SCHEMA %I;', pb.pubname, pn_n.nspname)
+  FROM pg_publication pb
+  JOIN pg_publication_namespace pn ON pn.pnpubid = pb.oid
+  JOIN scope pn_n ON pn_n.oid = pn.pnnspid
+ WHERE EXISTS (SELECT 1 FROM prot p WHERE p.relnamespace = pn.pnnspid)
+
+UNION ALL
+-- Identity and serial columns: one sequence numbers the rows of every tenant.
+SELECT 'info', 'shared_sequence', format('%s.%I', p.qname, a.attname),
+       format('the column takes its values from sequence %s, shared by every tenant: the gaps between a tenant''s own ids reveal how many rows other tenants add. Use uuids or per-tenant numbering where volumes are sensitive',
+              min(format('%I.%I', sn.nspname, sc.relname))),
+       CASE WHEN a.attidentity <> ''
+            THEN format('ALTER TABLE %s ALTER COLUMN %I DROP IDENTITY IF EXISTS;', p.qname, a.attname)
+            ELSE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT;', p.qname, a.attname) END
+  FROM prot p
+  JOIN (SELECT d.refobjid AS relid, d.refobjsubid AS attnum, d.objid AS seq
+          FROM pg_depend d
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i'
+        UNION ALL
+        SELECT ad.adrelid, ad.adnum, d.refobjid
+          FROM pg_attrdef ad
+          JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                          AND d.refclassid = 'pg_class'::regclass) u ON u.relid = p.oid
+  JOIN pg_class sc ON sc.oid = u.seq AND sc.relkind = 'S'
+  JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+  JOIN pg_attribute a ON a.attrelid = p.oid AND a.attnum = u.attnum AND NOT a.attisdropped
+ WHERE NOT p.relispartition
+ GROUP BY p.qname, a.attname, a.attidentity
+
+UNION ALL
+-- Schemas in the search_path of application roles where anyone may create objects.
+SELECT 'high', 'public_create_on_search_path', format('schema %I', n.nspname),
+       format('PUBLIC may create objects in schema %I, which is on the search_path of application role%s %s: anyone can plant a function or table that shadows a name the application or a function uses',
+              n.nspname, CASE WHEN count(DISTINCT ap.rolname) > 1 THEN 's' ELSE '' END,
+              string_agg(DISTINCT quote_ident(ap.rolname), ', ')),
+       format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC;', n.nspname)
+  FROM (SELECT a.rolname,
+               coalesce(
+                   (SELECT substr(c, length('search_path=') + 1) FROM pg_db_role_setting s, unnest(s.setconfig) c
+                     WHERE s.setrole = a.oid AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+                       AND c LIKE 'search_path=%' LIMIT 1),
+                   (SELECT substr(c, length('search_path=') + 1) FROM pg_db_role_setting s, unnest(s.setconfig) c
+                     WHERE s.setrole = a.oid AND s.setdatabase = 0 AND c LIKE 'search_path=%' LIMIT 1),
+                   (SELECT substr(c, length('search_path=') + 1) FROM pg_db_role_setting s, unnest(s.setconfig) c
+                     WHERE s.setrole = 0 AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+                       AND c LIKE 'search_path=%' LIMIT 1),
+                   (SELECT boot_val FROM pg_settings WHERE name = 'search_path')) AS path
+          FROM app a) ap
+  CROSS JOIN LATERAL (
+      SELECT CASE WHEN e = '$user' THEN ap.rolname
+                  WHEN e ~ '^".*"$' THEN replace(substr(e, 2, length(e) - 2), '""', '"')
+                  ELSE e END AS nspname
+        FROM regexp_split_to_table(ap.path, '\s*,\s*') AS x(e)) sp
+  JOIN scope n ON n.nspname = sp.nspname
+  JOIN pg_namespace nn ON nn.oid = n.oid
+ WHERE EXISTS (SELECT 1 FROM aclexplode(nn.nspacl) g WHERE g.grantee = 0 AND g.privilege_type = 'CREATE')
+ GROUP BY n.nspname
+)
+SELECT f.severity, f.rule, f.object, f.detail, f.fix
+  FROM findings f
+ ORDER BY CASE f.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
+          -- re-protecting first: other DDL on a table the guard still finds broken is refused
+          f.fix LIKE 'SELECT tenancy.protect(%' DESC,
+          f.rule, f.object
+$check$;
+
+COMMENT ON FUNCTION tenancy.check(name) IS
+    'Every way the schema (or, with NULL, the database) can leak across tenants, with the SQL that fixes each; see docs/checker.md.';
+
+-- Raises 42501 listing every critical and high finding (see src/check.rs). plpgsql, so that
+-- the Rust function it calls need not exist yet when this file runs.
+CREATE FUNCTION tenancy.assert_isolated(schema name DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM tenancy._assert_isolated(schema::text);
+END
+$$;
