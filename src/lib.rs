@@ -30,11 +30,12 @@ mod tenants;
 mod test_support;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_check;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_deid;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_hostile;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_check;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_protection;
 
