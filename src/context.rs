@@ -1,7 +1,8 @@
 //! The tenant context: setting it (token, API key, trusted), reading it, clearing it.
 //!
 //! Setting verifies the credential once, then stores a *carrier* (a compact value MAC'd with
-//! the database's carrier key) in `tenancy.context` with `SET LOCAL`. Reading verifies the
+//! the database's carrier key) in `tenancy.context` as `SET LOCAL` would (see
+//! `spi_util::set_carrier`: a real `SET LOCAL` statement under Citus). Reading verifies the
 //! carrier on first use and caches the answer (see `cache.rs`), so a protected query pays for
 //! a pointer comparison, not a MAC.
 
@@ -70,11 +71,7 @@ fn max_expiry(now: i64) -> i64 {
 fn install(ctx: Context, is_local: bool) -> Rc<Resolved> {
     let key = registry::carrier_key();
     let value = carrier::encode(&ctx, &key);
-    let scope = if is_local { "LOCAL " } else { "" };
-    spi_util::run_utility(&format!(
-        "SET {scope}tenancy.context = {}",
-        quote_literal(&value)
-    ));
+    spi_util::set_carrier(&value, is_local);
     let resolved = Rc::new(Resolved::new(ctx));
     cache::remember_verified(value.as_bytes(), resolved.clone());
     cache::set_current(Some(resolved.clone()));
@@ -129,8 +126,8 @@ fn verify_token(token: &str) -> (claims::Identity, Map<String, Value>, String) {
 /// transaction (or session, with `is_local => false`). Returns the token's claims.
 ///
 /// Not SECURITY DEFINER: the registry comes from this backend's cache (filled by the
-/// `_registry_load` definer on a miss), and the only statement run is `SET LOCAL
-/// tenancy.context`, which names no object a caller's search_path could shadow.
+/// `_registry_load` definer on a miss), and storing the carrier names no object a caller's
+/// search_path could shadow (under Citus it is a `SET LOCAL tenancy.context` statement).
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> JsonB {
     let Some(token) = token else {
@@ -306,7 +303,7 @@ pub fn checked_roles(roles: Vec<Option<String>>) -> Vec<String> {
 /// context), so later queries see no tenant.
 #[pg_extern(volatile, parallel_unsafe)]
 fn clear_context() {
-    spi_util::run_utility("SET tenancy.context = ''");
+    spi_util::set_carrier("", false);
     cache::set_current(None);
 }
 

@@ -20,6 +20,7 @@ pub static JWT_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CStri
 pub static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CONTEXT_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 pub static DDL_GUARD: GucSetting<DdlGuard> = GucSetting::<DdlGuard>::new(DdlGuard::Error);
+pub static CARRIER_AS_STATEMENT: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static TENANT_COLUMN_NAMES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 
@@ -110,6 +111,14 @@ pub fn init() {
         c"What to do with DDL that would weaken a protected table: error, warn or off.",
         c"Guards against DISABLE / NO FORCE ROW LEVEL SECURITY, dropping or altering the isolation policy, extra permissive policies, rules, and changing or dropping the tenant column.",
         &DDL_GUARD,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"tenancy.carrier_as_statement",
+        c"Store the context with a SET LOCAL statement through SPI even without Citus.",
+        c"Under Citus the context always travels as a SET LOCAL statement, which Citus forwards to its workers. Elsewhere it is set directly, which is faster; turn this on only for a middleware that, like Citus, forwards SET statements.",
+        &CARRIER_AS_STATEMENT,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -50,3 +50,63 @@ pub fn dml_returning<T: FromDatum + IntoDatum>(
         table.first().get_one::<T>()
     })
 }
+
+/// Citus registers this setting when it is loaded, which it must be at server start
+/// (`shared_preload_libraries`), so the answer cannot change within a backend.
+fn citus_loaded() -> bool {
+    thread_local! {
+        static CITUS: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
+    }
+    CITUS.with(|c| {
+        *c.get_or_init(|| {
+            // SAFETY: a read-only lookup in the GUC table; missing_ok = true returns NULL for
+            // an unknown name instead of raising.
+            unsafe {
+                !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false)
+                    .is_null()
+            }
+        })
+    })
+}
+
+/// Stores `value` in the setting `tenancy.context`, for the transaction (`SET LOCAL`) or the
+/// session (`SET`).
+///
+/// Under Citus the value must travel as a `SET LOCAL` statement, which Citus forwards to its
+/// workers. Without Citus nothing reads the statement, only the setting, so it is set
+/// directly, as `SET` itself does it (`ExecSetVariableStmt` calls `set_config_option` with
+/// source PGC_S_SESSION and the same actions): the same check and assign hooks run, the same
+/// transaction-end rollback applies, and a transaction saves the SPI round (parse, plan and
+/// execute of a utility statement) that was most of what setting a context cost.
+pub fn set_carrier(value: &str, is_local: bool) {
+    if citus_loaded() || crate::gucs::CARRIER_AS_STATEMENT.get() {
+        let scope = if is_local { "LOCAL " } else { "" };
+        run_utility(&format!(
+            "SET {scope}tenancy.context = {}",
+            pgrx::spi::quote_literal(value)
+        ));
+        return;
+    }
+    let Ok(v) = CString::new(value) else {
+        errors::internal("context carrier", "contains a NUL byte")
+    };
+    let action = if is_local {
+        pg_sys::GucAction::GUC_ACTION_LOCAL
+    } else {
+        pg_sys::GucAction::GUC_ACTION_SET
+    };
+    // SAFETY: both strings are NUL-terminated and outlive the call; an ERROR from the check
+    // hook (elevel ERROR) unwinds through pgrx's guarded FFI boundary.
+    unsafe {
+        pg_sys::set_config_option(
+            c"tenancy.context".as_ptr(),
+            v.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
+}

@@ -87,3 +87,27 @@ SELECT tenancy.set_tenant('acme', actor => 'job:payroll', roles => '{etl}') ->> 
 SELECT tenancy.current_actor(), tenancy.has_role('etl') AS etl, array_agg(name ORDER BY name) FROM people;
 COMMIT;
 RESET ROLE;
+
+-- The same lifetimes when the carrier is stored by a SET statement through SPI, the path
+-- taken under Citus (which forwards SET LOCAL to its workers) or with
+-- tenancy.carrier_as_statement = on; the app role cannot change that setting.
+SET tenancy.carrier_as_statement = on;
+SET ROLE regress_app;
+SET tenancy.carrier_as_statement = off;
+BEGIN;
+SELECT tenancy.set_context(:'tok_acme') ->> 'sub' AS actor;
+SELECT tenancy.current_tenant(), array_agg(name ORDER BY name) FROM people;
+SAVEPOINT s1;
+SELECT tenancy.set_context(:'tok_globex') IS NOT NULL AS set;
+ROLLBACK TO SAVEPOINT s1;
+SELECT tenancy.current_tenant() AS after_rollback_to;
+COMMIT;
+SELECT tenancy.current_tenant() AS after_commit, count(*) AS visible FROM people;
+SELECT tenancy.set_context(:'tok_globex', is_local => false) IS NOT NULL AS set;
+BEGIN;
+SELECT tenancy.current_tenant() AS in_next_transaction;
+COMMIT;
+SELECT tenancy.clear_context();
+SELECT tenancy.current_tenant() AS after_clear_context, count(*) AS visible FROM people;
+RESET ROLE;
+RESET tenancy.carrier_as_statement;
