@@ -10,10 +10,14 @@ from collections import defaultdict
 raw, tenants, secs, rounds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 tps = defaultdict(dict)  # (workload, type, clients, arm) -> {round: tps}
 micro = []
+wall = []
 for line in open(raw):
     f = line.rstrip("\n").split("\t")
     if f[0] == "micro":
         micro.append((f[1], float(f[2])))
+        continue
+    if f[0] == "wall":
+        wall.append((f[1], float(f[2])))
         continue
     wl, ty, clients, arm, rnd, value = f
     tps[(wl, ty, clients, arm)][rnd] = float(value)
@@ -78,3 +82,9 @@ if micro:
     print("|---|---|")
     for label, us in micro:
         print(f"| {label} | {us} |")
+
+if wall:
+    print("\n| DDL and checker on 2,000 tables (one run) | wall time, ms |")
+    print("|---|---|")
+    for label, ms in wall:
+        print(f"| {label} | {ms:,.0f} |")

@@ -7,8 +7,12 @@ CREATE EXTENSION pg_tenancy;
 CREATE EXTENSION pgcrypto;
 CREATE ROLE bench_app LOGIN;
 CREATE ROLE bench_trusted LOGIN;
+-- the app role again, with the carrier stored by a SET LOCAL statement (the Citus path)
+CREATE ROLE bench_app_stmt LOGIN IN ROLE bench_app;
+ALTER ROLE bench_app_stmt SET tenancy.carrier_as_statement = on;
 CREATE ROLE bench_bypass LOGIN BYPASSRLS;
 SELECT tenancy.grant_app('bench_app');
+SELECT tenancy.grant_app('bench_app_stmt');
 SELECT tenancy.grant_trusted('bench_trusted');
 SELECT tenancy.add_signing_key('bench', decode(repeat('ab', 32), 'hex'));
 

@@ -128,7 +128,7 @@ cluster_psql -d bench -At -F $'\t' -c "SELECT n, token FROM bench_tokens WHERE n
         printf '\\set k random(1, :accts)\nBEGIN;\nSELECT tenancy.set_context(%s) IS NOT NULL;\nSELECT name FROM pt_acct_int8 WHERE id = %s + :k;\nEND;\n' \
             "'$tok'" "$(((n - 1) * accts))" >"$scripts_dir/ctx/token-$n.sql"
         printf '\\set k random(1, :accts)\nBEGIN;\nSET LOCAL app.tenant_id = %s;\nSELECT name FROM nw_acct_int8 WHERE id = %s + :k;\nEND;\n' \
-            "'$n'" "$(((n - 1) * accts))" >"$scripts_dir/ctx/setlocal-$n.sql"
+            "'$n'" "$(((n - 1) * accts))" >"$scripts_dir/ctx/set_local-$n.sql"
     done
 ctx_files() { # ARM: one -f per tenant script
     local f
@@ -152,10 +152,10 @@ for c in 2 8; do
 done
 
 say "verification micro-costs"
-micro() { # LABEL CALLS SQL: best of 3, in microseconds per call
+micro() { # LABEL CALLS SQL [ROLE]: best of 3, in microseconds per call
     local best="" ms
     for _ in 1 2 3; do
-        ms="$(cluster_psql -d bench -U bench_app -q -c '\timing on' -c "$3" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)"
+        ms="$(cluster_psql -d bench -U "${4:-bench_app}" -q -c '\timing on' -c "$3" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)"
         best="$(python3 -c "print(min(x for x in [$ms, ${best:-$ms}]))")"
     done
     printf 'micro\t%s\t%s\n' "$1" "$(python3 -c "print(round($best * 1000 / $2, 3))")" >>"$raw"
@@ -163,11 +163,34 @@ micro() { # LABEL CALLS SQL: best of 3, in microseconds per call
 n_tok=$((tenants * 10))
 micro "uncached set_context (token verified, context set), us" "$n_tok" \
     "SELECT count(tenancy.set_context(token)) FROM bench_tokens, generate_series(1, 10)"
+micro "the same, carrier stored by SET LOCAL through SPI (the Citus path), us" "$n_tok" \
+    "SELECT count(tenancy.set_context(token)) FROM bench_tokens, generate_series(1, 10)" bench_app_stmt
 micro "PL/pgSQL + pgcrypto HS256 verification, us" "$n_tok" \
     "SELECT count(bench_plpgsql_verify(token, decode(repeat('ab', 32), 'hex'))) FROM bench_tokens, generate_series(1, 10)"
 micro "cached tenancy.current_tenant(), us" 1000000 \
     "SELECT tenancy.set_context(token) IS NULL FROM bench_tokens WHERE n = 1; SELECT count(tenancy.current_tenant()) FROM generate_series(1, 1000000)"
 micro "current_setting('app.tenant_id') for comparison, us" 1000000 \
     "SELECT set_config('app.tenant_id', '1', false); SELECT count(current_setting('app.tenant_id')) FROM generate_series(1, 1000000)"
+
+say "protect_schema() and check() on 2,000 tables"
+cluster_psql -d postgres -q -c "CREATE DATABASE bench_ddl"
+cluster_psql -d bench_ddl -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE EXTENSION pg_tenancy;
+CREATE SCHEMA app;
+DO $$ BEGIN
+  FOR i IN 1..2000 LOOP
+    EXECUTE format('CREATE TABLE app.t%s (id bigint GENERATED ALWAYS AS IDENTITY, tenant_id text NOT NULL,
+                    v text, created_at timestamptz, PRIMARY KEY (tenant_id, id))', i);
+  END LOOP;
+END $$;
+SQL
+wall() { # LABEL SQL: wall time of one run, in milliseconds
+    local ms
+    ms="$(cluster_psql -d bench_ddl -q -c '\timing on' -c "$2" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)"
+    printf 'wall\t%s\t%s\n' "$1" "$ms" >>"$raw"
+}
+wall "protect_schema('app') protecting 2,000 tables" "SELECT tenancy.protect_schema('app')"
+wall "check() over them, first call in a session" "SELECT count(*) FROM tenancy.check()"
+wall "assert_isolated() over them" "SELECT tenancy.assert_isolated()"
 
 python3 "$REPO_ROOT/bench/report.py" "$raw" "$tenants" "$secs" "$rounds" | tee "$out_dir/results.md"

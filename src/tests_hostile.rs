@@ -88,8 +88,16 @@ mod tests {
             "[".repeat(3000),
             "]".repeat(3000)
         );
+        // 10,000 levels (the issue's figure) is over the 8 KiB token limit and refused before
+        // parsing; 3,000 fits and reaches the JSON parser, whose recursion limit refuses it.
+        let deeper = format!(
+            "{{\"tenant_id\":\"hx2_a\",\"x\":{}1{}}}",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
         refuse_all(&[
             format!("{header}.{}.{sig}", b64(deep.as_bytes())),
+            format!("{header}.{}.{sig}", b64(deeper.as_bytes())),
             format!(
                 "{header}.{}.{sig}",
                 b64(br#"{"tenant_id":"hx2_a","exp":1e999999}"#)
