@@ -3,7 +3,8 @@
 # pg_dump a database with tenants, signing keys, API keys, entitlements, an enrolled schema and
 # protected tables (plain, shared rows, feature-gated, partitioned), restore it into a fresh
 # database with pg_restore --exit-on-error, and check there: the restore had no error (the DDL
-# guard lets a restore rebuild RLS), tokens signed before the dump and API keys still work,
+# guard lets a restore rebuild RLS), check() finds nothing critical or high and
+# assert_isolated() passes, tokens signed before the dump and API keys still work,
 # isolation holds as the app role, and the guard is armed again afterwards.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
@@ -41,14 +42,15 @@ CREATE SCHEMA app AUTHORIZATION dr_owner;
 GRANT USAGE ON SCHEMA app TO dr_app;
 SET ROLE dr_owner;
 CREATE TABLE app.people (id int PRIMARY KEY, tenant_id text, name text);
-CREATE TABLE app.templates (id int PRIMARY KEY, tenant_id text, shared boolean NOT NULL DEFAULT false, body text);
-CREATE TABLE app.payslips (id int PRIMARY KEY, tenant_id text, amount int);
+CREATE TABLE app.templates (id int, tenant_id text, shared boolean NOT NULL DEFAULT false, body text, PRIMARY KEY (tenant_id, id));
+CREATE TABLE app.payslips (id int, tenant_id text, amount int, PRIMARY KEY (tenant_id, id));
 CREATE TABLE app.events (id int, tenant_id text NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
 CREATE TABLE app.events_2026 PARTITION OF app.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 RESET ROLE;
 SELECT tenancy.protect_schema('app');
 SELECT tenancy.protect('app.templates', shared_column => 'shared');
 SELECT tenancy.protect('app.payslips', feature => 'payroll');
+SELECT tenancy.scope_unique('app.people', '{id}');
 INSERT INTO app.people VALUES (1, 'acme', 'Ada'), (2, 'globex', 'Grace');
 INSERT INTO app.templates VALUES (1, 'acme', true, 'public'), (2, 'globex', false, 'private');
 INSERT INTO app.payslips VALUES (1, 'acme', 100), (2, 'globex', 200);
@@ -68,6 +70,9 @@ SELECT 'registry: ' || string_agg(tbl::text, ',' ORDER BY tbl::text) FROM tenanc
 SELECT 'guard_state: ' || bool_and(guard_state = '{}') FROM tenancy.protected_tables;
 SELECT 'rls: ' || bool_and(relrowsecurity AND relforcerowsecurity) FROM pg_class
  WHERE oid IN (SELECT tbl FROM tenancy.protected_tables);
+SELECT 'check: ' || coalesce(string_agg(severity || ' ' || rule || ' ' || object, '; ' ORDER BY rule, object), 'clean')
+  FROM tenancy.check() WHERE severity IN ('critical', 'high');
+SELECT 'assert_isolated: passed' FROM (SELECT tenancy.assert_isolated()) AS raised_if_not;
 SET ROLE dr_app;
 BEGIN;
 SELECT 'token: ' || (tenancy.set_context(:'token') IS NOT NULL);
@@ -89,7 +94,7 @@ SQL
 )" || true
 fail=0
 for line in "registry: app.events,app.events_2026,app.payslips,app.people,app.templates" "guard_state: true" \
-    "rls: true" "token: true" "acme_people: Ada" "acme_templates: public" "acme_payslips: 1" \
+    "rls: true" "check: clean" "assert_isolated: passed" "token: true" "acme_people: Ada" "acme_templates: public" "acme_payslips: 1" \
     "acme_events: 1" "key: true" "globex_people: Grace" "globex_payslips: 0" "no_context: 0"; do
     if grep -qxF -- "$line" <<<"$out"; then say "ok: $line"; else printf '*** expected: %s\n' "$line" >&2; fail=1; fi
 done
