@@ -11,13 +11,7 @@ source "$(dirname "$0")/lib.sh"
 ver="${1:?usage: scripts/bench-deid.sh 15|18}"
 N="${N:-1000000}"
 ROUNDS="${ROUNDS:-5}"
-pg_config="$(pg_config_for "$ver")"
-CL_BINDIR="$("$pg_config" --bindir)"
-
-sudo_flag="$(install_flags "$pg_config")"
-say "building (release) and installing pg_tenancy into PostgreSQL $ver"
-cargo pgrx install --release --manifest-path "$REPO_ROOT/Cargo.toml" --pg-config "$pg_config" \
-    --no-default-features --features "pg$ver" ${sudo_flag:+"$sudo_flag"} >/dev/null
+install_extension "$ver" --release
 
 CL_PGDATA="$RUN_DIR/bench-deid-pg$ver"
 CL_PORT=$((ROOT_REGRESS_PORT_BASE + 40 + ver))

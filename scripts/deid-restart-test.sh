@@ -8,13 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 ver="${1:?usage: scripts/deid-restart-test.sh 15|18}"
-pg_config="$(pg_config_for "$ver")"
-CL_BINDIR="$("$pg_config" --bindir)"
-
-sudo_flag="$(install_flags "$pg_config")"
-say "building (debug) and installing pg_tenancy into PostgreSQL $ver"
-cargo pgrx install --manifest-path "$REPO_ROOT/Cargo.toml" --pg-config "$pg_config" \
-    --no-default-features --features "pg$ver" ${sudo_flag:+"$sudo_flag"} >/dev/null
+install_extension "$ver"
 
 CL_PGDATA="$RUN_DIR/deid-pg$ver"
 CL_PORT=$((ROOT_REGRESS_PORT_BASE + 30 + ver))

@@ -11,15 +11,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 ver="${1:?usage: scripts/dump-restore-test.sh 15|18}"
-pg_config="$(pg_config_for "$ver")"
-CL_BINDIR="$("$pg_config" --bindir)"
+install_extension "$ver"
 CL_PGDATA="$RUN_DIR/dump-restore-pg$ver"
 CL_PORT=$((ROOT_REGRESS_PORT_BASE + 30 + ver))
-
-sudo_flag="$(install_flags "$pg_config")"
-say "building (debug) and installing pg_tenancy into PostgreSQL $ver"
-cargo pgrx install --manifest-path "$REPO_ROOT/Cargo.toml" --pg-config "$pg_config" \
-    --no-default-features --features "pg$ver" ${sudo_flag:+"$sudo_flag"} >/dev/null
 
 dump="$(mktemp)"
 trap 'cluster_down; rm -f "$dump"' EXIT

@@ -47,6 +47,19 @@ install_flags() {
     true
 }
 
+# install_extension 15|18 [--release]: sets pg_config and CL_BINDIR for that PostgreSQL and
+# builds and installs pg_tenancy into it (debug unless --release; quiet unless it fails).
+install_extension() {
+    local profile=debug sudo_flag
+    pg_config="$(pg_config_for "$1")"
+    CL_BINDIR="$("$pg_config" --bindir)"
+    sudo_flag="$(install_flags "$pg_config")"
+    [ "${2:-}" = --release ] && profile=release
+    say "building ($profile) and installing pg_tenancy into PostgreSQL $1"
+    cargo pgrx install ${2:+"$2"} --manifest-path "$REPO_ROOT/Cargo.toml" --pg-config "$pg_config" \
+        --no-default-features --features "pg$1" ${sudo_flag:+"$sudo_flag"} >/dev/null
+}
+
 # A throwaway cluster is described by three variables the caller sets:
 #   CL_BINDIR (server binaries), CL_PGDATA (data directory, inside $RUN_DIR), CL_PORT.
 

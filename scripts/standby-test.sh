@@ -10,13 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 ver="${1:?usage: scripts/standby-test.sh 15|18}"
-pg_config="$(pg_config_for "$ver")"
-CL_BINDIR="$("$pg_config" --bindir)"
-
-sudo_flag="$(install_flags "$pg_config")"
-say "building (debug) and installing pg_tenancy into PostgreSQL $ver"
-cargo pgrx install --manifest-path "$REPO_ROOT/Cargo.toml" --pg-config "$pg_config" \
-    --no-default-features --features "pg$ver" ${sudo_flag:+"$sudo_flag"} >/dev/null
+install_extension "$ver"
 
 PRIMARY_PGDATA="$RUN_DIR/standby-primary-pg$ver"
 STANDBY_PGDATA="$RUN_DIR/standby-replica-pg$ver"

@@ -33,7 +33,9 @@ pub fn failure(sql: &str) -> Option<String> {
     ))
 }
 
-pub fn assert_fails(sql: &str, sqlstate: &str, needle: &str) {
+/// Asserts that `sql` fails with `sqlstate` and a message containing `needle`; returns the
+/// `SQLSTATE: message` text for further checks.
+pub fn assert_fails(sql: &str, sqlstate: &str, needle: &str) -> String {
     let f = failure(sql).unwrap_or_else(|| panic!("expected {sqlstate} from {sql}, it succeeded"));
     assert!(
         f.starts_with(&format!("{sqlstate}: ")),
@@ -43,4 +45,10 @@ pub fn assert_fails(sql: &str, sqlstate: &str, needle: &str) {
         f.contains(needle),
         "expected {needle:?} in error of {sql}, got {f}"
     );
+    f
+}
+
+/// The single text value `sql` returns; panics on NULL.
+pub fn text(sql: &str) -> String {
+    one::<String>(sql).unwrap_or_else(|| panic!("{sql} returned NULL"))
 }

@@ -10,50 +10,10 @@ mod tests {
     use sha2::{Digest, Sha256};
     use tenancy_core::deid::base32_128_decode;
 
+    use crate::test_support::{assert_fails, install_try_sql as try_sql_helper, one, run, text};
+
     /// ASCII "0123456789abcdef0123456789abcdef": the master secret of the known-answer tests.
     const KAT_SECRET_HEX: &str = "3031323334353637383961626364656630313233343536373839616263646566";
-
-    fn run(sql: &str) {
-        Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    fn one<T: IntoDatum + FromDatum>(sql: &str) -> Option<T> {
-        Spi::get_one::<T>(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
-    fn text(sql: &str) -> String {
-        one::<String>(sql).unwrap_or_else(|| panic!("{sql} returned NULL"))
-    }
-
-    fn try_sql_helper() {
-        run(
-            "CREATE FUNCTION pg_temp.try_sql(q text) RETURNS text LANGUAGE plpgsql AS $$
-             BEGIN EXECUTE q; RETURN NULL;
-             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$",
-        );
-    }
-
-    /// Runs `sql` in a subtransaction and returns `SQLSTATE: message` if it failed.
-    fn failure(sql: &str) -> Option<String> {
-        one::<String>(&format!(
-            "SELECT pg_temp.try_sql({})",
-            pgrx::spi::quote_literal(sql)
-        ))
-    }
-
-    fn assert_fails(sql: &str, sqlstate: &str, needle: &str) -> String {
-        let f =
-            failure(sql).unwrap_or_else(|| panic!("expected {sqlstate} from {sql}, it succeeded"));
-        assert!(
-            f.starts_with(&format!("{sqlstate}: ")),
-            "expected {sqlstate} from {sql}, got {f}"
-        );
-        assert!(
-            f.contains(needle),
-            "expected {needle:?} in error of {sql}, got {f}"
-        );
-        f
-    }
 
     /// An app role `{p}_app`, a trusted role `{p}_job`, an admin `{p}_admin`, tenants
     /// `{p}_a` and `{p}_b`.
