@@ -60,11 +60,20 @@ DECLARE
     total bigint;
     rest bigint;
 BEGIN
-    UPDATE tenancy.quota_slots s SET budget = s.budget - p_n
-     WHERE s.tenant = p_tenant AND s.tbl = p_tbl AND s.slot = my_slot AND s.budget >= p_n;
-    IF FOUND THEN
-        RETURN;
-    END IF;
+    -- In a subtransaction: an UPDATE that waited for a concurrent spender and then found too
+    -- little budget keeps that slot locked (READ COMMITTED re-check), and a rebalancer holding
+    -- one slot while it locks all of them in order can deadlock with another. Rolling the
+    -- failed attempt back releases the lock.
+    BEGIN
+        UPDATE tenancy.quota_slots s SET budget = s.budget - p_n
+         WHERE s.tenant = p_tenant AND s.tbl = p_tbl AND s.slot = my_slot AND s.budget >= p_n;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+        RAISE EXCEPTION USING ERRCODE = 'TQ001';
+    EXCEPTION WHEN SQLSTATE 'TQ001' THEN
+        NULL;
+    END;
     -- Locking every slot waits for the spenders in flight; each statement below then reads
     -- what they committed.
     PERFORM 1 FROM tenancy.quota_slots s WHERE s.tenant = p_tenant AND s.tbl = p_tbl
