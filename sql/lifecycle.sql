@@ -20,6 +20,9 @@ DECLARE
     n bigint;
     counts jsonb := '{}';
 BEGIN
+    IF tenant IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'pg_tenancy: tenant must not be NULL';
+    END IF;
     FOR t IN SELECT p.table_name AS tbl, p.source, p.predicate FROM tenancy._export_plan(tenant) p LOOP
         RETURN QUERY EXECUTE pg_catalog.format(
             'SELECT %L::pg_catalog.text, pg_catalog.to_jsonb(x) FROM %s x WHERE %s',
@@ -35,7 +38,7 @@ $$;
 -- Whether a tenant id is valid input for a column type (export, purge and quotas skip a
 -- table whose tenant column cannot hold it, as its policy would match nothing there).
 CREATE FUNCTION tenancy._castable(value text, type_sql text) RETURNS boolean
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

@@ -61,6 +61,14 @@ pub fn not_in_state(message: String, hint: Option<&str>) -> ! {
     )
 }
 
+/// The argument, or 22023 when it is NULL.
+pub fn required<T>(value: Option<T>, name: &str) -> T {
+    match value {
+        Some(v) => v,
+        None => bad_argument(format!("{name} must not be NULL"), None),
+    }
+}
+
 /// 22023: a malformed argument.
 pub fn bad_argument(message: String, hint: Option<&str>) -> ! {
     raise(

@@ -237,7 +237,7 @@ pub fn tables_in_fk_order(tenant: &str) -> (Vec<TenantTable>, Vec<String>) {
 
 /// The plan of `tenancy.export_tenant()`: what to read, in an order in which re-inserting the
 /// rows satisfies foreign keys. Tables that can hold no row of the tenant are left out.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_unsafe)]
 fn _export_plan(
     tenant: &str,
 ) -> TableIterator<
@@ -298,9 +298,10 @@ fn unsafe_triggers(tables: &[TenantTable]) -> Vec<String> {
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn purge_tenant(
-    tenant: &str,
+    tenant: Option<&str>,
     confirm: Option<&str>,
 ) -> TableIterator<'static, (name!(table_name, String), name!(deleted, i64))> {
+    let tenant = errors::required(tenant, "tenant");
     check_tenant_id(tenant);
     let expected = purge_confirmation(tenant);
     if confirm != Some(expected.as_str()) {

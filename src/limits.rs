@@ -253,7 +253,8 @@ fn _limits_valid(value: JsonB, strict: bool) -> bool {
 /// no plan limits).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn set_plan(plan: &str, limits: Option<JsonB>) {
+fn set_plan(plan: Option<&str>, limits: Option<JsonB>) {
+    let plan = errors::required(plan, "plan");
     if plan.is_empty() || plan.chars().count() > 64 || plan.chars().any(char::is_control) {
         errors::bad_argument(
             "plan names are 1 to 64 characters without control characters".into(),

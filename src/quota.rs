@@ -162,7 +162,9 @@ fn quota_table(tbl: pg_sys::Oid) -> QuotaTable {
 
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn _set_quota(tenant: &str, tbl: pg_sys::Oid, max_rows: Option<i64>) {
+fn _set_quota(tenant: Option<&str>, tbl: Option<pg_sys::Oid>, max_rows: Option<i64>) {
+    let tenant = errors::required(tenant, "tenant");
+    let tbl = errors::required(tbl, "tbl");
     crate::tenants::require_registered(tenant);
     if max_rows.is_some_and(|m| m < 0) {
         errors::bad_argument(

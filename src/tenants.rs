@@ -135,7 +135,8 @@ fn _registry_changed(rel: pg_sys::Oid) {
 /// the next transaction (a registry change).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn set_tenant_plan(id: &str, plan: Option<&str>) {
+fn set_tenant_plan(id: Option<&str>, plan: Option<&str>) {
+    let id = errors::required(id, "id");
     check_id(id);
     let found = crate::spi_util::dml_returning::<String>(
         "UPDATE tenancy.tenants SET plan = $2 WHERE id = $1 RETURNING id",
@@ -153,7 +154,9 @@ fn set_tenant_plan(id: &str, plan: Option<&str>) {
 /// work_mem can only lower the plan's).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn set_tenant_settings(id: &str, settings: JsonB) {
+fn set_tenant_settings(id: Option<&str>, settings: Option<JsonB>) {
+    let id = errors::required(id, "id");
+    let settings = errors::required(settings, "settings");
     check_id(id);
     if !settings.0.is_object() {
         errors::bad_argument("settings must be a jsonb object".into(), None);

@@ -140,6 +140,12 @@ mod tests {
             "22023",
             "purge lc1_a",
         );
+        for sql in [
+            "SELECT * FROM tenancy.purge_tenant(NULL, 'purge ')",
+            "SELECT * FROM tenancy.export_tenant(NULL)",
+        ] {
+            assert_fails(sql, "22023", "tenant must not be NULL");
+        }
         assert_fails(
             "SELECT * FROM tenancy.purge_tenant('lc1_nobody', 'purge lc1_nobody')",
             "42704",

@@ -37,6 +37,12 @@ SET LOCAL statement_timeout = '40ms';
 SELECT tenancy.set_tenant('initech') ->> 'tenant' AS tenant;
 SELECT current_setting('statement_timeout') AS statement_timeout;
 ROLLBACK;
+-- A session context (is_local => false) lowers them for the session, like SET.
+SELECT tenancy.set_tenant('initech', is_local => false) ->> 'tenant' AS tenant;
+SELECT current_setting('statement_timeout') AS statement_timeout_next_statement;
+SELECT tenancy.clear_context();
+RESET statement_timeout;
+RESET work_mem;
 RESET ROLE;
 
 -- Export, purge, re-import. Two related tables: orders reference people.
