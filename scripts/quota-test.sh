@@ -3,7 +3,8 @@
 # Row quotas under concurrent inserters: 8 psql sessions of one tenant insert at once against
 # a quota, in single-row and multi-row statements and mixed with deletes. The quota must never
 # be exceeded, every refusal must be the quota's own error (SQLSTATE 54000; no deadlock, no
-# other failure), and the rows present must always equal max_rows - sum(budget).
+# other failure), and the rows present must always equal max_rows - sum(budget). Last, a plan
+# change reaches a backend that has the tenant (and its limits) cached.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
@@ -139,6 +140,25 @@ say "initech: $rows rows, $used in use by the slots, $refused statements refused
 [ "$rows" = "$used" ] || die "rows ($rows) and slots ($used) disagree"
 [ "$rows" -le 60 ] || die "the quota of 60 was exceeded: $rows rows"
 [ "$refused" -gt 0 ] || die "the quota never refused anything; the phase tested nothing"
+
+# Limits are cached with the tenant; a plan change must reach a backend that already cached
+# it, from that backend's next transaction.
+db -c "SELECT tenancy.set_plan('small', '{\"statement_timeout\": \"100ms\"}'), tenancy.set_tenant_plan('acme', 'small')" >/dev/null
+python3 - "host=localhost port=$CL_PORT dbname=quota_test user=quota_job" \
+    "host=localhost port=$CL_PORT dbname=quota_test user=postgres" <<'PY' || die "a plan change did not reach a backend that had cached the tenant"
+import sys, psycopg
+app = psycopg.connect(sys.argv[1])
+admin = psycopg.connect(sys.argv[2], autocommit=True)
+def timeout_under_acme():
+    with app.transaction():
+        app.execute("SELECT tenancy.set_tenant('acme')")
+        return app.execute("SELECT current_setting('statement_timeout')").fetchone()[0]
+first = timeout_under_acme()
+admin.execute("""SELECT tenancy.set_plan('small', '{"statement_timeout": "40ms"}')""")
+second = timeout_under_acme()
+print(f"==> quota-test: statement_timeout under acme: {first}, after the plan changed in another session: {second}")
+sys.exit(0 if (first, second) == ("100ms", "40ms") else 1)
+PY
 
 other="$(db -c "SELECT count(*) FROM items WHERE tenant_id NOT IN ('acme', 'globex', 'initech')")"
 [ "$other" = 0 ] || die "rows outside the three tenants: $other"
