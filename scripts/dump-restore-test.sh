@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/dump-restore-test.sh 15|18
-# pg_dump a database with tenants, signing keys, API keys, entitlements, an enrolled schema and
-# protected tables (plain, shared rows, feature-gated, partitioned), restore it into a fresh
+# pg_dump a database with tenants, signing keys, API keys, entitlements, a plan, a row quota, an
+# enrolled schema and protected tables (plain, shared rows, feature-gated, partitioned), restore it into a fresh
 # database with pg_restore --exit-on-error, and check there: the restore had no error (the DDL
 # guard lets a restore rebuild RLS), check() finds nothing critical or high and
 # assert_isolated() passes, tokens signed before the dump and API keys still work,
@@ -50,6 +50,10 @@ INSERT INTO app.templates VALUES (1, 'acme', true, 'public'), (2, 'globex', fals
 INSERT INTO app.payslips VALUES (1, 'acme', 100), (2, 'globex', 200);
 INSERT INTO app.events VALUES (1, 'acme', '2026-03-01'), (2, 'globex', '2026-04-01');
 GRANT SELECT ON ALL TABLES IN SCHEMA app TO dr_app;
+-- Plans and quotas travel with the dump (limits applied, quota triggers and budgets intact).
+SELECT tenancy.set_plan('basic', '{"lock_timeout": "1500ms"}');
+SELECT tenancy.set_tenant_plan('acme', 'basic');
+SELECT tenancy.set_quota('acme', 'app.events', 1);
 SQL
 token="$(db dr_src -At -c "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'acme', 'exp', extract(epoch FROM now() + interval '1 hour')::bigint))")"
 api_key="$(db dr_src -At -c "SELECT tenancy.create_api_key('globex', 'restored')")"
@@ -67,6 +71,18 @@ SELECT 'rls: ' || bool_and(relrowsecurity AND relforcerowsecurity) FROM pg_class
 SELECT 'check: ' || coalesce(string_agg(severity || ' ' || rule || ' ' || object, '; ' ORDER BY rule, object), 'clean')
   FROM tenancy.check() WHERE severity IN ('critical', 'high');
 SELECT 'assert_isolated: passed' FROM (SELECT tenancy.assert_isolated()) AS raised_if_not;
+SELECT 'quota: ' || q.max_rows || ' ' || (q.max_rows - sum(s.budget)) || ' ' ||
+       (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tenancy_quota_%' AND tgrelid IN ('app.events'::regclass, 'app.events_2026'::regclass))
+  FROM tenancy.quotas q JOIN tenancy.quota_slots s USING (tenant, tbl) GROUP BY q.max_rows;
+BEGIN;
+SELECT tenancy.set_tenant('acme') IS NOT NULL;
+DO $$ BEGIN
+    INSERT INTO app.events VALUES (3, 'acme', '2026-05-01');
+EXCEPTION WHEN SQLSTATE '54000' THEN
+    RAISE NOTICE 'quota refused: %', SQLERRM;
+END $$;
+SELECT 'lock_timeout: ' || current_setting('lock_timeout');
+ROLLBACK;
 SET ROLE dr_app;
 BEGIN;
 SELECT 'token: ' || (tenancy.set_context(:'token') IS NOT NULL);
@@ -89,9 +105,16 @@ SQL
 fail=0
 for line in "registry: app.events,app.events_2026,app.payslips,app.people,app.templates" "guard_state: true" \
     "rls: true" "check: clean" "assert_isolated: passed" "token: true" "acme_people: Ada" "acme_templates: public" "acme_payslips: 1" \
-    "acme_events: 1" "key: true" "globex_people: Grace" "globex_payslips: 0" "no_context: 0"; do
+    "acme_events: 1" "key: true" "globex_people: Grace" "globex_payslips: 0" "no_context: 0" \
+    "quota: 1 1 6" "lock_timeout: 1500ms"; do
     if grep -qxF -- "$line" <<<"$out"; then say "ok: $line"; else printf '*** expected: %s\n' "$line" >&2; fail=1; fi
 done
+if grep -q "quota refused: pg_tenancy: row quota exceeded: tenant 'acme' may keep at most 1 rows in app.events" <<<"$out"; then
+    say "ok: the restored quota refuses acme's second event"
+else
+    printf '*** expected the restored quota to refuse the insert\n' >&2
+    fail=1
+fi
 if grep -q "pg_tenancy: refusing DDL on protected table app.people" <<<"$out"; then
     say "ok: the DDL guard is armed again after the restore"
 else

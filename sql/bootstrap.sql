@@ -87,3 +87,35 @@ CREATE TABLE tenancy.entitlements (
     PRIMARY KEY (tenant, feature),
     CHECK (enabled_until IS NULL OR enabled_until > enabled_from)
 );
+
+-- Plans: named sets of per-tenant limits (statement_timeout, lock_timeout, work_mem). A
+-- tenant's plan names a row here; its settings may carry the same keys, which can only lower
+-- the plan's (src/limits.rs). Validated by CHECK constraints added in lifecycle.sql.
+CREATE TABLE tenancy.plans (
+    plan        text PRIMARY KEY,
+    limits      jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(limits) = 'object'),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Row quotas per (tenant, protected table), enforced by statement triggers on that table
+-- (lifecycle.sql). What a tenant may still insert is spread over `slots` rows of
+-- tenancy.quota_slots, so concurrent inserters of one tenant spend from different rows; the
+-- rows in use are always max_rows - sum(budget). See docs/operations.md, "Limits and quotas".
+CREATE TABLE tenancy.quotas (
+    tenant      text NOT NULL REFERENCES tenancy.tenants (id),
+    tbl         regclass NOT NULL,
+    max_rows    bigint NOT NULL CHECK (max_rows >= 0),
+    slots       integer NOT NULL DEFAULT 8 CHECK (slots BETWEEN 1 AND 64),
+    set_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, tbl)
+);
+CREATE INDEX quotas_tbl_idx ON tenancy.quotas (tbl);
+
+CREATE TABLE tenancy.quota_slots (
+    tenant      text NOT NULL,
+    tbl         regclass NOT NULL,
+    slot        integer NOT NULL,
+    budget      bigint NOT NULL,   -- negative only when usage already exceeded max_rows at set_quota
+    PRIMARY KEY (tenant, tbl, slot),
+    FOREIGN KEY (tenant, tbl) REFERENCES tenancy.quotas (tenant, tbl) ON DELETE CASCADE
+);

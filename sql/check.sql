@@ -454,6 +454,28 @@ SELECT 'info', 'shared_sequence', format('%s.%I', p.qname, a.attname),
  GROUP BY p.qname, a.attname, a.attidentity
 
 UNION ALL
+-- A row quota is enforced by statement triggers on the table and on each of its partitions
+-- (src/quota.rs); a partition attached later, or a dropped or disabled trigger, lets inserts
+-- past the quota. set_quota() again installs what is missing.
+SELECT 'medium', 'quota_not_enforced', format('%I.%I', n.nspname, c.relname),
+       format('row quotas of %s are not enforced on this table: its trigger%s %s %s missing or disabled, so inserts there are not counted',
+              qt.tbl, CASE WHEN cardinality(m.missing) > 1 THEN 's' ELSE '' END,
+              array_to_string(m.missing, ', '), CASE WHEN cardinality(m.missing) > 1 THEN 'are' ELSE 'is' END),
+       (SELECT string_agg(format('SELECT tenancy.set_quota(%L, %L, %s);', q.tenant, q.tbl::text, q.max_rows), ' ' ORDER BY q.tenant)
+          FROM tenancy.quotas q WHERE q.tbl = qt.tbl)
+  FROM (SELECT DISTINCT q.tbl FROM tenancy.quotas q) qt
+  CROSS JOIN LATERAL (SELECT t.relid FROM pg_partition_tree(qt.tbl) t
+                      UNION SELECT qt.tbl::oid) part
+  JOIN pg_class c ON c.oid = part.relid AND c.relkind IN ('r', 'p')
+  JOIN scope n ON n.oid = c.relnamespace
+  CROSS JOIN LATERAL (
+      SELECT array_agg(w.name ORDER BY w.name) AS missing
+        FROM unnest(ARRAY['tenancy_quota_insert', 'tenancy_quota_delete', 'tenancy_quota_truncate']) w(name)
+       WHERE NOT EXISTS (SELECT 1 FROM pg_trigger tg
+                          WHERE tg.tgrelid = c.oid AND tg.tgname = w.name AND tg.tgenabled <> 'D')) m
+ WHERE m.missing IS NOT NULL
+
+UNION ALL
 -- Schemas in the search_path of application roles where anyone may create objects.
 SELECT 'high', 'public_create_on_search_path', format('schema %I', n.nspname),
        format('PUBLIC may create objects in schema %I, which is on the search_path of application role%s %s: anyone can plant a function or table that shadows a name the application or a function uses',

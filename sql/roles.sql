@@ -95,6 +95,19 @@ CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON 
     FOR EACH STATEMENT EXECUTE FUNCTION tenancy._on_registry_change();
 CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.pseudonym_secrets
     FOR EACH STATEMENT EXECUTE FUNCTION tenancy._on_registry_change();
+-- A plan's limits are cached with each of its tenants (src/limits.rs).
+CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.plans
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._on_registry_change();
+
+-- Limits are checked when they are written (22023 naming the bad key), not when a tenant next
+-- sets its context.
+ALTER TABLE tenancy.plans ADD CONSTRAINT plans_limits_valid CHECK (tenancy._limits_valid(limits, true));
+ALTER TABLE tenancy.tenants ADD CONSTRAINT tenants_limits_valid CHECK (tenancy._limits_valid(settings, false));
+
+CREATE FUNCTION tenancy.set_quota(tenant text, tbl regclass, max_rows bigint) RETURNS void
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenancy._set_quota(tenant, tbl::oid, max_rows) $$;
 
 INSERT INTO tenancy.carrier_key (secret) VALUES (tenancy._random_bytes(32));
 
@@ -229,11 +242,14 @@ BEGIN
         'protect', 'unprotect', '_protect', '_unprotect',
         'protect_schema', '_protect_schema', 'scope_unique', '_scope_unique',
         'scope_foreign_key', '_scope_foreign_key', 'grant_feature', 'revoke_feature',
-        'check', 'assert_isolated', '_assert_isolated']);
+        'check', 'assert_isolated', '_assert_isolated',
+        'export_tenant', 'purge_tenant', 'set_plan', 'set_quota', '_set_quota',
+        'set_tenant_plan', 'set_tenant_settings']);
     PERFORM tenancy._grant_functions(role, ARRAY['add_pseudonym_secret', 'drop_pseudonym_secret']);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (id, created_at) ON tenancy.pseudonym_secrets TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.tenants TO %s', role);
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.plans, tenancy.quotas, tenancy.quota_slots TO %s', role);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (kid, alg, created_at, retired_at) ON tenancy.signing_keys TO %s', role);
     EXECUTE pg_catalog.format(
@@ -248,6 +264,7 @@ REVOKE EXECUTE ON FUNCTION tenancy.grant_app(regrole), tenancy.grant_trusted(reg
     tenancy.grant_support(regrole), tenancy.grant_admin(regrole) FROM PUBLIC;
 -- Internal helpers revoked above stay revoked: protect/unprotect are granted by grant_admin.
 REVOKE EXECUTE ON FUNCTION tenancy.protect(regclass, name, name, text), tenancy.unprotect(regclass) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.set_quota(text, regclass, bigint) FROM PUBLIC;
 
 -- pg_dump keeps the registry (the carrier key is per installation and is made anew).
 SELECT pg_catalog.pg_extension_config_dump('tenancy.tenants', '');
@@ -256,5 +273,8 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.api_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.protected_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.enrolled_schemas', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.entitlements', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.plans', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.quotas', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.quota_slots', '');
 -- Pseudonym secrets travel with a dump: a restored database computes the same pseudonyms.
 SELECT pg_catalog.pg_extension_config_dump('tenancy.pseudonym_secrets', '');

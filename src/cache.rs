@@ -40,12 +40,12 @@ impl Resolved {
 }
 
 /// Canonical decimal only: "007" or "+7" would make two tenant ids map to one bigint.
-fn parse_int8(s: &str) -> Option<i64> {
+pub fn parse_int8(s: &str) -> Option<i64> {
     let v: i64 = s.parse().ok()?;
     (v.to_string() == s).then_some(v)
 }
 
-fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     let b = s.as_bytes();
     if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
         return None;

@@ -18,6 +18,7 @@ use tenancy_core::{apikey, claims, ident, jwt, Alg, Refusal};
 use crate::cache::{self, Resolved};
 use crate::errors;
 use crate::gucs;
+use crate::limits::{self, Limits};
 use crate::registry::{self, TenantStatus};
 use crate::spi_util;
 
@@ -55,11 +56,13 @@ fn tenant_refused(what: &str, status: TenantStatus) -> ! {
     )
 }
 
-fn require_active(what: &str, tenant: &str) {
-    let status = registry::tenant_status(tenant);
-    if status != TenantStatus::Active {
-        tenant_refused(what, status);
+/// The tenant's cached limits, if it is active (refused otherwise).
+fn require_active(what: &str, tenant: &str) -> Option<Rc<Limits>> {
+    let entry = registry::tenant(tenant);
+    if entry.status != TenantStatus::Active {
+        tenant_refused(what, entry.status);
     }
+    entry.limits
 }
 
 /// The latest moment a new context may live to, from `tenancy.context_max_age`.
@@ -67,14 +70,18 @@ fn max_expiry(now: i64) -> i64 {
     now.saturating_add(i64::from(gucs::CONTEXT_MAX_AGE.get()))
 }
 
-/// Stores a verified context in `tenancy.context` and primes this backend's cache with it.
-fn install(ctx: Context, is_local: bool) -> Rc<Resolved> {
+/// Stores a verified context in `tenancy.context`, primes this backend's cache with it, and
+/// lowers the tenant's limits into effect with the same scope.
+fn install(ctx: Context, limits: Option<Rc<Limits>>, is_local: bool) -> Rc<Resolved> {
     let key = registry::carrier_key();
     let value = carrier::encode(&ctx, &key);
     spi_util::set_carrier(&value, is_local);
     let resolved = Rc::new(Resolved::new(ctx));
     cache::remember_verified(value.as_bytes(), resolved.clone());
     cache::set_current(Some(resolved.clone()));
+    if let Some(l) = limits {
+        limits::apply(&l, is_local);
+    }
     resolved
 }
 
@@ -138,7 +145,7 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> J
     };
     let is_local = is_local.unwrap_or(true);
     let (identity, claims, kid) = verify_token(token);
-    require_active("token", &identity.tenant);
+    let limits = require_active("token", &identity.tenant);
     let leeway = i64::from(gucs::JWT_LEEWAY.get());
     let now = cache::statement_now();
     let expires_at = identity
@@ -156,6 +163,7 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> J
             kid: Some(kid),
             support_reason: None,
         },
+        limits,
         is_local,
     );
     JsonB(Value::Object(claims))
@@ -205,7 +213,7 @@ fn set_context_from_key(api_key: Option<&str>, is_local: default!(Option<bool>, 
             "ask an administrator for a new key",
         );
     }
-    require_active("API key", &row.tenant);
+    let limits = require_active("API key", &row.tenant);
     let expires_at = row
         .expires_at
         .map_or(max_expiry(now), |e| e.min(max_expiry(now)));
@@ -220,6 +228,7 @@ fn set_context_from_key(api_key: Option<&str>, is_local: default!(Option<bool>, 
             kid: None,
             support_reason: None,
         },
+        limits,
         is_local,
     );
     let mut out = resolved.ctx.to_json();
@@ -259,7 +268,7 @@ fn set_tenant(
         }
     }
     let roles = checked_roles(roles.unwrap_or_default());
-    require_active("trusted context", tenant);
+    let limits = require_active("trusted context", tenant);
     let now = cache::statement_now();
     let resolved = install(
         Context {
@@ -272,6 +281,7 @@ fn set_tenant(
             kid: None,
             support_reason: None,
         },
+        limits,
         is_local.unwrap_or(true),
     );
     JsonB(resolved.ctx.to_json())
@@ -318,6 +328,8 @@ fn _resolve_context(carrier_value: &str) -> bool {
     if ctx.expired_at(cache::statement_now()) {
         context_expired();
     }
+    // Resolving a forwarded carrier checks the tenant but applies no limits: those come with
+    // the setters (docs/operations.md).
     require_active("tenant context", &ctx.tenant);
     if let Some(key_id) = &ctx.api_key_id {
         let live = registry::api_key(key_id).is_some_and(|row| {

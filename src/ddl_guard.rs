@@ -358,6 +358,11 @@ fn _sql_drop() {
             &[(*oid).into()],
         )
         .or_bug("forgetting a dropped table");
+        Spi::run_with_args(
+            "DELETE FROM tenancy.quotas WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass",
+            &[(*oid).into()],
+        )
+        .or_bug("forgetting a dropped table's quotas");
     }
     if protect::in_own_ddl() {
         return;

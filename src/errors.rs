@@ -52,6 +52,23 @@ pub fn no_context() -> ! {
     )
 }
 
+/// 55000: an object that is not in the state the operation needs (e.g. purging an active tenant).
+pub fn not_in_state(message: String, hint: Option<&str>) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("pg_tenancy: {message}"),
+        hint,
+    )
+}
+
+/// The argument, or 22023 when it is NULL.
+pub fn required<T>(value: Option<T>, name: &str) -> T {
+    match value {
+        Some(v) => v,
+        None => bad_argument(format!("{name} must not be NULL"), None),
+    }
+}
+
 /// 22023: a malformed argument.
 pub fn bad_argument(message: String, hint: Option<&str>) -> ! {
     raise(

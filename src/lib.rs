@@ -18,9 +18,12 @@ mod generalize;
 mod gucs;
 mod kanon;
 mod keys;
+mod lifecycle;
+mod limits;
 mod policy;
 mod protect;
 mod pseudonym;
+mod quota;
 mod registry;
 mod scoping;
 mod spi_util;
@@ -37,6 +40,8 @@ mod tests_deid;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_hostile;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_lifecycle;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_protection;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -49,6 +54,11 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/check.sql",
     name = "tenancy_check",
+    requires = ["tenancy_bootstrap"]
+);
+extension_sql_file!(
+    "../sql/lifecycle.sql",
+    name = "tenancy_lifecycle",
     requires = ["tenancy_bootstrap"]
 );
 extension_sql_file!("../sql/roles.sql", name = "tenancy_roles", finalize);

@@ -16,6 +16,7 @@ use tenancy_core::Alg;
 
 use crate::cache;
 use crate::errors::{self, SpiOrBug};
+use crate::limits::{self, Limits};
 
 pub struct SigningKey {
     pub kid: String,
@@ -28,6 +29,14 @@ pub enum TenantStatus {
     Active,
     Inactive,
     Unregistered,
+}
+
+/// A tenant as this backend caches it: its status and, when its plan or settings set any,
+/// its effective limits (`limits.rs`).
+#[derive(Clone)]
+pub struct TenantEntry {
+    pub status: TenantStatus,
+    pub limits: Option<Rc<Limits>>,
 }
 
 #[derive(Clone)]
@@ -45,7 +54,7 @@ struct Loaded {
     generation: u64,
     carrier_key: Option<Rc<Vec<u8>>>,
     signing_keys: Option<Rc<Vec<SigningKey>>>,
-    tenants: HashMap<String, TenantStatus>,
+    tenants: HashMap<String, TenantEntry>,
     api_keys: HashMap<String, Option<ApiKeyRow>>,
     /// `Some(None)`: read, and there is no pseudonym secret.
     pseudonym_secret: Option<Option<Rc<Vec<u8>>>>,
@@ -65,7 +74,7 @@ fn fresh<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
             c.select(
                 "SELECT c.oid::pg_catalog.int8 FROM pg_catalog.pg_class c
                   WHERE c.relnamespace = 'tenancy'::pg_catalog.regnamespace
-                    AND c.relname OPERATOR(pg_catalog.=) ANY ('{tenants,signing_keys,api_keys,carrier_key,pseudonym_secrets}'::pg_catalog.text[])",
+                    AND c.relname OPERATOR(pg_catalog.=) ANY ('{tenants,signing_keys,api_keys,carrier_key,pseudonym_secrets,plans}'::pg_catalog.text[])",
                 None,
                 &[],
             )?
@@ -139,29 +148,46 @@ fn load_signing_keys() {
     fresh(|l| l.signing_keys = Some(keys));
 }
 
-fn load_tenant_status(id: &str) {
-    let status = Spi::connect(|c| {
+fn load_tenant(id: &str) {
+    let row = Spi::connect(|c| {
         let t = c.select(
-            "SELECT status FROM tenancy.tenants WHERE id = $1",
+            "SELECT t.status, p.limits, t.settings
+               FROM tenancy.tenants t LEFT JOIN tenancy.plans p ON p.plan = t.plan
+              WHERE t.id = $1",
             Some(1),
             &[id.into()],
         )?;
         if t.is_empty() {
             return Ok(None);
         }
-        t.first().get_one::<String>()
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>(Some((
+            r.get::<String>(1)?,
+            r.get::<pgrx::JsonB>(2)?,
+            r.get::<pgrx::JsonB>(3)?,
+        )))
     })
     .or_bug("reading the tenant registry");
-    let status = match status.as_deref() {
-        Some("active") => TenantStatus::Active,
-        Some(_) => TenantStatus::Inactive,
-        None => TenantStatus::Unregistered,
+    let entry = match row {
+        None => TenantEntry {
+            status: TenantStatus::Unregistered,
+            limits: None,
+        },
+        Some((status, plan, settings)) => TenantEntry {
+            status: if status.as_deref() == Some("active") {
+                TenantStatus::Active
+            } else {
+                TenantStatus::Inactive
+            },
+            limits: limits::effective(plan.as_ref().map(|j| &j.0), settings.as_ref().map(|j| &j.0))
+                .map(Rc::new),
+        },
     };
     fresh(|l| {
         if l.tenants.len() >= MAX_CACHED_ROWS {
             l.tenants.clear();
         }
-        l.tenants.insert(id.to_string(), status);
+        l.tenants.insert(id.to_string(), entry);
     });
 }
 
@@ -205,7 +231,7 @@ fn _registry_load(kind: &str, key: default!(Option<&str>, "NULL")) {
     match (kind, key) {
         ("carrier_key", _) => load_carrier_key(),
         ("signing_keys", _) => load_signing_keys(),
-        ("tenant", Some(id)) => load_tenant_status(id),
+        ("tenant", Some(id)) => load_tenant(id),
         ("api_key", Some(id)) => load_api_key(id),
         _ => errors::bad_argument("unknown registry kind".into(), None),
     }
@@ -240,8 +266,8 @@ pub fn signing_keys() -> Rc<Vec<SigningKey>> {
     cached("signing_keys", None, |l| l.signing_keys.clone())
 }
 
-pub fn tenant_status(id: &str) -> TenantStatus {
-    cached("tenant", Some(id), |l| l.tenants.get(id).copied())
+pub fn tenant(id: &str) -> TenantEntry {
+    cached("tenant", Some(id), |l| l.tenants.get(id).cloned())
 }
 
 pub fn api_key(key_id: &str) -> Option<ApiKeyRow> {

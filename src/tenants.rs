@@ -50,7 +50,14 @@ fn create_tenant(
         &[id.into(), name.into(), plan.into(), settings.into()],
     );
     match inserted {
-        Ok(Some(id)) => id,
+        Ok(Some(id)) => {
+            crate::lifecycle::audit_event(
+                &id,
+                "tenant_created",
+                serde_json::json!({ "name": name, "plan": plan }),
+            );
+            id
+        }
         Ok(None) => errors::duplicate(
             format!("tenant {} already exists", quote_literal(id)),
             Some("use tenancy.reactivate_tenant() for a deactivated tenant"),
@@ -80,6 +87,7 @@ fn set_status(id: &str, status: &str) {
 #[search_path(pg_catalog, pg_temp)]
 fn deactivate_tenant(id: &str) {
     set_status(id, "inactive");
+    crate::lifecycle::audit_event(id, "tenant_deactivated", serde_json::json!({}));
 }
 
 /// Lets a deactivated tenant's tokens and keys work again.
@@ -87,6 +95,7 @@ fn deactivate_tenant(id: &str) {
 #[search_path(pg_catalog, pg_temp)]
 fn reactivate_tenant(id: &str) {
     set_status(id, "active");
+    crate::lifecycle::audit_event(id, "tenant_reactivated", serde_json::json!({}));
 }
 
 /// Fills a buffer from PostgreSQL's strong random source (OpenSSL where built with it).
@@ -120,4 +129,47 @@ fn _random_bytes(n: i32) -> Vec<u8> {
 fn _registry_changed(rel: pg_sys::Oid) {
     // SAFETY: registers an invalidation message for the current transaction.
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(rel) };
+}
+
+/// Moves a tenant to another plan (NULL: no plan). Its limits change on every backend from
+/// the next transaction (a registry change).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_tenant_plan(id: Option<&str>, plan: Option<&str>) {
+    let id = errors::required(id, "id");
+    check_id(id);
+    let found = crate::spi_util::dml_returning::<String>(
+        "UPDATE tenancy.tenants SET plan = $2 WHERE id = $1 RETURNING id",
+        &[id.into(), plan.into()],
+    );
+    match found {
+        Ok(Some(_)) => {}
+        Ok(None) => errors::not_found(format!("tenant {} does not exist", quote_literal(id)), None),
+        Err(e) => errors::internal("updating a tenant", e),
+    }
+    crate::lifecycle::audit_event(id, "tenant_plan_set", serde_json::json!({ "plan": plan }));
+}
+
+/// Replaces a tenant's settings (a jsonb object; its statement_timeout, lock_timeout and
+/// work_mem can only lower the plan's).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_tenant_settings(id: Option<&str>, settings: Option<JsonB>) {
+    let id = errors::required(id, "id");
+    let settings = errors::required(settings, "settings");
+    check_id(id);
+    if !settings.0.is_object() {
+        errors::bad_argument("settings must be a jsonb object".into(), None);
+    }
+    let detail = serde_json::json!({ "settings": settings.0.clone() });
+    let found = crate::spi_util::dml_returning::<String>(
+        "UPDATE tenancy.tenants SET settings = $2 WHERE id = $1 RETURNING id",
+        &[id.into(), settings.into()],
+    );
+    match found {
+        Ok(Some(_)) => {}
+        Ok(None) => errors::not_found(format!("tenant {} does not exist", quote_literal(id)), None),
+        Err(e) => errors::internal("updating a tenant", e),
+    }
+    crate::lifecycle::audit_event(id, "tenant_settings_set", detail);
 }

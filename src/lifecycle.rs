@@ -1,0 +1,381 @@
+//! Tenant lifecycle: export every row of a tenant, purge them, and the table order both need.
+//!
+//! Both read and delete with the extension owner's rights (SECURITY DEFINER), which bypass row
+//! level security, so every statement carries an explicit predicate on the tenant column,
+//! typed like the table's isolation policy: a uuid column is compared with a uuid, an integer
+//! column with a bigint, so the tenant index is used and a tenant id that cannot be stored in
+//! a column matches nothing there (as under the policy). `tenancy.export_tenant()` itself is
+//! plpgsql (sql/lifecycle.sql): `RETURN QUERY EXECUTE` hands rows to a tuplestore, which
+//! spills to disk past work_mem, so no export is ever held in a Rust collection.
+
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, quote_literal};
+use pgrx::JsonB;
+use serde_json::{json, Map, Value};
+use tenancy_core::ident;
+
+use crate::cache;
+use crate::errors::{self, SpiOrBug};
+use crate::policy::Getter;
+
+/// Records a lifecycle event (tenant created, deactivated, reactivated, exported, purged, a
+/// quota set) in the tenant's audit trail.
+pub fn audit_event(tenant: &str, event: &str, detail: Value) {
+    // MERGE: wire to audit::record. The audit trail is built on another branch; until the
+    // merge this is deliberately a no-op (no NOTICE, no table), and every call site already
+    // passes what the audit row must hold.
+    let _ = (tenant, event, detail);
+}
+
+/// SQL entry to `audit_event` for the plpgsql parts (export_tenant). Not granted to anyone.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _lifecycle_audit(tenant: &str, event: &str, detail: JsonB) {
+    audit_event(tenant, event, detail.0);
+}
+
+/// A protected table as export, purge and quotas read it.
+pub struct TenantTable {
+    pub oid: pg_sys::Oid,
+    /// `schema.table`, quoted.
+    pub name: String,
+    /// What goes after FROM: `ONLY name` for a plain table (its inheritance children, if
+    /// protected, are listed on their own), `name` for a partitioned one (its partitions'
+    /// rows come through it, and are not listed again).
+    pub source: String,
+    /// `col = $1::type`, where $1 is the tenant id as text; None when the tenant id cannot be
+    /// a value of the column's type (the table can hold no row of this tenant).
+    pub predicate: Option<String>,
+}
+
+fn check_tenant_id(id: &str) {
+    if !ident::valid_tenant_id(id) {
+        errors::bad_argument(
+            format!("invalid tenant id {}", quote_literal(id)),
+            Some(
+                "tenant ids are 1 to 128 characters of letters, digits, '.', '_', ':', '@' or '-'",
+            ),
+        );
+    }
+}
+
+/// Rows read or deleted here bypass row level security, which only works when the function's
+/// owner does; otherwise an export would silently come back empty.
+fn require_rls_bypass() {
+    let bypass = Spi::connect(|c| {
+        c.select(
+            "SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r
+              WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER",
+            Some(1),
+            &[],
+        )?
+        .first()
+        .get_one::<bool>()
+    })
+    .or_bug("reading pg_roles");
+    if bypass != Some(true) {
+        errors::internal(
+            "the extension's owner must be a superuser or have BYPASSRLS",
+            "reinstall the extension as a superuser",
+        );
+    }
+}
+
+/// Whether `value` is valid input for the type (a cast that would fail matches nothing).
+fn castable(value: &str, type_sql: &str) -> bool {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT tenancy._castable($1, $2)",
+            Some(1),
+            &[value.into(), type_sql.into()],
+        )?
+        .first()
+        .get_one::<bool>()
+    })
+    .or_bug("checking the tenant column's type")
+        == Some(true)
+}
+
+/// The predicate selecting `tenant`'s rows, typed like the isolation policy's.
+pub fn predicate(
+    column: &str,
+    type_oid: pg_sys::Oid,
+    type_sql: &str,
+    tenant: &str,
+) -> Option<String> {
+    let col = quote_identifier(column);
+    match Getter::for_type(type_oid) {
+        Getter::Text => Some(format!("{col} OPERATOR(pg_catalog.=) $1")),
+        Getter::Uuid => cache::parse_uuid(tenant)
+            .map(|_| format!("{col} OPERATOR(pg_catalog.=) $1::pg_catalog.uuid")),
+        Getter::Int8 => cache::parse_int8(tenant)
+            .map(|_| format!("{col} OPERATOR(pg_catalog.=) $1::pg_catalog.int8")),
+        // format_type() spelling, schema-qualified where needed: safe to splice.
+        Getter::Cast => castable(tenant, type_sql).then(|| format!("{col} = $1::{type_sql}")),
+    }
+}
+
+/// Every protected table that holds rows of its own: roots of partition trees and plain
+/// tables, not partitions of a protected parent. In name order.
+fn protected_roots(tenant: &str) -> Vec<TenantTable> {
+    let rows = Spi::connect(|c| {
+        c.select(
+            "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind = 'p',
+                    p.tenant_column::pg_catalog.text, a.atttypid,
+                    pg_catalog.format_type(a.atttypid, a.atttypmod)
+               FROM tenancy.protected_tables p
+               JOIN pg_catalog.pg_class c ON c.oid = p.tbl::pg_catalog.oid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_catalog.pg_attribute a
+                 ON a.attrelid = c.oid AND a.attname = p.tenant_column AND a.attnum > 0 AND NOT a.attisdropped
+              WHERE NOT (c.relispartition AND EXISTS (
+                        SELECT 1 FROM pg_catalog.pg_partition_ancestors(c.oid) x
+                         WHERE x.relid <> c.oid
+                           AND x.relid IN (SELECT q.tbl::pg_catalog.oid FROM tenancy.protected_tables q)))
+              ORDER BY 2",
+            None,
+            &[],
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<pg_sys::Oid>(1)?,
+                r.get::<String>(2)?,
+                r.get::<bool>(3)?,
+                r.get::<String>(4)?,
+                r.get::<pg_sys::Oid>(5)?,
+                r.get::<String>(6)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_bug("listing protected tables");
+    rows.into_iter()
+        .filter_map(|(oid, name, partitioned, col, typ, type_sql)| {
+            let (oid, name, col, typ, type_sql) = (oid?, name?, col?, typ?, type_sql?);
+            let source = if partitioned == Some(true) {
+                name.clone()
+            } else {
+                format!("ONLY {name}")
+            };
+            Some(TenantTable {
+                oid,
+                predicate: predicate(&col, typ, &type_sql, tenant),
+                name,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Foreign keys between protected roots as (referencing, referenced) indexes into `tables`,
+/// partitions mapped to the protected table they belong to; a table referencing itself is
+/// left out (one statement inserts or deletes all of its rows, and foreign keys are checked
+/// at its end).
+fn references(tables: &[TenantTable]) -> Vec<(usize, usize)> {
+    let oids: Vec<pg_sys::Oid> = tables.iter().map(|t| t.oid).collect();
+    let rows = Spi::connect(|c| {
+        c.select(
+            "WITH fk AS (
+                 SELECT k.conrelid, k.confrelid FROM pg_catalog.pg_constraint k
+                  WHERE k.contype = 'f' AND k.conparentid = 0)
+             SELECT DISTINCT
+                    coalesce(
+                      (SELECT x.relid FROM pg_catalog.pg_partition_ancestors(fk.conrelid) WITH ORDINALITY x(relid, n)
+                        WHERE x.relid = ANY ($1) ORDER BY x.n LIMIT 1),
+                      CASE WHEN fk.conrelid = ANY ($1) THEN fk.conrelid END),
+                    coalesce(
+                      (SELECT x.relid FROM pg_catalog.pg_partition_ancestors(fk.confrelid) WITH ORDINALITY x(relid, n)
+                        WHERE x.relid = ANY ($1) ORDER BY x.n LIMIT 1),
+                      CASE WHEN fk.confrelid = ANY ($1) THEN fk.confrelid END)
+               FROM fk",
+            None,
+            &[oids.clone().into()],
+        )?
+        .map(|r| Ok((r.get::<pg_sys::Oid>(1)?, r.get::<pg_sys::Oid>(2)?)))
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_bug("reading foreign keys");
+    let index = |o: pg_sys::Oid| oids.iter().position(|x| *x == o);
+    rows.into_iter()
+        .filter_map(|(a, b)| Some((index(a?)?, index(b?)?)))
+        .filter(|(a, b)| a != b)
+        .collect()
+}
+
+/// Protected tables with rows of their own, referenced tables before the tables that
+/// reference them (name order among equals). The second list holds the tables on a foreign
+/// key cycle (and those that depend on one), which have no such order; they follow the
+/// others, in name order.
+pub fn tables_in_fk_order(tenant: &str) -> (Vec<TenantTable>, Vec<String>) {
+    let tables = protected_roots(tenant);
+    let refs = references(&tables);
+    let mut waiting = vec![0usize; tables.len()];
+    for (child, _) in &refs {
+        waiting[*child] += 1;
+    }
+    let mut done = vec![false; tables.len()];
+    let mut order: Vec<usize> = Vec::with_capacity(tables.len());
+    // The first ready table in name order each time: a deterministic order.
+    while let Some(i) = (0..tables.len()).find(|i| !done[*i] && waiting[*i] == 0) {
+        done[i] = true;
+        order.push(i);
+        for (child, parent) in &refs {
+            if *parent == i {
+                waiting[*child] -= 1;
+            }
+        }
+    }
+    let cyclic: Vec<usize> = (0..tables.len()).filter(|i| !done[*i]).collect();
+    let cyclic_names = cyclic.iter().map(|i| tables[*i].name.clone()).collect();
+    order.extend(cyclic);
+    let mut slots: Vec<Option<TenantTable>> = tables.into_iter().map(Some).collect();
+    let ordered = order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each table once"))
+        .collect();
+    (ordered, cyclic_names)
+}
+
+/// The plan of `tenancy.export_tenant()`: what to read, in an order in which re-inserting the
+/// rows satisfies foreign keys. Tables that can hold no row of the tenant are left out.
+#[pg_extern(stable, parallel_unsafe)]
+fn _export_plan(
+    tenant: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(table_name, String),
+        name!(source, String),
+        name!(predicate, String),
+    ),
+> {
+    check_tenant_id(tenant);
+    crate::tenants::require_registered(tenant);
+    require_rls_bypass();
+    let (tables, _) = tables_in_fk_order(tenant);
+    TableIterator::new(
+        tables
+            .into_iter()
+            .filter_map(|t| Some((t.name, t.source, t.predicate?))),
+    )
+}
+
+/// The string `purge_tenant` must be given to act.
+fn purge_confirmation(tenant: &str) -> String {
+    format!("purge {tenant}")
+}
+
+/// Trigger functions that would run with the extension owner's rights during the purge:
+/// enabled user triggers whose function is neither SECURITY DEFINER nor owned by a superuser.
+fn unsafe_triggers(tables: &[TenantTable]) -> Vec<String> {
+    let oids: Vec<pg_sys::Oid> = tables.iter().map(|t| t.oid).collect();
+    Spi::connect(|c| {
+        c.select(
+            "SELECT pg_catalog.format('trigger %I on %s', tg.tgname, tg.tgrelid::pg_catalog.regclass)
+               FROM pg_catalog.pg_trigger tg
+               JOIN pg_catalog.pg_proc f ON f.oid = tg.tgfoid
+               JOIN pg_catalog.pg_roles o ON o.oid = f.proowner
+              WHERE tg.tgrelid IN (SELECT t.relid FROM pg_catalog.unnest($1::pg_catalog.oid[]) r(oid),
+                                        LATERAL pg_catalog.pg_partition_tree(r.oid) t
+                                   UNION SELECT r.oid FROM pg_catalog.unnest($1::pg_catalog.oid[]) r(oid))
+                AND NOT tg.tgisinternal AND tg.tgenabled <> 'D'
+                AND NOT f.prosecdef AND NOT o.rolsuper
+              ORDER BY 1",
+            None,
+            &[oids.into()],
+        )?
+        .map(|r| r.get::<String>(1))
+        .collect::<Result<Vec<_>, _>>()
+    })
+    .or_bug("reading triggers")
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Deletes every row of a deactivated tenant from every protected table, referencing tables
+/// first, in one transaction; returns how many rows each table lost. The tenant's registry row
+/// (and its audit trail) stay.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn purge_tenant(
+    tenant: Option<&str>,
+    confirm: Option<&str>,
+) -> TableIterator<'static, (name!(table_name, String), name!(deleted, i64))> {
+    let tenant = errors::required(tenant, "tenant");
+    check_tenant_id(tenant);
+    let expected = purge_confirmation(tenant);
+    if confirm != Some(expected.as_str()) {
+        errors::bad_argument(
+            format!(
+                "purge_tenant was not confirmed (confirm must be {}); nothing was deleted",
+                quote_literal(&expected)
+            ),
+            Some("the confirmation names the tenant so that a purge cannot be run for the wrong one by accident"),
+        );
+    }
+    // Locked until the end of the transaction, so nobody reactivates it half-way.
+    let status = Spi::connect_mut(|c| {
+        let t = c.update(
+            "SELECT status FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
+            None,
+            &[tenant.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.first().get_one::<String>()
+    })
+    .or_bug("locking the tenant");
+    match status.as_deref() {
+        None => errors::not_found(
+            format!("tenant {} does not exist", quote_literal(tenant)),
+            None,
+        ),
+        Some("active") => errors::not_in_state(
+            format!(
+                "tenant {} is still active: only a deactivated tenant can be purged",
+                quote_literal(tenant)
+            ),
+            Some(&format!(
+                "deactivate it first (SELECT tenancy.deactivate_tenant({})) so no session writes while its rows are deleted",
+                quote_literal(tenant)
+            )),
+        ),
+        Some(_) => {}
+    }
+    require_rls_bypass();
+    let (tables, cyclic) = tables_in_fk_order(tenant);
+    if !cyclic.is_empty() {
+        errors::not_supported(
+            format!(
+                "the foreign keys between {} form a cycle, so no order deletes their rows; nothing was deleted",
+                cyclic.join(", ")
+            ),
+            Some("delete this tenant's rows of one table of the cycle yourself (or make the constraint DEFERRABLE and defer it), then purge again"),
+        );
+    }
+    let unsafe_ = unsafe_triggers(&tables);
+    if !unsafe_.is_empty() {
+        errors::forbidden(
+            format!(
+                "{} would run with the extension owner's rights during the purge; nothing was deleted",
+                unsafe_.join(", ")
+            ),
+            Some("make the trigger function SECURITY DEFINER (owned by the table's owner) or disable the trigger for the purge"),
+        );
+    }
+    let mut out: Vec<(String, i64)> = Vec::with_capacity(tables.len());
+    for t in tables.into_iter().rev() {
+        let Some(pred) = &t.predicate else {
+            out.push((t.name, 0));
+            continue;
+        };
+        let sql = format!("DELETE FROM {} WHERE {pred}", t.source);
+        let n = Spi::connect_mut(|c| c.update(&sql, None, &[tenant.into()]).map(|r| r.len()))
+            .or_bug("deleting a tenant's rows");
+        out.push((t.name, n as i64));
+    }
+    let counts: Map<String, Value> = out.iter().map(|(t, n)| (t.clone(), json!(n))).collect();
+    audit_event(tenant, "tenant_purged", json!({ "deleted": counts }));
+    TableIterator::new(out)
+}
