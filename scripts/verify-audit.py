@@ -61,23 +61,23 @@ def chain_hash(prev_hash, row):
 
 def walk(rows):
     """rows in seq order, each a dict as for encode() plus prev_hash and hash."""
-    expected_seq, prev, checked, bad = 1, GENESIS, 0, None
+    # A row whose hash does not match its own contents was changed: it is reported before any
+    # row that is merely out of place (a changed seq moves the row in seq order).
+    expected_seq, prev, checked, changed, misplaced = 1, GENESIS, 0, None, None
     seen = {}
     for r in rows:
         checked += 1
-        if r["seq"] != expected_seq:
-            problem = "sequence"
-        elif bytes(r["prev_hash"]) != prev:
-            problem = "link"
-        elif chain_hash(r["prev_hash"], r) != bytes(r["hash"]):
-            problem = "contents"
-        else:
-            problem = None
-        if problem and bad is None:
-            bad = (r["id"], problem)
+        if changed is None and chain_hash(r["prev_hash"], r) != bytes(r["hash"]):
+            changed = (r["id"], "contents")
+        if misplaced is None:
+            if r["seq"] != expected_seq:
+                misplaced = (r["id"], "sequence")
+            elif bytes(r["prev_hash"]) != prev:
+                misplaced = (r["id"], "link")
         expected_seq = r["seq"] + 1
         prev = bytes(r["hash"])
         seen[r["seq"]] = prev
+    bad = changed or misplaced
     return {"ok": bad is None, "checked": checked,
             "first_bad_id": bad[0] if bad else None, "reason": bad[1] if bad else None,
             "head_seq": expected_seq - 1, "head_hash": prev.hex(), "_seen": seen}

@@ -50,7 +50,14 @@ fn create_tenant(
         &[id.into(), name.into(), plan.into(), settings.into()],
     );
     match inserted {
-        Ok(Some(id)) => id,
+        Ok(Some(id)) => {
+            crate::audit::record(
+                &id,
+                "tenant_created",
+                serde_json::json!({ "name": name, "plan": plan }),
+            );
+            id
+        }
         Ok(None) => errors::duplicate(
             format!("tenant {} already exists", quote_literal(id)),
             Some("use tenancy.reactivate_tenant() for a deactivated tenant"),
@@ -73,6 +80,12 @@ fn set_status(id: &str, status: &str) {
         Ok(None) => errors::not_found(format!("tenant {} does not exist", quote_literal(id)), None),
         Err(e) => errors::internal("updating a tenant", e),
     }
+    let event = if status == "inactive" {
+        "tenant_deactivated"
+    } else {
+        "tenant_reactivated"
+    };
+    crate::audit::record(id, event, serde_json::json!({}));
 }
 
 /// Stops every token, API key and context of the tenant from the next transaction on.

@@ -101,13 +101,21 @@ pub enum Break {
     Contents,
 }
 
-/// Walks one tenant's chain in `seq` order; feed it every row, then read [`Walker::first_bad`].
+/// Walks one tenant's chain in `seq` order; feed it every row, then read
+/// [`Walker::first_bad`].
+///
+/// Two kinds of break: a row whose stored hash does not match its own contents (it was
+/// changed), and a row that is not where the chain says it should be (wrong `seq`, or a
+/// `prev_hash` that is not the previous row's hash: a row was deleted, inserted or moved). A
+/// changed row is reported before any break of the second kind, because changing a row's
+/// `seq` also moves it in `seq` order, and the row it displaces is not the one that changed.
 #[derive(Debug)]
 pub struct Walker {
     expected_seq: i64,
     prev: [u8; 32],
     pub checked: i64,
-    pub first_bad: Option<(i64, Break)>,
+    first_changed: Option<(i64, Break)>,
+    first_misplaced: Option<(i64, Break)>,
 }
 
 impl Default for Walker {
@@ -116,7 +124,8 @@ impl Default for Walker {
             expected_seq: 1,
             prev: GENESIS,
             checked: 0,
-            first_bad: None,
+            first_changed: None,
+            first_misplaced: None,
         }
     }
 }
@@ -124,24 +133,27 @@ impl Default for Walker {
 impl Walker {
     pub fn push(&mut self, row: &Row, prev_hash: &[u8], hash: &[u8]) {
         self.checked += 1;
-        let problem = if row.seq != self.expected_seq {
-            Some(Break::Sequence)
-        } else if prev_hash != self.prev {
-            Some(Break::Link)
-        } else if chain_hash(prev_hash, row).as_slice() != hash {
-            Some(Break::Contents)
-        } else {
-            None
-        };
-        if let (Some(p), None) = (problem, self.first_bad) {
-            self.first_bad = Some((row.id, p));
+        if self.first_changed.is_none() && chain_hash(prev_hash, row).as_slice() != hash {
+            self.first_changed = Some((row.id, Break::Contents));
+        }
+        if self.first_misplaced.is_none() {
+            if row.seq != self.expected_seq {
+                self.first_misplaced = Some((row.id, Break::Sequence));
+            } else if prev_hash != self.prev {
+                self.first_misplaced = Some((row.id, Break::Link));
+            }
         }
         // Continue from what the row claims, so one bad row is reported once, not as a
-        // cascade; the first break is what counts.
+        // cascade.
         self.expected_seq = row.seq.saturating_add(1);
         if let Ok(h) = <[u8; 32]>::try_from(hash) {
             self.prev = h;
         }
+    }
+
+    /// The row to report (its id) and why: the first changed row, else the first misplaced.
+    pub fn first_bad(&self) -> Option<(i64, Break)> {
+        self.first_changed.or(self.first_misplaced)
     }
 
     /// The position and hash the chain ends at.
@@ -341,7 +353,7 @@ mod tests {
     fn walker_accepts_a_good_chain_and_reports_its_head() {
         let c = chain(5);
         let w = walk(&c);
-        assert_eq!(w.first_bad, None);
+        assert_eq!(w.first_bad(), None);
         assert_eq!(w.checked, 5);
         assert_eq!(w.head(), (5, c[4].2));
         assert_eq!(Walker::default().head(), (0, GENESIS));
@@ -351,41 +363,47 @@ mod tests {
     fn walker_finds_a_deleted_row() {
         let mut c = chain(5);
         c.remove(2);
-        assert_eq!(walk(&c).first_bad, Some((40, Break::Sequence)));
+        assert_eq!(walk(&c).first_bad(), Some((40, Break::Sequence)));
         let mut c = chain(5);
         c.remove(0);
-        assert_eq!(walk(&c).first_bad, Some((20, Break::Sequence)));
+        assert_eq!(walk(&c).first_bad(), Some((20, Break::Sequence)));
     }
 
     #[test]
     fn walker_finds_a_changed_row() {
         let mut c = chain(5);
         c[3].0.event = "f";
-        assert_eq!(walk(&c).first_bad, Some((40, Break::Contents)));
+        assert_eq!(walk(&c).first_bad(), Some((40, Break::Contents)));
         let mut c = chain(5);
         c[1].2[0] ^= 1;
         // The stored hash is wrong for row 2, and row 3's link no longer matches it; the
         // first break is row 2.
-        assert_eq!(walk(&c).first_bad, Some((20, Break::Contents)));
+        assert_eq!(walk(&c).first_bad(), Some((20, Break::Contents)));
+        // A changed seq moves the row to the end of seq order; it is still the one reported.
+        let mut c = chain(5);
+        c[1].0.seq = 100;
+        let (r, p, h) = c.remove(1);
+        c.push((r, p, h));
+        assert_eq!(walk(&c).first_bad(), Some((20, Break::Contents)));
     }
 
     #[test]
     fn walker_finds_swapped_and_inserted_rows() {
         let mut c = chain(5);
         c.swap(1, 2);
-        assert_eq!(walk(&c).first_bad, Some((30, Break::Sequence)));
+        assert_eq!(walk(&c).first_bad(), Some((30, Break::Sequence)));
         // Contents swapped between positions, positions kept.
         let mut c = chain(5);
         let (a, b) = (c[1].0.id, c[2].0.id);
         c[1].0.id = b;
         c[2].0.id = a;
-        assert_eq!(walk(&c).first_bad, Some((30, Break::Contents)));
+        assert_eq!(walk(&c).first_bad(), Some((30, Break::Contents)));
         // A forged row with a correct hash of its own, spliced in at position 3.
         let mut c = chain(5);
         let mut forged = c[2].0.clone();
         forged.event = "forged";
         let h = chain_hash(&c[1].2, &forged);
         c[2] = (forged, c[1].2, h);
-        assert_eq!(walk(&c).first_bad, Some((40, Break::Link)));
+        assert_eq!(walk(&c).first_bad(), Some((40, Break::Link)));
     }
 }
