@@ -87,7 +87,7 @@ SQL
 # Each tenant: its tenant_created row plus the committed load (t3 also gets its support rows,
 # counted once the support session has finished, below).
 check "t1, t2, t4: rows = max(seq), verify_audit ok" \
-    "t1=10001/10001/true/10001 t2=1001/1001/true/1001 t4=1001/1001/true/1001" \
+    "t1=10001/10001/t/10001 t2=1001/1001/t/1001 t4=1001/1001/t/1001" \
     "$(tr ' ' '\n' <<<"$chains" | grep -v '^t3=' | paste -sd' ')"
 
 outside="$(python3 "$REPO_ROOT/scripts/verify-audit.py" "$(conninfo audit_src)" --all)" || true
@@ -144,7 +144,7 @@ check "support inside t3" "1" "$(grep -cx 'tenant: t3' <<<"$sup")"
 check "expired after its minute (28000)" "1" "$(grep -c 'tenant context refused: it has expired' <<<"$sup")"
 check "end_support after expiry" "1" "$(grep -cx 'end: void' <<<"$sup")"
 check "no context afterwards" "1" "$(grep -cx 'cleared: none' <<<"$sup")"
-check "t3's support rows" "support_begun:t support_write:t support_ended:t" \
+check "t3's support rows" "support_begun:true support_write:true support_ended:true" \
     "$(db audit_src -At -c "SELECT string_agg(event || ':' || (support->>'reason' = 'INC-1: expiry check'), ' ' ORDER BY seq)
         FROM tenancy.audit_log WHERE tenant_id = 't3' AND event LIKE 'support%'")"
 check "support_ended says expired" "true" \
@@ -155,7 +155,7 @@ say "pg_dump | pg_restore --exit-on-error into a fresh database"
 PGHOST=localhost PGPORT="$CL_PORT" PGUSER=postgres "$CL_BINDIR/pg_dump" -Fc -d audit_src -f "$dump"
 PGHOST=localhost PGPORT="$CL_PORT" PGUSER=postgres "$CL_BINDIR/pg_restore" --exit-on-error -d audit_dst "$dump" ||
     die "pg_restore failed"
-check "restored: every chain verifies" "t1:t t2:t t3:t t4:t (system):t" \
+check "restored: every chain verifies" "t1:true t2:true t3:true t4:true (system):true" \
     "$(db audit_dst -At -c "SELECT string_agg(t || ':' || (SELECT ok FROM tenancy.verify_audit(t)), ' ' ORDER BY t = '(system)', t)
         FROM (SELECT DISTINCT tenant_id AS t FROM tenancy.audit_log) s")"
 restored="$(python3 "$REPO_ROOT/scripts/verify-audit.py" "$(conninfo audit_dst)" --all)" || true
