@@ -278,12 +278,15 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
         ));
     }
     // One call per statement, returning at once outside a support context: writes made under
-    // one are recorded in the tenant's audit chain (sql/audit.sql).
-    sql.push_str(&format!(
-        "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {table}
-           FOR EACH STATEMENT EXECUTE FUNCTION tenancy._support_write_trigger();",
-        quote_identifier(SUPPORT_TRIGGER)
-    ));
+    // one are recorded in the tenant's audit chain (sql/audit.sql). Citus refuses triggers on
+    // distributed tables (unless citus.enable_unsafe_triggers), so they go without.
+    if placement == Placement::SingleNode {
+        sql.push_str(&format!(
+            "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {table}
+               FOR EACH STATEMENT EXECUTE FUNCTION tenancy._support_write_trigger();",
+            quote_identifier(SUPPORT_TRIGGER)
+        ));
+    }
     Spi::run(&sql).or_bug("applying row level security");
 
     let isolation_qual = policy_qual(rel.oid, ISOLATION_POLICY).unwrap_or_default();

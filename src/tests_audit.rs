@@ -717,6 +717,33 @@ mod tests {
     }
 
     #[pg_test]
+    fn an_admin_protects_its_own_table_and_the_support_trigger_comes_along() {
+        let p = "sup_own";
+        fixture(p);
+        run(&format!(
+            "CREATE SCHEMA {p}_s AUTHORIZATION {p}_admin;
+             SET LOCAL ROLE {p}_admin;
+             CREATE TABLE {p}_s.t (id int PRIMARY KEY, tenant_id text);
+             SELECT tenancy.protect('{p}_s.t');
+             RESET ROLE"
+        ));
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = '{p}_s.t'::regclass
+                   AND tgname = 'tenancy_support_audit'"
+            )),
+            1
+        );
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT actor FROM tenancy.audit_log WHERE tenant_id = '(system)'
+                   AND event = 'table_protected' AND detail->>'table' = '{p}_s.t'"
+            )),
+            Some(format!("{p}_admin"))
+        );
+    }
+
+    #[pg_test]
     fn an_expired_support_session_stops_and_can_still_be_ended() {
         let p = "sup_exp";
         fixture(p);
