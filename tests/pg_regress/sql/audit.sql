@@ -4,7 +4,10 @@
 DROP ROLE IF EXISTS regress_support;
 CREATE ROLE regress_support NOLOGIN;
 SELECT tenancy.grant_support('regress_support');
-GRANT SELECT, INSERT, UPDATE ON people TO regress_support;
+CREATE TABLE tickets (id int PRIMARY KEY, tenant_id text, subject text);
+INSERT INTO tickets VALUES (1, 'acme', 'login fails'), (2, 'globex', 'slow export');
+SELECT tenancy.protect('tickets');
+GRANT SELECT, INSERT, UPDATE ON tickets TO regress_support, regress_app;
 SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'acme', 'sub', 'ada', 'roles', '["hr"]'::jsonb,
          'exp', extract(epoch FROM now() + interval '1 hour')::bigint)) AS tok_acme \gset
 SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'globex', 'sub', 'gus',
@@ -20,8 +23,11 @@ SELECT seq, tenant_id, actor, roles, support, event, detail,
        at = now() AS at_now, txid = pg_current_xact_id() AS this_txid
   FROM tenancy.audit_log ORDER BY seq;
 SELECT * FROM tenancy.verify_audit('acme');
-SELECT * FROM tenancy.verify_audit('globex');
 COMMIT;
+BEGIN;
+SELECT tenancy.set_context(:'tok_acme') IS NOT NULL AS set;
+SELECT * FROM tenancy.verify_audit('globex');
+ROLLBACK;
 
 -- 2. Another tenant sees its own trail only; no context, nothing.
 BEGIN;
@@ -49,13 +55,14 @@ RESET ROLE;
 SET ROLE regress_support;
 SELECT tenancy.begin_support('acme', '  ', 5);
 SELECT tenancy.begin_support('acme', 'INC-1', 600);
-SELECT tenancy.begin_support('acme', 'INC-1: Brian cannot log in', 5) - 'expires_at' - 'support'
+SELECT tenancy.begin_support('acme', 'INC-1: login fails', 5) - 'expires_at' - 'support'
        AS support_context;
 SELECT tenancy.context() -> 'support' ->> 'reason' AS reason,
        (tenancy.context() -> 'support' ->> 'until')::bigint
          - extract(epoch FROM statement_timestamp())::bigint BETWEEN 299 AND 300 AS five_minutes;
-SELECT name FROM people ORDER BY name;
-UPDATE people SET name = 'Brian B.' WHERE name = 'Brian';
+SELECT id, subject FROM tickets ORDER BY id;
+UPDATE tickets SET subject = 'login fails (fixed)' WHERE id = 1;
+SELECT id, subject FROM tickets ORDER BY id;
 SELECT tenancy.end_support();
 SELECT tenancy.current_tenant() AS after_end;
 SELECT tenancy.end_support();
@@ -83,3 +90,8 @@ UPDATE tenancy.audit_log SET detail = '{"invoice": 4711, "tenant": "globex"}'
  WHERE tenant_id = 'acme' AND event = 'invoice.approved';
 RESET session_replication_role;
 SELECT * FROM tenancy.verify_audit('acme');
+
+-- 7. The system chain, for admins: what the extension itself did in this file.
+SELECT seq, event, detail ->> 'table' AS tbl FROM tenancy.audit_log
+ WHERE tenant_id = '(system)' AND detail ->> 'table' = 'public.tickets' ORDER BY seq;
+DROP TABLE tickets;
