@@ -10,7 +10,8 @@
 #  - a support session expires after its minute (a real wait), and can still be ended;
 #  - a refused token leaves a JSON LOG line with the claimed tenant, reason, role and client
 #    address but not the token, and is counted in tenancy.stats() across sessions;
-#  - pg_dump / pg_restore keeps every chain verifiable, and new rows continue them.
+#  - pg_dump / pg_restore keeps every chain verifiable, and new rows continue them;
+#  - without shared_preload_libraries, tenancy.stats() counts per session and says so.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
@@ -164,6 +165,26 @@ db audit_dst -q -c "SET ROLE aud_worker" -c "BEGIN" -c "SELECT tenancy.set_tenan
     -c "SELECT tenancy.audit('after.restore')" -c "COMMIT" >/dev/null
 check "restored: a new row continues t1's chain" "t|10002|" \
     "$(db audit_dst -At -c "SELECT * FROM tenancy.verify_audit('t1')")"
+
+say "restart without shared_preload_libraries: counters per session, no crash"
+db postgres -q -c "ALTER SYSTEM SET shared_preload_libraries = ''"
+as_pg "$CL_BINDIR/pg_ctl" --pgdata="$CL_PGDATA" --log="$CL_PGDATA/server.log" --mode=fast --wait restart >/dev/null
+nopreload="$(python3 - "host=127.0.0.1 port=$CL_PORT user=postgres dbname=audit_src" "$forged" <<'PY'
+import sys, psycopg
+notices = []
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+    for _ in range(2):
+        try:
+            conn.execute("SELECT tenancy.set_context(%s)", (sys.argv[2],))
+        except psycopg.errors.InvalidAuthorizationSpecification:
+            pass
+    n = conn.execute("SELECT refused FROM tenancy.stats() WHERE reason = 'bad_signature'").fetchone()[0]
+print(n, "session-only" if any("this session only" in m for m in notices) else "no-notice")
+PY
+)"
+check "not preloaded: this session's count, with a NOTICE" "2 session-only" "$nopreload"
+check "not preloaded: audit still verifies" "t|1001|" "$(db audit_src -At -c "SELECT * FROM tenancy.verify_audit('t2')")"
 
 if [ "$fail" -ne 0 ]; then
     printf -- '---- support session ----\n%s\n---- outside ----\n%s\n' "$sup" "$outside" >&2

@@ -277,13 +277,14 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
             quote_identifier(FEATURE_POLICY)
         ));
     }
-    // One call per statement, returning at once outside a support context: writes made under
-    // one are recorded in the tenant's audit chain (sql/audit.sql). Citus refuses triggers on
+    // One call per statement (the WHEN clause: a cached lookup, no PL/pgSQL frame), false
+    // outside a support context; writes made under one are recorded in the tenant's audit chain (sql/audit.sql). Citus refuses triggers on
     // distributed tables (unless citus.enable_unsafe_triggers), so they go without.
     if placement == Placement::SingleNode {
         sql.push_str(&format!(
             "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {table}
-               FOR EACH STATEMENT EXECUTE FUNCTION tenancy._support_write_trigger();",
+               FOR EACH STATEMENT WHEN (tenancy._support_active())
+               EXECUTE FUNCTION tenancy._support_write_trigger();",
             quote_identifier(SUPPORT_TRIGGER)
         ));
     }
