@@ -240,11 +240,17 @@ fn audit(event: &str, detail: default!(Option<JsonB>, "'{}'")) -> i64 {
 fn acting_role_is_admin() -> bool {
     // SAFETY: reads the backend's outer user id.
     let role = unsafe { pg_sys::GetOuterUserId() };
-    Spi::get_one_with_args::<bool>(
-        "SELECT r.rolsuper OR pg_catalog.has_table_privilege($1, 'tenancy.tenants'::pg_catalog.regclass, 'SELECT')
-           FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) $1",
-        &[role.into()],
-    )
+    // A read-only select (verify_audit works on a hot standby too).
+    Spi::connect(|c| {
+        c.select(
+            "SELECT r.rolsuper OR pg_catalog.has_table_privilege($1, 'tenancy.tenants'::pg_catalog.regclass, 'SELECT')
+               FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) $1",
+            Some(1),
+            &[role.into()],
+        )?
+        .first()
+        .get_one::<bool>()
+    })
     .or_bug("checking the acting role's privileges")
     .unwrap_or(false)
 }

@@ -52,10 +52,20 @@ pub fn log_refusal_for(what: &str, reason: &str, tenant_claim: Option<&str>) {
 }
 
 /// The client's address as `inet_client_addr()` gives it; NULL for a Unix-socket connection.
+/// A read-only select: `Spi::get_one` would assign a transaction id, which a hot standby
+/// refuses (and refusals happen there too).
 fn client_addr() -> Option<String> {
-    Spi::get_one::<String>("SELECT pg_catalog.host(pg_catalog.inet_client_addr())")
-        .ok()
-        .flatten()
+    Spi::connect(|c| {
+        c.select(
+            "SELECT pg_catalog.host(pg_catalog.inet_client_addr())",
+            Some(1),
+            &[],
+        )?
+        .first()
+        .get_one::<String>()
+    })
+    .ok()
+    .flatten()
 }
 
 fn tenant_refused(what: &str, tenant: &str, status: TenantStatus) -> ! {

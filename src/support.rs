@@ -70,6 +70,19 @@ fn begin_support(
         support_reason: Some(reason.to_string()),
     };
     let shown = ctx.to_json();
+    // One support session at a time: an open one is ended first, on the record.
+    if let Some(old) =
+        crate::context::peek_unexpired_or_not().filter(|c| c.source == Source::Support)
+    {
+        audit::write(audit::Entry {
+            tenant: &old.tenant,
+            actor: old.actor.as_deref(),
+            roles: &[],
+            support: old.support_mark(),
+            event: "support_ended",
+            detail: json!({ "expired": old.expired_at(now), "replaced": true }),
+        });
+    }
     audit::write(audit::Entry {
         tenant,
         actor: ctx.actor.as_deref(),
@@ -121,13 +134,23 @@ fn _audit_support_write(tbl: pg_sys::Oid, operation: &str) {
     if ctx.source != Source::Support {
         return;
     }
+    // Called by hand, it may only state a true kind of write on a protected table.
+    if !matches!(operation, "INSERT" | "UPDATE" | "DELETE") {
+        errors::bad_argument("operation must be INSERT, UPDATE or DELETE".into(), None);
+    }
     let table = Spi::get_one_with_args::<String>(
-        "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+        "SELECT p.tbl::pg_catalog.text FROM tenancy.protected_tables p
+          WHERE p.tbl OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
         &[tbl.into()],
     )
     .ok()
     .flatten()
-    .unwrap_or_else(|| tbl.to_u32().to_string());
+    .unwrap_or_else(|| {
+        errors::bad_argument(
+            "not a protected table".into(),
+            Some("this function is called by the tenancy_support_audit trigger"),
+        )
+    });
     audit::write(audit::Entry {
         tenant: &ctx.tenant,
         actor: ctx.actor.as_deref(),

@@ -685,6 +685,46 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_second_support_session_ends_the_first_and_hand_calls_stay_honest() {
+        let p = "sup_two";
+        fixture(p);
+        run(&format!("SET LOCAL ROLE {p}_sup"));
+        run(&begin("sup_two_a", "ticket 1", "5"));
+        // By hand, the recording function only states a true kind of write on a protected
+        // table.
+        assert_fails(
+            "SELECT tenancy._audit_support_write('tests.sup_two_docs'::regclass, 'SELECT')",
+            "22023",
+            "operation must be",
+        );
+        assert_fails(
+            "SELECT tenancy._audit_support_write('pg_class'::regclass, 'DELETE')",
+            "22023",
+            "not a protected table",
+        );
+        run(&begin("sup_two_b", "ticket 2", "5"));
+        assert_eq!(
+            one::<String>("SELECT tenancy.current_tenant()"),
+            Some("sup_two_b".into())
+        );
+        run("SELECT tenancy.end_support()");
+        run("RESET ROLE");
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(tenant_id || ':' || event || ':' || detail::text, ' | ' ORDER BY id)
+                   FROM tenancy.audit_log WHERE tenant_id LIKE 'sup_two_%' AND event LIKE 'support%'"
+            ),
+            Some(
+                "sup_two_a:support_begun:{\"minutes\": 5} | \
+                 sup_two_a:support_ended:{\"expired\": false, \"replaced\": true} | \
+                 sup_two_b:support_begun:{\"minutes\": 5} | \
+                 sup_two_b:support_ended:{\"expired\": false}"
+                    .into()
+            )
+        );
+    }
+
+    #[pg_test]
     fn writes_outside_support_are_not_recorded() {
         let p = "sup_quiet";
         fixture(p);
