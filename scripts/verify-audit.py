@@ -14,7 +14,8 @@ Prints one JSON line per tenant: {"tenant", "ok", "checked", "first_bad_id", "re
 (a ticket, a log shipper, a signed e-mail): a superuser can rewrite a whole chain
 consistently, and only an external copy of its head shows that. --expect-head SEQ:HEX checks
 one tenant's chain against such an anchor (the chain must contain that row unchanged).
-Exit status: 0 all chains verify, 1 a chain is broken, 2 usage or connection error.
+A chain with no visible rows is reported as not ok ("no_rows_visible"): connect as an admin.
+Exit status: 0 all chains verify, 1 a chain is broken or unreadable, 2 usage or connection error.
 """
 
 import hashlib
@@ -151,6 +152,10 @@ def main(argv):
         for t in tenants:
             result = walk(rows_of(conn, t))
             seen = result.pop("_seen")
+            if result["checked"] == 0:
+                # Every tenant's chain starts with tenant_created: no rows means this role
+                # cannot read the chain (or it was purged), not that it verifies.
+                result.update(ok=False, reason="no_rows_visible")
             if expect is not None:
                 anchored = seen.get(expect[0]) == expect[1]
                 result["anchor_ok"] = anchored
