@@ -91,6 +91,12 @@ check "t1, t2, t4: rows = max(seq), verify_audit ok" \
     "t1=10001/10001/t/10001 t2=1001/1001/t/1001 t4=1001/1001/t/1001" \
     "$(tr ' ' '\n' <<<"$chains" | grep -v '^t3=' | paste -sd' ')"
 
+check "t1's rows were committed under all three isolation levels" "3" \
+    "$(db audit_src -At -c "SELECT count(DISTINCT detail->>'level') FROM tenancy.audit_log WHERE tenant_id = 't1' AND event = 'load.write'")"
+
+check "outside verifier's known answer = the extension's (crates/tenancy-core/src/audit.rs)" \
+    '{"h1": "b037ef80dc953acc8419b1f228f0a5a2bc1a7717f2ed670e7b6e0343066e26c9", "h2": "0a18a6f95ea134398cd93a336ddd13d9dbd0b79454d5c212f4c423b40295ce54"}' \
+    "$(python3 "$REPO_ROOT/scripts/verify-audit.py" --self-test)"
 outside="$(python3 "$REPO_ROOT/scripts/verify-audit.py" "$(conninfo audit_src)" --all)" || true
 check "outside verifier: every chain ok (t1..t4, system)" "5" "$(grep -c '"ok": true' <<<"$outside")"
 
