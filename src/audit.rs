@@ -215,7 +215,11 @@ pub fn record(tenant: &str, event: &str, detail: Value) -> i64 {
 /// Tenant, actor, roles, support mark, time and transaction come from the verified context
 /// and the server, never from the caller.
 #[pg_extern(volatile, parallel_unsafe)]
-fn audit(event: &str, detail: default!(Option<JsonB>, "'{}'")) -> i64 {
+fn audit(event: Option<&str>, detail: default!(Option<JsonB>, "'{}'")) -> i64 {
+    // Not STRICT: a NULL event is refused, never silently not recorded.
+    let Some(event) = event else {
+        errors::bad_argument("event must not be NULL".into(), None)
+    };
     let Some(resolved) = crate::context::current() else {
         errors::no_context()
     };
@@ -262,7 +266,7 @@ fn acting_role_is_admin() -> bool {
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn verify_audit(
-    tenant: &str,
+    tenant: Option<&str>,
 ) -> TableIterator<
     'static,
     (
@@ -271,6 +275,9 @@ fn verify_audit(
         name!(first_bad_id, Option<i64>),
     ),
 > {
+    let Some(tenant) = tenant else {
+        errors::bad_argument("tenant must not be NULL".into(), None)
+    };
     if tenant != SYSTEM_CHAIN && !ident::valid_tenant_id(tenant) {
         errors::bad_argument(format!("invalid tenant id {}", quote_literal(tenant)), None);
     }

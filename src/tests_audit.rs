@@ -105,6 +105,12 @@ mod tests {
         );
         assert_fails("SELECT tenancy.audit('x', '[1]')", "22023", "jsonb object");
         assert_fails("SELECT tenancy.audit('')", "22023", "event must be");
+        assert_fails("SELECT tenancy.audit(NULL)", "22023", "must not be NULL");
+        assert_fails(
+            "SELECT * FROM tenancy.verify_audit(NULL)",
+            "22023",
+            "must not be NULL",
+        );
         assert_fails(
             &format!("SELECT tenancy.audit({})", quote_literal("e".repeat(201))),
             "22023",
