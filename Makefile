@@ -25,7 +25,7 @@ STEP := scripts/step.sh
 export STEP_LOG := $(CURDIR)/target/make-steps.log
 
 .PHONY: bench fuzz help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
-	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 demo install clean-demo timings-reset
+	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 demo install clean-demo timings-reset
 
 help: ## list the targets
 	@echo "pg_tenancy make targets:"
@@ -89,17 +89,23 @@ quota-pg15: ## row quotas under 8 concurrent sessions: never exceeded, only SQLS
 quota-pg18: ## the same on PostgreSQL 18
 	@$(STEP) quota-pg18 scripts/quota-test.sh 18
 
+audit-pg15: ## audit chains: 10,000 rows from 8 concurrent sessions + other tenants, tampering, support expiry, refusal log, dump/restore, PostgreSQL 15
+	@$(STEP) audit-pg15 scripts/audit-concurrency-test.sh 15
+
+audit-pg18: ## the same on PostgreSQL 18
+	@$(STEP) audit-pg18 scripts/audit-concurrency-test.sh 18
+
 timings-reset:
 	@mkdir -p target && rm -f "$$STEP_LOG"
 
-test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 ## everything CI runs; stops at the first failing suite
+test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 ## everything CI runs; stops at the first failing suite
 	@echo; echo "==> make test: all suites passed"; cat "$$STEP_LOG"
 	@# One closing line CI can read: every suite that ran, none failed (make stops at a failure).
 	@echo "suites: $$(grep -c ' ok$$' "$$STEP_LOG") passed, 0 failed"
 
-test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 dump-restore-pg15 deid-restart-pg15 pooler-pg15 quota-pg15 ## pgrx tests + regress on PostgreSQL 15 only
+test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 dump-restore-pg15 deid-restart-pg15 pooler-pg15 quota-pg15 audit-pg15 ## pgrx tests + regress on PostgreSQL 15 only
 
-test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 dump-restore-pg18 deid-restart-pg18 pooler-pg18 quota-pg18 ## pgrx tests + regress on PostgreSQL 18 only
+test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 dump-restore-pg18 deid-restart-pg18 pooler-pg18 quota-pg18 audit-pg18 ## pgrx tests + regress on PostgreSQL 18 only
 
 regress: setup regress-pg15 regress-pg18 ## regress suites on PostgreSQL 15 and 18
 

@@ -73,6 +73,15 @@ ALTER TABLE tenancy.entitlements ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenancy_isolation ON tenancy.entitlements FOR SELECT TO PUBLIC
     USING (tenant = (SELECT tenancy.current_tenant()));
 
+-- The audit log (sql/audit.sql): each tenant reads its own chain; admins (the role
+-- grant_admin gives SELECT on tenancy.tenants) read every chain, the system chain included.
+-- Nobody is granted INSERT: rows come from the extension's code, as the extension's owner.
+ALTER TABLE tenancy.audit_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenancy_isolation ON tenancy.audit_log FOR SELECT TO PUBLIC
+    USING (tenant_id = (SELECT tenancy.current_tenant()));
+CREATE POLICY tenancy_audit_admin ON tenancy.audit_log FOR SELECT TO PUBLIC
+    USING ((SELECT pg_catalog.has_table_privilege('tenancy.tenants'::pg_catalog.regclass, 'SELECT')));
+
 -- Every change to the registry tells every backend to drop its cached verifications at its
 -- next transaction (src/cache.rs).
 CREATE FUNCTION tenancy._on_registry_change() RETURNS trigger
@@ -159,6 +168,7 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA tenancy FROM PUBLIC;
 GRANT USAGE ON SCHEMA tenancy TO PUBLIC;
 GRANT SELECT ON tenancy.protected_tables TO PUBLIC;
 GRANT SELECT ON tenancy.entitlements TO PUBLIC;
+GRANT SELECT ON tenancy.audit_log TO PUBLIC;
 
 CREATE FUNCTION tenancy._grant_functions(role regrole, functions text[]) RETURNS void
 LANGUAGE plpgsql
@@ -185,6 +195,11 @@ REVOKE EXECUTE ON FUNCTION tenancy._grant_functions(regrole, text[]) FROM PUBLIC
 SELECT tenancy._grant_functions(NULL, ARRAY[
     'current_tenant', 'current_tenant_uuid', 'current_tenant_int8', 'current_actor',
     'has_role', 'context', 'clear_context', '_resolve_context', '_registry_load', 'entitled']);
+-- The support-write trigger on protected tables runs as whoever writes (and whoever runs
+-- protect() must be able to attach it); both calls are no-ops outside a support context, and
+-- the recording one can only record that session's own write.
+SELECT tenancy._grant_functions(NULL, ARRAY[
+    '_support_write_trigger', '_support_active', '_audit_support_write', '_audit_purging']);
 -- De-identification helpers that read nothing but their arguments, or only what the caller
 -- can already read (k_anonymity runs with the caller's rights).
 SELECT tenancy._grant_functions(NULL, ARRAY[
@@ -202,6 +217,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'pg_tenancy: role must not be NULL';
     END IF;
     PERFORM tenancy._grant_functions(role, ARRAY['set_context', 'set_context_from_key', 'postgrest_pre_request']);
+    PERFORM tenancy._grant_functions(role, ARRAY['audit', 'verify_audit']);
     PERFORM tenancy._grant_functions(role, ARRAY[
         'pseudonymize', 'pseudonymize_for_pool', '_load_pseudonym_key']);
 END
@@ -276,5 +292,10 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.entitlements', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.plans', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.quotas', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.quota_slots', '');
+-- The audit trail travels with a dump, with its chain heads and its id sequence, so that
+-- verify_audit() passes after a restore and new rows continue the chains.
+SELECT pg_catalog.pg_extension_config_dump('tenancy.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.audit_heads', '');
+SELECT pg_catalog.pg_extension_config_dump('tenancy.audit_log_id_seq', '');
 -- Pseudonym secrets travel with a dump: a restored database computes the same pseudonyms.
 SELECT pg_catalog.pg_extension_config_dump('tenancy.pseudonym_secrets', '');

@@ -45,12 +45,22 @@ fn create_api_key(
             key.key_id.as_str().into(),
             tenant.into(),
             label.into(),
-            checked.into(),
+            checked.clone().into(),
             key.secret_hash.to_vec().into(),
             expires_at.into(),
         ],
     )
     .or_bug("storing an API key");
+    crate::audit::record(
+        tenant,
+        "api_key_created",
+        serde_json::json!({
+            "key_id": key.key_id,
+            "label": label,
+            "roles": checked,
+            "expires_at": serde_json::to_value(expires_at).unwrap_or_default(),
+        }),
+    );
     key.plaintext
 }
 
@@ -67,11 +77,17 @@ fn revoke_api_key(key: &str) {
     };
     let revoked = crate::spi_util::dml_returning::<String>(
         "UPDATE tenancy.api_keys SET revoked_at = now()
-          WHERE key_id = $1 AND revoked_at IS NULL RETURNING key_id",
+          WHERE key_id = $1 AND revoked_at IS NULL RETURNING tenant",
         &[key_id.into()],
     );
     match revoked {
-        Ok(Some(_)) => {}
+        Ok(Some(tenant)) => {
+            crate::audit::record(
+                &tenant,
+                "api_key_revoked",
+                serde_json::json!({ "key_id": key_id }),
+            );
+        }
         Ok(None) => errors::not_found(
             format!("no live API key with id {}", quote_literal(key_id)),
             None,

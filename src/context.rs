@@ -22,9 +22,15 @@ use crate::limits::{self, Limits};
 use crate::registry::{self, TenantStatus};
 use crate::spi_util;
 
-/// One structured LOG line per refused attempt: what was refused, why, and by whom; never the
-/// credential itself.
+/// One structured LOG line per refused attempt, and one more in `tenancy.stats()`: what was
+/// refused, why, the tenant it claimed (unverified, when one could be read), the session user
+/// and the client's address; never the credential itself.
 pub fn log_refusal(what: &str, reason: &str) {
+    log_refusal_for(what, reason, None);
+}
+
+pub fn log_refusal_for(what: &str, reason: &str, tenant_claim: Option<&str>) {
+    crate::stats::count(reason);
     // SAFETY: reads the session user's name from the syscache; `true` = NULL if missing.
     let role = unsafe {
         let p = pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), true);
@@ -34,17 +40,42 @@ pub fn log_refusal(what: &str, reason: &str) {
             core::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
         }
     };
-    let line =
-        json!({ "event": "context_refused", "what": what, "reason": reason, "session_user": role });
+    // An unverified claim is the attacker's text: bounded, and JSON-escaped by serde.
+    let tenant_claim = tenant_claim.map(|t| t.chars().take(128).collect::<String>());
+    let line = json!({
+        "event": "context_refused",
+        "what": what,
+        "reason": reason,
+        "tenant_claim": tenant_claim,
+        "session_user": role,
+        "client_addr": client_addr(),
+    });
     pgrx::log!("pg_tenancy: {line}");
 }
 
-fn tenant_refused(what: &str, status: TenantStatus) -> ! {
+/// The client's address as `inet_client_addr()` gives it; NULL for a Unix-socket connection.
+/// A read-only select: `Spi::get_one` would assign a transaction id, which a hot standby
+/// refuses (and refusals happen there too).
+fn client_addr() -> Option<String> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT pg_catalog.host(pg_catalog.inet_client_addr())",
+            Some(1),
+            &[],
+        )?
+        .first()
+        .get_one::<String>()
+    })
+    .ok()
+    .flatten()
+}
+
+fn tenant_refused(what: &str, tenant: &str, status: TenantStatus) -> ! {
     let reason = match status {
         TenantStatus::Inactive => "inactive_tenant",
         _ => "unregistered_tenant",
     };
-    log_refusal(what, reason);
+    log_refusal_for(what, reason, Some(tenant));
     let message = match status {
         TenantStatus::Inactive => "the tenant is deactivated",
         _ => "the tenant is not registered",
@@ -57,10 +88,10 @@ fn tenant_refused(what: &str, status: TenantStatus) -> ! {
 }
 
 /// The tenant's cached limits, if it is active (refused otherwise).
-fn require_active(what: &str, tenant: &str) -> Option<Rc<Limits>> {
+pub fn require_active(what: &str, tenant: &str) -> Option<Rc<Limits>> {
     let entry = registry::tenant(tenant);
     if entry.status != TenantStatus::Active {
-        tenant_refused(what, entry.status);
+        tenant_refused(what, tenant, entry.status);
     }
     entry.limits
 }
@@ -72,7 +103,7 @@ fn max_expiry(now: i64) -> i64 {
 
 /// Stores a verified context in `tenancy.context`, primes this backend's cache with it, and
 /// lowers the tenant's limits into effect with the same scope.
-fn install(ctx: Context, limits: Option<Rc<Limits>>, is_local: bool) -> Rc<Resolved> {
+pub fn install(ctx: Context, limits: Option<Rc<Limits>>, is_local: bool) -> Rc<Resolved> {
     let key = registry::carrier_key();
     let value = carrier::encode(&ctx, &key);
     spi_util::set_carrier(&value, is_local);
@@ -86,37 +117,40 @@ fn install(ctx: Context, limits: Option<Rc<Limits>>, is_local: bool) -> Rc<Resol
 }
 
 fn verify_token(token: &str) -> (claims::Identity, Map<String, Value>, String) {
-    let parsed = jwt::parse(token).unwrap_or_else(|r| errors::token_refused(&r));
+    let parsed = jwt::parse(token).unwrap_or_else(|r| errors::token_refused(&r, None));
+    let tenant_claim = gucs::tenant_claim();
+    // What the token claims, for the refusal log line only (it is not verified yet).
+    let claimed = claims::claim_at(&parsed.claims, &tenant_claim).and_then(Value::as_str);
+    let refuse = |r: Refusal| -> ! { errors::token_refused(&r, claimed) };
     let Some(alg) = Alg::parse(&parsed.header.alg) else {
-        errors::token_refused(&Refusal::UnsupportedAlg)
+        refuse(Refusal::UnsupportedAlg)
     };
     let keys = registry::signing_keys();
     let key = match &parsed.header.kid {
         Some(kid) => {
             let Some(key) = keys.iter().find(|k| &k.kid == kid) else {
-                errors::token_refused(&Refusal::UnknownKid)
+                refuse(Refusal::UnknownKid)
             };
             if key.alg != alg {
-                errors::token_refused(&Refusal::UnsupportedAlg);
+                refuse(Refusal::UnsupportedAlg);
             }
             if !parsed.verify(alg, &key.secret) {
-                errors::token_refused(&Refusal::BadSignature);
+                refuse(Refusal::BadSignature);
             }
             key
         }
         None => {
             let mut candidates = keys.iter().filter(|k| k.alg == alg).peekable();
             if candidates.peek().is_none() {
-                errors::token_refused(&Refusal::NoMatchingKey);
+                refuse(Refusal::NoMatchingKey);
             }
             candidates
                 .find(|k| parsed.verify(alg, &k.secret))
-                .unwrap_or_else(|| errors::token_refused(&Refusal::BadSignature))
+                .unwrap_or_else(|| refuse(Refusal::BadSignature))
         }
     };
     let audience = gucs::audience();
     let issuer = gucs::issuer();
-    let tenant_claim = gucs::tenant_claim();
     let rules = claims::Rules {
         now: cache::statement_now(),
         leeway: i64::from(gucs::JWT_LEEWAY.get()),
@@ -124,8 +158,7 @@ fn verify_token(token: &str) -> (claims::Identity, Map<String, Value>, String) {
         issuer: issuer.as_deref(),
         tenant_claim: &tenant_claim,
     };
-    let identity =
-        claims::validate(&parsed.claims, &rules).unwrap_or_else(|r| errors::token_refused(&r));
+    let identity = claims::validate(&parsed.claims, &rules).unwrap_or_else(|r| refuse(r));
     (identity, parsed.claims, key.kid.clone())
 }
 
@@ -198,7 +231,7 @@ fn set_context_from_key(api_key: Option<&str>, is_local: default!(Option<bool>, 
     }
     let now = cache::statement_now();
     if row.revoked {
-        log_refusal("api_key", "revoked");
+        log_refusal_for("api_key", "revoked", Some(&row.tenant));
         errors::refused(
             "API key",
             "it has been revoked",
@@ -206,7 +239,7 @@ fn set_context_from_key(api_key: Option<&str>, is_local: default!(Option<bool>, 
         );
     }
     if row.expires_at.is_some_and(|e| now >= e) {
-        log_refusal("api_key", "expired");
+        log_refusal_for("api_key", "expired", Some(&row.tenant));
         errors::refused(
             "API key",
             "it has expired",
@@ -313,8 +346,7 @@ pub fn checked_roles(roles: Vec<Option<String>>) -> Vec<String> {
 /// context), so later queries see no tenant.
 #[pg_extern(volatile, parallel_unsafe)]
 fn clear_context() {
-    spi_util::set_carrier("", false);
-    cache::set_current(None);
+    clear();
 }
 
 /// Verifies a carrier that this backend has not seen under the present registry generation.
@@ -326,7 +358,7 @@ fn _resolve_context(carrier_value: &str) -> bool {
     let key = registry::carrier_key();
     let ctx = carrier::decode(carrier_value, &key).unwrap_or_else(|r| errors::carrier_refused(&r));
     if ctx.expired_at(cache::statement_now()) {
-        context_expired();
+        context_expired(&ctx.tenant);
     }
     // Resolving a forwarded carrier checks the tenant but applies no limits: those come with
     // the setters (docs/operations.md).
@@ -338,7 +370,7 @@ fn _resolve_context(carrier_value: &str) -> bool {
                 && row.expires_at.is_none_or(|e| cache::statement_now() < e)
         });
         if !live {
-            log_refusal("context", "api_key_no_longer_valid");
+            log_refusal_for("context", "api_key_no_longer_valid", Some(&ctx.tenant));
             errors::refused(
                 "tenant context",
                 "its API key has been revoked or has expired",
@@ -348,7 +380,7 @@ fn _resolve_context(carrier_value: &str) -> bool {
     }
     if let Some(kid) = &ctx.kid {
         if !registry::signing_keys().iter().any(|k| &k.kid == kid) {
-            log_refusal("context", "signing_key_retired");
+            log_refusal_for("context", "signing_key_retired", Some(&ctx.tenant));
             errors::refused(
                 "tenant context",
                 "the key that signed its token has been retired",
@@ -360,8 +392,8 @@ fn _resolve_context(carrier_value: &str) -> bool {
     true
 }
 
-fn context_expired() -> ! {
-    log_refusal("context", "expired");
+fn context_expired(tenant: &str) -> ! {
+    log_refusal_for("context", "expired", Some(tenant));
     errors::refused(
         "tenant context",
         "it has expired",
@@ -400,10 +432,36 @@ pub fn current() -> Option<Rc<Resolved>> {
     };
     if let Some(r) = &value {
         if r.ctx.expired_at(cache::statement_now()) {
-            context_expired();
+            context_expired(&r.ctx.tenant);
         }
     }
     value
+}
+
+/// The context the carrier holds if its MAC verifies, expired or not, without raising and
+/// without checking the registry: for recording who acted (end_support() of an expired
+/// session, the support mark of the extension's own events).
+pub fn peek_unexpired_or_not() -> Option<Context> {
+    let bytes = gucs::with_carrier(<[u8]>::to_vec);
+    if bytes.is_empty() {
+        return None;
+    }
+    if let Some(r) = cache::verified(&bytes) {
+        return Some(r.ctx.clone());
+    }
+    let text = String::from_utf8(bytes).ok()?;
+    carrier::decode(&text, &registry::carrier_key()).ok()
+}
+
+/// [`peek_unexpired_or_not`], unexpired only.
+pub fn peek() -> Option<Context> {
+    peek_unexpired_or_not().filter(|c| !c.expired_at(cache::statement_now()))
+}
+
+/// Removes the context (local and session) for the rest of the session.
+pub fn clear() {
+    spi_util::set_carrier("", false);
+    cache::set_current(None);
 }
 
 fn resolve(bytes: Vec<u8>) -> Rc<Resolved> {

@@ -186,7 +186,19 @@ fn report(table: &str, problems: &[String]) {
         "to change how {table} is isolated, run tenancy.unprotect('{}') first and protect it again afterwards; a superuser may SET tenancy.ddl_guard = warn",
         table.replace('\'', "''")
     );
-    match gucs::DDL_GUARD.get() {
+    let guard = gucs::DDL_GUARD.get();
+    if guard != DdlGuard::Error {
+        crate::audit::record(
+            crate::audit::SYSTEM_CHAIN,
+            "ddl_guard_override",
+            serde_json::json!({
+                "table": table,
+                "violations": problems,
+                "ddl_guard": if guard == DdlGuard::Warn { "warn" } else { "off" },
+            }),
+        );
+    }
+    match guard {
         DdlGuard::Off => {}
         DdlGuard::Warn => {
             pgrx::pg_sys::panic::ErrorReport::new(

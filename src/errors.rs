@@ -25,8 +25,9 @@ pub fn refused(what: &str, reason: &str, hint: &str) -> ! {
     )
 }
 
-pub fn token_refused(r: &Refusal) -> ! {
-    crate::context::log_refusal("token", r.reason());
+/// `tenant_claim`: what the token claims, unverified, for the log line only.
+pub fn token_refused(r: &Refusal, tenant_claim: Option<&str>) -> ! {
+    crate::context::log_refusal_for("token", r.reason(), tenant_claim);
     refused(
         "token",
         &r.message(),
@@ -67,6 +68,15 @@ pub fn required<T>(value: Option<T>, name: &str) -> T {
         Some(v) => v,
         None => bad_argument(format!("{name} must not be NULL"), None),
     }
+}
+
+/// 55000: end_support() without a support session.
+pub fn no_support_session() -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "pg_tenancy: no support session is open in this session".into(),
+        Some("open one with tenancy.begin_support(tenant, reason, minutes)"),
+    )
 }
 
 /// 22023: a malformed argument.

@@ -21,6 +21,7 @@ pub static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString
 pub static CONTEXT_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 pub static DDL_GUARD: GucSetting<DdlGuard> = GucSetting::<DdlGuard>::new(DdlGuard::Error);
 pub static CARRIER_AS_STATEMENT: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static MAX_SUPPORT_MINUTES: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static TENANT_COLUMN_NAMES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 
@@ -129,6 +130,16 @@ pub fn init() {
         &TENANT_COLUMN_NAMES,
         GucContext::Suset,
         GucFlags::from_bits_retain(pg_sys::GUC_LIST_INPUT as i32),
+    );
+    GucRegistry::define_int_guc(
+        c"tenancy.max_support_minutes",
+        c"Longest support session tenancy.begin_support() may open, in minutes.",
+        c"begin_support(tenant, reason, minutes) refuses minutes above this with SQLSTATE 22023.",
+        &MAX_SUPPORT_MINUTES,
+        1,
+        10_080,
+        GucContext::Suset,
+        GucFlags::UNIT_MIN,
     );
     // SAFETY: called once from _PG_init with a static C string.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr()) };

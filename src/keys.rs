@@ -39,7 +39,13 @@ fn add_signing_key(kid: &str, secret: &[u8], alg: default!(&str, "'HS256'")) {
         &[kid.into(), parsed.as_str().into(), secret.into()],
     );
     match inserted {
-        Ok(Some(_)) => {}
+        Ok(Some(_)) => {
+            crate::audit::record(
+                crate::audit::SYSTEM_CHAIN,
+                "signing_key_added",
+                serde_json::json!({ "kid": kid, "alg": parsed.as_str() }),
+            );
+        }
         Ok(None) => errors::duplicate(
             format!("signing key {} already exists", quote_literal(kid)),
             Some("key ids are never reused, even after retirement; choose a new kid"),
@@ -59,7 +65,13 @@ fn retire_signing_key(kid: &str) {
         &[kid.into()],
     );
     match retired {
-        Ok(Some(_)) => {}
+        Ok(Some(_)) => {
+            crate::audit::record(
+                crate::audit::SYSTEM_CHAIN,
+                "signing_key_retired",
+                serde_json::json!({ "kid": kid }),
+            );
+        }
         Ok(None) => errors::not_found(format!("no live signing key {}", quote_literal(kid)), None),
         Err(e) => errors::internal("retiring a signing key", e),
     }

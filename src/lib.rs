@@ -7,6 +7,7 @@
 use pgrx::prelude::*;
 
 mod apikeys;
+mod audit;
 mod cache;
 mod catalog;
 mod check;
@@ -27,12 +28,16 @@ mod quota;
 mod registry;
 mod scoping;
 mod spi_util;
+mod stats;
+mod support;
 mod tenants;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod test_support;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_audit;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_check;
 #[cfg(any(test, feature = "pg_test"))]
@@ -61,12 +66,18 @@ extension_sql_file!(
     name = "tenancy_lifecycle",
     requires = ["tenancy_bootstrap"]
 );
+extension_sql_file!(
+    "../sql/audit.sql",
+    name = "tenancy_audit",
+    requires = ["tenancy_bootstrap"]
+);
 extension_sql_file!("../sql/roles.sql", name = "tenancy_roles", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     cache::init();
+    stats::init();
 }
 
 /// Required by `cargo pgrx test`; the cluster settings live in pgrx-config/test.conf so that

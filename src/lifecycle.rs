@@ -18,19 +18,11 @@ use crate::cache;
 use crate::errors::{self, SpiOrBug};
 use crate::policy::Getter;
 
-/// Records a lifecycle event (tenant created, deactivated, reactivated, exported, purged, a
-/// quota set) in the tenant's audit trail.
-pub fn audit_event(tenant: &str, event: &str, detail: Value) {
-    // MERGE: wire to audit::record. The audit trail is built on another branch; until the
-    // merge this is deliberately a no-op (no NOTICE, no table), and every call site already
-    // passes what the audit row must hold.
-    let _ = (tenant, event, detail);
-}
-
-/// SQL entry to `audit_event` for the plpgsql parts (export_tenant). Not granted to anyone.
+/// Records a lifecycle event from the plpgsql parts (export_tenant) in the tenant's audit
+/// trail. Not granted to anyone.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _lifecycle_audit(tenant: &str, event: &str, detail: JsonB) {
-    audit_event(tenant, event, detail.0);
+    crate::audit::record(tenant, event, detail.0);
 }
 
 /// A protected table as export, purge and quotas read it.
@@ -376,6 +368,6 @@ fn purge_tenant(
         out.push((t.name, n as i64));
     }
     let counts: Map<String, Value> = out.iter().map(|(t, n)| (t.clone(), json!(n))).collect();
-    audit_event(tenant, "tenant_purged", json!({ "deleted": counts }));
+    crate::audit::record(tenant, "tenant_purged", json!({ "deleted": counts }));
     TableIterator::new(out)
 }

@@ -18,6 +18,8 @@ use crate::policy::{self, Getter, Placement};
 pub const ISOLATION_POLICY: &str = "tenancy_isolation";
 pub const SHARED_POLICY: &str = "tenancy_shared";
 pub const FEATURE_POLICY: &str = "tenancy_feature";
+/// Statement trigger that records writes made under a support context (sql/audit.sql).
+pub const SUPPORT_TRIGGER: &str = "tenancy_support_audit";
 
 thread_local! {
     static OWN_DDL: Cell<u32> = const { Cell::new(0) };
@@ -170,6 +172,17 @@ pub fn protect_tree(root_oid: pg_sys::Oid, p: &Protection) -> i32 {
         protect_one(&rel, rel.oid == root.oid, p, placement);
         n += 1;
     }
+    crate::audit::record(
+        crate::audit::SYSTEM_CHAIN,
+        "table_protected",
+        serde_json::json!({
+            "table": root.qualified(),
+            "tenant_column": p.tenant_column,
+            "shared_column": p.shared_column,
+            "feature": p.feature,
+            "relations": n,
+        }),
+    );
     n
 }
 
@@ -262,6 +275,17 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
         sql.push_str(&format!(
             "CREATE POLICY {} ON {table} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({gate}) WITH CHECK ({gate});",
             quote_identifier(FEATURE_POLICY)
+        ));
+    }
+    // One call per statement (the WHEN clause: a cached lookup, no PL/pgSQL frame), false
+    // outside a support context; writes made under one are recorded in the tenant's audit chain (sql/audit.sql). Citus refuses triggers on
+    // distributed tables (unless citus.enable_unsafe_triggers), so they go without.
+    if placement == Placement::SingleNode {
+        sql.push_str(&format!(
+            "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {table}
+               FOR EACH STATEMENT WHEN (tenancy._support_active())
+               EXECUTE FUNCTION tenancy._support_write_trigger();",
+            quote_identifier(SUPPORT_TRIGGER)
         ));
     }
     Spi::run(&sql).or_bug("applying row level security");
@@ -369,7 +393,9 @@ fn _unprotect(tbl: pg_sys::Oid) {
         let qcol = quote_identifier(&e.protection.tenant_column);
         let mut sql = drop_our_policies(&rel);
         sql.push_str(&format!(
-            "ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;"
+            "ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;
+             DROP TRIGGER IF EXISTS {} ON {table};",
+            quote_identifier(SUPPORT_TRIGGER)
         ));
         // Only a default that protect() set is ours to remove.
         let ours = Spi::get_one_with_args::<bool>(
@@ -410,6 +436,11 @@ fn _unprotect(tbl: pg_sys::Oid) {
             Some("see tenancy.protected_tables"),
         );
     }
+    crate::audit::record(
+        crate::audit::SYSTEM_CHAIN,
+        "table_unprotected",
+        serde_json::json!({ "table": root.qualified() }),
+    );
 }
 
 /// Protects every table of the schema that has the tenant column and enrols the schema, so

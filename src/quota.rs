@@ -209,7 +209,7 @@ fn _set_quota(tenant: Option<&str>, tbl: Option<pg_sys::Oid>, max_rows: Option<i
             recount(tenant, &q.rel, &q.column, (q.type_oid, &q.type_sql));
         }
     }
-    lifecycle::audit_event(
+    crate::audit::record(
         tenant,
         "quota_set",
         json!({ "table": q.rel.qualified(), "max_rows": max_rows }),

@@ -51,7 +51,7 @@ fn create_tenant(
     );
     match inserted {
         Ok(Some(id)) => {
-            crate::lifecycle::audit_event(
+            crate::audit::record(
                 &id,
                 "tenant_created",
                 serde_json::json!({ "name": name, "plan": plan }),
@@ -80,6 +80,12 @@ fn set_status(id: &str, status: &str) {
         Ok(None) => errors::not_found(format!("tenant {} does not exist", quote_literal(id)), None),
         Err(e) => errors::internal("updating a tenant", e),
     }
+    let event = if status == "inactive" {
+        "tenant_deactivated"
+    } else {
+        "tenant_reactivated"
+    };
+    crate::audit::record(id, event, serde_json::json!({}));
 }
 
 /// Stops every token, API key and context of the tenant from the next transaction on.
@@ -87,7 +93,6 @@ fn set_status(id: &str, status: &str) {
 #[search_path(pg_catalog, pg_temp)]
 fn deactivate_tenant(id: &str) {
     set_status(id, "inactive");
-    crate::lifecycle::audit_event(id, "tenant_deactivated", serde_json::json!({}));
 }
 
 /// Lets a deactivated tenant's tokens and keys work again.
@@ -95,7 +100,6 @@ fn deactivate_tenant(id: &str) {
 #[search_path(pg_catalog, pg_temp)]
 fn reactivate_tenant(id: &str) {
     set_status(id, "active");
-    crate::lifecycle::audit_event(id, "tenant_reactivated", serde_json::json!({}));
 }
 
 /// Fills a buffer from PostgreSQL's strong random source (OpenSSL where built with it).
@@ -147,7 +151,7 @@ fn set_tenant_plan(id: Option<&str>, plan: Option<&str>) {
         Ok(None) => errors::not_found(format!("tenant {} does not exist", quote_literal(id)), None),
         Err(e) => errors::internal("updating a tenant", e),
     }
-    crate::lifecycle::audit_event(id, "tenant_plan_set", serde_json::json!({ "plan": plan }));
+    crate::audit::record(id, "tenant_plan_set", serde_json::json!({ "plan": plan }));
 }
 
 /// Replaces a tenant's settings (a jsonb object; its statement_timeout, lock_timeout and
@@ -171,5 +175,5 @@ fn set_tenant_settings(id: Option<&str>, settings: Option<JsonB>) {
         Ok(None) => errors::not_found(format!("tenant {} does not exist", quote_literal(id)), None),
         Err(e) => errors::internal("updating a tenant", e),
     }
-    crate::lifecycle::audit_event(id, "tenant_settings_set", detail);
+    crate::audit::record(id, "tenant_settings_set", detail);
 }

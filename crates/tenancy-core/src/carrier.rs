@@ -62,8 +62,8 @@ impl Context {
     }
 
     /// The public view returned by `tenancy.context()`: `tenant`, `actor` (or null), `roles`,
-    /// `source`, `expires_at` (unix seconds or null), and `support_reason` for a support
-    /// context only. No key material and no key ids, ever.
+    /// `source`, `expires_at` (unix seconds or null), and for a support context only
+    /// `support` = [`Context::support_mark`]. No key material and no key ids, ever.
     pub fn to_json(&self) -> Value {
         let mut v = json!({
             "tenant": self.tenant,
@@ -72,10 +72,23 @@ impl Context {
             "source": self.source.as_str(),
             "expires_at": self.expires_at,
         });
-        if let (Source::Support, Value::Object(m)) = (self.source, &mut v) {
-            m.insert("support_reason".into(), json!(self.support_reason));
+        if let (Some(mark), Value::Object(m)) = (self.support_mark(), &mut v) {
+            m.insert("support".into(), mark);
         }
         v
+    }
+
+    /// `{by, reason, until}` for a support context (who opened it, why, and until when in
+    /// unix seconds), None for every other source. It is part of the MAC'd carrier, so
+    /// nobody can add it to, or remove it from, a context.
+    pub fn support_mark(&self) -> Option<Value> {
+        (self.source == Source::Support).then(|| {
+            json!({
+                "by": self.actor,
+                "reason": self.support_reason,
+                "until": self.expires_at,
+            })
+        })
     }
 }
 
@@ -343,14 +356,16 @@ mod tests {
         };
         assert_eq!(
             support.to_json(),
-            json!({"tenant": "acme", "actor": null, "roles": ["hr"], "source": "support", "expires_at": null, "support_reason": "ticket 42"})
+            json!({"tenant": "acme", "actor": null, "roles": ["hr"], "source": "support", "expires_at": null,
+                   "support": {"by": null, "reason": "ticket 42", "until": null}})
         );
         // A support reason on another source is not shown.
         let odd = Context {
             support_reason: Some("x".into()),
             ..ctx()
         };
-        assert!(odd.to_json().get("support_reason").is_none());
+        assert!(odd.to_json().get("support").is_none());
+        assert!(odd.support_mark().is_none());
     }
 
     /// Deterministic mutation loop over a carrier: nothing panics, nothing forged verifies.

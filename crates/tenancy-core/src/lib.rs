@@ -4,6 +4,7 @@
 
 pub mod alg;
 pub mod apikey;
+pub mod audit;
 pub mod b64;
 pub mod carrier;
 pub mod claims;

@@ -1,0 +1,69 @@
+-- pg_tenancy: the audit trail. docs/audit.md defines every column, the hash chain byte by
+-- byte, and the concurrency design. Policies and grants are in roles.sql (they name Rust
+-- functions, which exist only after this file).
+
+-- One row per audited event, chained per tenant: hash = SHA-256(prev_hash || encoding of the
+-- row). Written only by the extension's own code (src/audit.rs), as the extension's owner.
+CREATE TABLE tenancy.audit_log (
+    id         bigint GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME tenancy.audit_log_id_seq) PRIMARY KEY,
+    tenant_id  text NOT NULL,
+    seq        bigint NOT NULL CHECK (seq > 0),
+    at         timestamptz NOT NULL,
+    txid       xid8 NOT NULL,
+    actor      text,
+    roles      text[] NOT NULL,
+    support    jsonb,
+    event      text NOT NULL,
+    detail     jsonb NOT NULL,
+    prev_hash  bytea NOT NULL CHECK (length(prev_hash) = 32),
+    hash       bytea NOT NULL CHECK (length(hash) = 32),
+    -- Also the index verify_audit() and tenants' reads use; a second writer at the same
+    -- position could never commit.
+    CONSTRAINT audit_log_tenant_seq UNIQUE (tenant_id, seq)
+);
+
+-- The head of each chain. Every writer updates its tenant's row, so writers of one tenant
+-- queue on that row lock (READ COMMITTED), or fail with 40001 when their snapshot cannot see
+-- the head another transaction committed (REPEATABLE READ, SERIALIZABLE): the chain never
+-- forks. A rolled-back write rolls back the head with it, so seq has no gaps.
+CREATE TABLE tenancy.audit_heads (
+    tenant_id  text PRIMARY KEY,
+    seq        bigint NOT NULL DEFAULT 0,
+    hash       bytea NOT NULL DEFAULT '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea
+);
+
+-- Append-only, even for the table's owner. Only tenancy.purge_audit() (superuser) deletes,
+-- and it says so through a backend-local flag that SQL cannot set.
+CREATE FUNCTION tenancy._audit_log_append_only() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND tenancy._audit_purging() THEN
+        RETURN OLD;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = '42501',
+        MESSAGE = format('pg_tenancy: the audit log is append-only: %s is refused', TG_OP),
+        HINT = 'a superuser erases one tenant''s trail with tenancy.purge_audit(tenant, confirm)';
+END
+$$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON tenancy.audit_log
+    FOR EACH ROW EXECUTE FUNCTION tenancy._audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON tenancy.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._audit_log_append_only();
+CREATE TRIGGER audit_heads_no_truncate BEFORE TRUNCATE ON tenancy.audit_heads
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._audit_log_append_only();
+
+-- Statement-level trigger that protect() puts on every protected table: one cheap call per
+-- statement that returns at once unless the statement runs under a support context, in which
+-- case the write is recorded in that tenant's chain, marked as support.
+CREATE FUNCTION tenancy._support_write_trigger() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF tenancy._support_active() THEN
+        PERFORM tenancy._audit_support_write(TG_RELID, TG_OP);
+    END IF;
+    RETURN NULL;
+END
+$$;

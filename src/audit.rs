@@ -1,0 +1,438 @@
+//! The audit trail: `tenancy.audit()`, `verify_audit()`, `purge_audit()`, and
+//! [`record`], the one entry point the extension's own events go through.
+//!
+//! Every row is written by [`write`], as the extension's owner (the table grants nobody
+//! INSERT), under its tenant's head row lock in `tenancy.audit_heads` (see sql/audit.sql for
+//! why that lock, and not an advisory lock, keeps the chain whole under REPEATABLE READ).
+//! The chain itself (encoding and hash) is `tenancy_core::audit`; docs/audit.md defines it.
+
+use std::cell::Cell;
+
+use pgrx::prelude::*;
+use pgrx::spi::quote_literal;
+use pgrx::JsonB;
+use serde_json::{json, Value};
+use tenancy_core::audit::{self as chain, Row, Walker};
+use tenancy_core::carrier::Context;
+use tenancy_core::ident;
+
+use crate::errors::{self, SpiOrBug};
+
+/// The chain of events that belong to no tenant (signing keys, protection, DDL guard
+/// overrides, purges). Not a valid tenant id, so no context can ever carry it: only admins,
+/// who read every chain, read it.
+pub const SYSTEM_CHAIN: &str = "(system)";
+
+const MAX_EVENT_CHARS: usize = 200;
+
+thread_local! {
+    static PURGING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs the rest of a scope as the owner of `tenancy.audit_log` (the extension's owner), the
+/// way PostgreSQL runs foreign-key checks as the table owner. Restored on drop, including
+/// when an ERROR unwinds through it (and the transaction's abort restores it as well).
+struct AsOwner {
+    user: pg_sys::Oid,
+    sec: i32,
+}
+
+impl AsOwner {
+    fn enter() -> AsOwner {
+        let owner = Spi::get_one::<pg_sys::Oid>(
+            "SELECT c.relowner FROM pg_catalog.pg_class c
+              WHERE c.oid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass",
+        )
+        .or_bug("reading the audit log's owner")
+        .unwrap_or_else(|| errors::internal("audit log", "tenancy.audit_log has no owner"));
+        let mut user = pg_sys::InvalidOid;
+        let mut sec = 0;
+        // SAFETY: plain reads and writes of the backend's current user and security context.
+        unsafe {
+            pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
+            pg_sys::SetUserIdAndSecContext(
+                owner,
+                sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+            );
+        }
+        AsOwner { user, sec }
+    }
+}
+
+impl Drop for AsOwner {
+    fn drop(&mut self) {
+        // SAFETY: restores exactly what enter() saved.
+        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.sec) };
+    }
+}
+
+/// The role acting, outside any SECURITY DEFINER function: the session user or the role
+/// chosen with SET ROLE.
+pub fn acting_role() -> String {
+    // SAFETY: GetOuterUserId reads a backend global; GetUserNameFromId with noerr = true
+    // returns NULL rather than raising for a dropped role.
+    unsafe {
+        let p = pg_sys::GetUserNameFromId(pg_sys::GetOuterUserId(), true);
+        if p.is_null() {
+            String::new()
+        } else {
+            core::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// One event to append to a chain.
+pub struct Entry<'a> {
+    pub tenant: &'a str,
+    pub actor: Option<&'a str>,
+    pub roles: &'a [String],
+    pub support: Option<Value>,
+    pub event: &'a str,
+    pub detail: Value,
+}
+
+fn check_event(event: &str) {
+    if event.trim().is_empty()
+        || event.chars().count() > MAX_EVENT_CHARS
+        || event.chars().any(char::is_control)
+    {
+        errors::bad_argument(
+            format!("event must be 1 to {MAX_EVENT_CHARS} characters without control characters"),
+            Some("name events like 'invoice.approved'"),
+        );
+    }
+}
+
+/// Appends one row to `entry.tenant`'s chain and returns its id. Stamped here: the
+/// transaction's start time (`now()`) and id; position and previous hash come from the
+/// chain's head, locked for the rest of the transaction.
+pub fn write(entry: Entry) -> i64 {
+    check_event(entry.event);
+    let _owner = AsOwner::enter();
+    // Every name is schema-qualified and every operator spelled OPERATOR(pg_catalog.…): this
+    // runs with the caller's search_path, as the extension's owner.
+    let head = Spi::connect_mut(|c| {
+        let t = c.update(
+            "INSERT INTO tenancy.audit_heads AS h (tenant_id) VALUES ($1)
+             ON CONFLICT (tenant_id) DO UPDATE SET seq = h.seq
+             RETURNING h.seq, h.hash,
+                       pg_catalog.nextval('tenancy.audit_log_id_seq'::pg_catalog.regclass),
+                       pg_catalog.pg_current_xact_id()::pg_catalog.text,
+                       ($2::pg_catalog.jsonb)::pg_catalog.text,
+                       ($3::pg_catalog.jsonb)::pg_catalog.text",
+            None,
+            &[
+                entry.tenant.into(),
+                JsonB(entry.detail.clone()).into(),
+                entry.support.clone().map(JsonB).into(),
+            ],
+        )?;
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>((
+            r.get::<i64>(1)?.unwrap_or_default(),
+            r.get::<Vec<u8>>(2)?.unwrap_or_default(),
+            r.get::<i64>(3)?.unwrap_or_default(),
+            r.get::<String>(4)?.unwrap_or_default(),
+            r.get::<String>(5)?.unwrap_or_default(),
+            r.get::<String>(6)?,
+        ))
+    })
+    .or_bug("locking the audit chain's head");
+    let (head_seq, prev_hash, id, txid, detail_text, support_text) = head;
+    let txid: u64 = txid
+        .parse()
+        .unwrap_or_else(|_| errors::internal("audit log", "unparsable transaction id"));
+    let seq = head_seq + 1;
+    let row = Row {
+        id,
+        tenant_id: entry.tenant,
+        seq,
+        at_micros: transaction_start_micros(),
+        txid,
+        actor: entry.actor,
+        roles: entry.roles,
+        support: support_text.as_deref(),
+        event: entry.event,
+        detail: &detail_text,
+    };
+    let hash = chain::chain_hash(&prev_hash, &row).to_vec();
+    Spi::connect_mut(|c| {
+        c.update(
+            "WITH ins AS (
+                INSERT INTO tenancy.audit_log
+                       (id, tenant_id, seq, at, txid, actor, roles, support, event, detail, prev_hash, hash)
+                OVERRIDING SYSTEM VALUE
+                VALUES ($1, $2, $3, pg_catalog.now(), pg_catalog.pg_current_xact_id(), $4, $5,
+                        $6::pg_catalog.jsonb, $7, $8::pg_catalog.jsonb, $9, $10))
+             UPDATE tenancy.audit_heads SET seq = $3, hash = $10
+              WHERE tenant_id OPERATOR(pg_catalog.=) $2",
+            None,
+            &[
+                id.into(),
+                entry.tenant.into(),
+                seq.into(),
+                entry.actor.into(),
+                entry.roles.to_vec().into(),
+                support_text.as_deref().into(),
+                entry.event.into(),
+                detail_text.as_str().into(),
+                prev_hash.into(),
+                hash.into(),
+            ],
+        )
+        .map(|_| ())
+    })
+    .or_bug("appending to the audit log");
+    id
+}
+
+/// `now()` as microseconds since the Unix epoch: the value the row's `at` column stores.
+fn transaction_start_micros() -> i64 {
+    // SAFETY: reads a backend-local timestamp (PostgreSQL epoch, 2000-01-01).
+    let ts = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    ts + 946_684_800_000_000
+}
+
+/// Records one of the extension's own events (tenant created, key retired, table protected,
+/// support begun, ...) in `tenant`'s chain, or in [`SYSTEM_CHAIN`]. The actor is the acting
+/// database role; a support context for the same tenant adds its support mark.
+pub fn record(tenant: &str, event: &str, detail: Value) -> i64 {
+    let support = crate::context::peek()
+        .filter(|c| c.tenant == tenant)
+        .and_then(|c| c.support_mark());
+    let actor = acting_role();
+    write(Entry {
+        tenant,
+        actor: Some(&actor),
+        roles: &[],
+        support,
+        event,
+        detail,
+    })
+}
+
+/// Writes an application event to the current tenant's audit trail; returns the row's id.
+/// Tenant, actor, roles, support mark, time and transaction come from the verified context
+/// and the server, never from the caller.
+#[pg_extern(volatile, parallel_unsafe)]
+fn audit(event: Option<&str>, detail: default!(Option<JsonB>, "'{}'")) -> i64 {
+    // Not STRICT: a NULL event is refused, never silently not recorded.
+    let Some(event) = event else {
+        errors::bad_argument("event must not be NULL".into(), None)
+    };
+    let Some(resolved) = crate::context::current() else {
+        errors::no_context()
+    };
+    let detail = detail.map_or(json!({}), |d| d.0);
+    if !detail.is_object() {
+        errors::bad_argument("detail must be a jsonb object".into(), None);
+    }
+    let ctx: &Context = &resolved.ctx;
+    write(Entry {
+        tenant: &ctx.tenant,
+        actor: ctx.actor.as_deref(),
+        roles: &ctx.roles,
+        support: ctx.support_mark(),
+        event,
+        detail,
+    })
+}
+
+/// Whether the acting role may read every chain: the admin tier (`grant_admin` gives
+/// `SELECT` on `tenancy.tenants`, and the audit log's policy uses the same test), or a
+/// superuser.
+fn acting_role_is_admin() -> bool {
+    // SAFETY: reads the backend's outer user id.
+    let role = unsafe { pg_sys::GetOuterUserId() };
+    // A read-only select (verify_audit works on a hot standby too).
+    Spi::connect(|c| {
+        c.select(
+            "SELECT r.rolsuper OR pg_catalog.has_table_privilege($1, 'tenancy.tenants'::pg_catalog.regclass, 'SELECT')
+               FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) $1",
+            Some(1),
+            &[role.into()],
+        )?
+        .first()
+        .get_one::<bool>()
+    })
+    .or_bug("checking the acting role's privileges")
+    .unwrap_or(false)
+}
+
+/// Recomputes one tenant's chain: `ok`, how many rows were checked, and the id of the first
+/// row that breaks it (changed, or out of sequence because a row was deleted or inserted).
+/// `ok` is also false, with no id, when the chain ends short of its recorded head (rows
+/// deleted at the end). A tenant verifies its own chain; admins verify any.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn verify_audit(
+    tenant: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(ok, bool),
+        name!(checked, i64),
+        name!(first_bad_id, Option<i64>),
+    ),
+> {
+    let Some(tenant) = tenant else {
+        errors::bad_argument("tenant must not be NULL".into(), None)
+    };
+    if tenant != SYSTEM_CHAIN && !ident::valid_tenant_id(tenant) {
+        errors::bad_argument(format!("invalid tenant id {}", quote_literal(tenant)), None);
+    }
+    if !acting_role_is_admin() {
+        match crate::context::current() {
+            None => errors::no_context(),
+            Some(r) if r.ctx.tenant != tenant => errors::forbidden(
+                "a tenant may verify only its own audit trail".into(),
+                Some("verify the current tenant's chain, or ask an administrator"),
+            ),
+            Some(_) => {}
+        }
+    }
+    let (walker, head) = walk(tenant);
+    let ends_at_head = walker.head() == head;
+    let first_bad = walker.first_bad();
+    let ok = first_bad.is_none() && ends_at_head;
+    TableIterator::once((ok, walker.checked, first_bad.map(|(id, _)| id)))
+}
+
+/// Walks a chain in seq order through a cursor (constant memory), and reads its recorded head.
+fn walk(tenant: &str) -> (Walker, (i64, [u8; 32])) {
+    Spi::connect(|c| {
+        let mut walker = Walker::default();
+        let mut cursor = c.open_cursor(
+            "SELECT id, tenant_id, seq,
+                    (EXTRACT(epoch FROM at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,
+                    txid::pg_catalog.text, actor, roles, support::pg_catalog.text, event,
+                    detail::pg_catalog.text, prev_hash, hash
+               FROM tenancy.audit_log WHERE tenant_id OPERATOR(pg_catalog.=) $1
+              ORDER BY seq, id",
+            &[tenant.into()],
+        );
+        loop {
+            let batch = cursor.fetch(1000)?;
+            if batch.is_empty() {
+                break;
+            }
+            for r in batch {
+                let txid = r.get::<String>(5)?.unwrap_or_default();
+                let roles: Vec<String> = r
+                    .get::<Vec<Option<String>>>(7)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Option::unwrap_or_default)
+                    .collect();
+                let tenant_id = r.get::<String>(2)?.unwrap_or_default();
+                let actor = r.get::<String>(6)?;
+                let support = r.get::<String>(8)?;
+                let event = r.get::<String>(9)?.unwrap_or_default();
+                let detail = r.get::<String>(10)?.unwrap_or_default();
+                let row = Row {
+                    id: r.get::<i64>(1)?.unwrap_or_default(),
+                    tenant_id: &tenant_id,
+                    seq: r.get::<i64>(3)?.unwrap_or_default(),
+                    at_micros: r.get::<i64>(4)?.unwrap_or_default(),
+                    txid: txid.parse().unwrap_or(u64::MAX),
+                    actor: actor.as_deref(),
+                    roles: &roles,
+                    support: support.as_deref(),
+                    event: &event,
+                    detail: &detail,
+                };
+                let prev = r.get::<Vec<u8>>(11)?.unwrap_or_default();
+                let hash = r.get::<Vec<u8>>(12)?.unwrap_or_default();
+                walker.push(&row, &prev, &hash);
+            }
+        }
+        let t = c.select(
+            "SELECT seq, hash FROM tenancy.audit_heads WHERE tenant_id OPERATOR(pg_catalog.=) $1",
+            Some(1),
+            &[tenant.into()],
+        )?;
+        let head = if t.is_empty() {
+            (0, chain::GENESIS)
+        } else {
+            let r = t.first();
+            let hash = r.get::<Vec<u8>>(2)?.unwrap_or_default();
+            (
+                r.get::<i64>(1)?.unwrap_or_default(),
+                <[u8; 32]>::try_from(hash.as_slice()).unwrap_or([0xff; 32]),
+            )
+        };
+        Ok::<_, pgrx::spi::Error>((walker, head))
+    })
+    .or_bug("reading the audit log")
+}
+
+/// Erases one tenant's audit trail (for instance after the tenant itself was purged).
+/// Superuser only; `confirm` must be `purge audit <tenant>` (a different phrase from
+/// purge_tenant's `purge <tenant>`, so one pasted confirmation cannot do both). The purge is itself recorded, with
+/// the erased chain's length and head hash, in the system chain. Returns the rows deleted.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn purge_audit(tenant: &str, confirm: &str) -> i64 {
+    // SAFETY: reads the outer user's superuser flag from the syscache.
+    let superuser = unsafe { pg_sys::superuser_arg(pg_sys::GetOuterUserId()) };
+    if !superuser {
+        errors::forbidden("only a superuser may purge an audit trail".into(), None);
+    }
+    if tenant == SYSTEM_CHAIN {
+        errors::bad_argument(
+            "the system chain records every purge and cannot be purged".into(),
+            None,
+        );
+    }
+    if confirm != format!("purge audit {tenant}") {
+        errors::bad_argument(
+            "confirm does not match; nothing was purged".into(),
+            Some("confirm with 'purge audit <tenant>', e.g. tenancy.purge_audit('acme', 'purge audit acme')"),
+        );
+    }
+    let (walker, head) = walk(tenant);
+    let deleted = {
+        PURGING.with(|p| p.set(true));
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                PURGING.with(|p| p.set(false));
+            }
+        }
+        let _reset = Reset;
+        Spi::connect_mut(|c| {
+            let t = c.update(
+                "WITH gone AS (DELETE FROM tenancy.audit_log WHERE tenant_id OPERATOR(pg_catalog.=) $1 RETURNING 1),
+                      head AS (DELETE FROM tenancy.audit_heads WHERE tenant_id OPERATOR(pg_catalog.=) $1)
+                 SELECT pg_catalog.count(*) FROM gone",
+                None,
+                &[tenant.into()],
+            )?;
+            t.first().get_one::<i64>()
+        })
+        .or_bug("purging the audit log")
+        .unwrap_or(0)
+    };
+    record(
+        SYSTEM_CHAIN,
+        "audit_purged",
+        json!({
+            "tenant": tenant,
+            "rows": deleted,
+            "head_seq": head.0,
+            "head_hash": hex(&head.1),
+            "verified_before_purge": walker.first_bad().is_none() && walker.head() == head,
+        }),
+    );
+    deleted
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// For the audit log's DELETE trigger: true only while purge_audit() deletes.
+#[pg_extern(stable, parallel_safe)]
+fn _audit_purging() -> bool {
+    PURGING.with(Cell::get)
+}
