@@ -261,6 +261,7 @@ BEGIN
         'check', 'assert_isolated', '_assert_isolated',
         'export_tenant', 'purge_tenant', 'set_plan', 'set_quota', '_set_quota',
         'set_tenant_plan', 'set_tenant_settings']);
+    PERFORM tenancy._grant_functions(role, ARRAY['audit', 'verify_audit', 'stats']);
     PERFORM tenancy._grant_functions(role, ARRAY['add_pseudonym_secret', 'drop_pseudonym_secret']);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (id, created_at) ON tenancy.pseudonym_secrets TO %s', role);
