@@ -191,6 +191,9 @@ BEGIN
     PERFORM tenancy._grant_functions(role, ARRAY['set_context', 'set_context_from_key', 'postgrest_pre_request']);
     PERFORM tenancy._grant_functions(role, ARRAY[
         'pseudonymize', 'pseudonymize_for_pool', '_load_pseudonym_key']);
+    -- The guarded aggregates (their support functions run with the aggregate owner's rights).
+    PERFORM tenancy._grant_functions(role, ARRAY[
+        'guarded_count', 'guarded_sum', 'guarded_avg', 'guarded_percentile', 'guard_status']);
 END
 $$;
 
@@ -231,6 +234,10 @@ BEGIN
         'scope_foreign_key', '_scope_foreign_key', 'grant_feature', 'revoke_feature',
         'check', 'assert_isolated', '_assert_isolated']);
     PERFORM tenancy._grant_functions(role, ARRAY['add_pseudonym_secret', 'drop_pseudonym_secret']);
+    PERFORM tenancy._grant_functions(role, ARRAY[
+        'guarded_count', 'guarded_sum', 'guarded_avg', 'guarded_percentile', 'guard_status',
+        'create_benchmark_view', '_create_benchmark_view', 'drop_benchmark_view', '_drop_benchmark_view']);
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.benchmark_views TO %s', role);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (id, created_at) ON tenancy.pseudonym_secrets TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.tenants TO %s', role);
@@ -258,3 +265,5 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.enrolled_schemas', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.entitlements', '');
 -- Pseudonym secrets travel with a dump: a restored database computes the same pseudonyms.
 SELECT pg_catalog.pg_extension_config_dump('tenancy.pseudonym_secrets', '');
+-- Benchmark views are the owner's objects outside the extension; their registry travels too.
+SELECT pg_catalog.pg_extension_config_dump('tenancy.benchmark_views', '');

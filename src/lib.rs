@@ -7,6 +7,7 @@
 use pgrx::prelude::*;
 
 mod apikeys;
+mod benchmark;
 mod cache;
 mod catalog;
 mod check;
@@ -15,6 +16,7 @@ mod ddl_guard;
 mod errors;
 mod features;
 mod generalize;
+mod guard;
 mod gucs;
 mod kanon;
 mod keys;
@@ -35,6 +37,8 @@ mod tests_check;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_deid;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_guard;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_hostile;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_protection;
@@ -49,7 +53,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/check.sql",
     name = "tenancy_check",
-    requires = ["tenancy_bootstrap"]
+    requires = ["tenancy_bootstrap", "tenancy_guard"]
 );
 extension_sql_file!("../sql/roles.sql", name = "tenancy_roles", finalize);
 
