@@ -304,7 +304,8 @@ mod tests {
             "SELECT tenancy.guard_status(person) OVER () FROM tests.gdwin_t",
             "SELECT tenancy.guarded_percentile(pay, 0.5, person) OVER () FROM tests.gdwin_t",
         ] {
-            assert_fails(q, "0A000", "window functions");
+            // percentile's final function sorts in place, so PostgreSQL itself refuses it.
+            assert_fails(q, "0A000", "window function");
         }
     }
 
@@ -358,7 +359,7 @@ mod tests {
         }
         // Engineers: 6 tenants of 3 people. Designers: 5 tenants of 1 person (residual rule).
         run("INSERT INTO tests.gdbv_pay
-             SELECT 'gdbv_t' || t, p, 'eng', 1000 * t + p FROM generate_series(1, 6) t, generate_series(1, 3) p
+             SELECT 'gdbv_t' || t, p, 'eng', 1000 + 10 * t + p FROM generate_series(1, 6) t, generate_series(1, 3) p
              UNION ALL
              SELECT 'gdbv_t' || t, 1, 'design', 500 FROM generate_series(1, 5) t");
         run("SET LOCAL ROLE gdbv_admin");
@@ -390,8 +391,10 @@ mod tests {
         // The view: the engineers' cell over all six tenants; the designers' cell is hidden
         // (removing any one tenant would leave four people).
         assert_eq!(count("SELECT count(*) FROM tests.gdbv_bench"), 1);
-        yes("SELECT role = 'eng' AND count = 18 AND avg_pay = 3502 AND sum_pay = 63036 AND p50_pay = 3502
-                    AND status = 'ok' FROM tests.gdbv_bench");
+        assert_eq!(
+            text("SELECT b::text FROM tests.gdbv_bench b").as_deref(),
+            Some("(eng,18,1037.0000000000000000,18666,1037,ok)")
+        );
         // A WHERE on the view filters whole cells after aggregation; hidden columns cannot be
         // named at all.
         yes("SELECT count = 18 FROM tests.gdbv_bench WHERE role = 'eng'");
@@ -407,7 +410,7 @@ mod tests {
         );
         // Subtracting its own contribution leaves at least four other tenants and min_n
         // people: 18 - 3 = 15 people in 5 tenants.
-        yes("SELECT b.sum_pay - o.own = 63036 - (1001 + 1002 + 1003)
+        yes("SELECT b.sum_pay - o.own = 18666 - (1011 + 1012 + 1013)
                FROM tests.gdbv_bench b, (SELECT sum(pay) own FROM tests.gdbv_pay WHERE role = 'eng') o");
         // The app role cannot drop, alter or create benchmark views.
         assert_fails(

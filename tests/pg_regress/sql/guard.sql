@@ -78,7 +78,13 @@ SELECT tenancy.create_benchmark_view('guard_demo.salary_benchmark', 'guard_demo.
          'employee_id', include_suppressed => true);
 GRANT SELECT ON guard_demo.salary_benchmark TO regress_app;
 -- The admin may only pool columns it may read itself.
+RESET ROLE;
+REVOKE SELECT (salary) ON guard_demo.pay FROM regress_guard_admin;
 REVOKE SELECT ON guard_demo.pay FROM regress_guard_admin;
+GRANT SELECT (tenant_id, employee_id, job, level) ON guard_demo.pay TO regress_guard_admin;
+SET ROLE regress_guard_admin;
+SELECT tenancy.create_benchmark_view('guard_demo.again', 'guard_demo.pay', ARRAY['job'], ARRAY['avg(salary)'], 'employee_id');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT tenancy.create_benchmark_view('guard_demo.again', 'guard_demo.pay', ARRAY['job'], ARRAY['count'], 'employee_id');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET ROLE;
@@ -118,6 +124,8 @@ SELECT severity, rule, object, fix FROM tenancy.check('guard_demo') WHERE rule =
 SELECT tenancy.drop_benchmark_view('guard_demo.salary_benchmark');
 SELECT rule, object FROM tenancy.check('guard_demo');
 
+SELECT tenancy.drop_benchmark_view('guard_demo.again');
+SELECT count(*) AS registered FROM tenancy.benchmark_views;
 DROP SCHEMA guard_demo CASCADE;
 DROP OWNED BY regress_guard_admin;
 DROP ROLE regress_guard_admin;
