@@ -36,8 +36,8 @@ SELECT tenancy.grant_app('bench_app') \g /dev/null
 -- 1M salaries: NGROUPS job/region cells of $N/$NGROUPS people, 20 companies, one row a person.
 CREATE TABLE bench_pay AS
 SELECT i AS person, i % $NGROUPS AS cell, 'c' || (i % 20) AS company,
-       (30000 + (i * 7919) % 90000)::numeric(12,2) AS salary,
-       (30000 + (i * 7919) % 90000)::float8 AS salary_f8
+       (30000 + (i::bigint * 7919) % 90000)::numeric(12,2) AS salary,
+       (30000 + (i::bigint * 7919) % 90000)::float8 AS salary_f8
   FROM generate_series(1, $N) i;
 ALTER TABLE bench_pay SET (parallel_workers = 2);
 VACUUM ANALYZE bench_pay;
@@ -100,4 +100,13 @@ SELECT a.shape, a.value, CASE m.workers WHEN 0 THEN 'serial' ELSE m.workers || '
   JOIN med b ON b.arm = a.arm - 1 AND b.workers = m.workers
  WHERE a.fn = 'guarded'
  ORDER BY a.shape, a.value, m.workers;
+SQL
+
+say "plans of the $NGROUPS-group queries (serial): hash or sort aggregation"
+cluster_psql -v ON_ERROR_STOP=1 -q -d postgres <<SQL
+SET max_parallel_workers_per_gather = 0;
+SET jit = off;
+EXPLAIN (COSTS OFF) SELECT avg(salary) FROM bench_pay GROUP BY cell;
+EXPLAIN (COSTS OFF) SELECT tenancy.guarded_avg(salary, person) FROM bench_pay GROUP BY cell;
+EXPLAIN (COSTS OFF) SELECT tenancy.guarded_avg(salary, person, company) FROM bench_pay GROUP BY cell;
 SQL

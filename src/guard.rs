@@ -18,8 +18,8 @@ use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw, pg_getarg_type};
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, PgMemoryContexts};
 use tenancy_core::guard::{
-    hash_bytes, hash_i64, hash_uuid, percentile_cont, Key, NumericView, Special, State, Status,
-    Thresholds, ValueAcc, ValueKind, Weighting,
+    hash_bytes, hash_i64, hash_tenant, hash_uuid, percentile_cont, Key, NumericView, Special,
+    State, Status, Thresholds, ValueAcc, ValueKind, Weighting,
 };
 
 use crate::errors;
@@ -262,7 +262,7 @@ unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo, layout: Layout) -> Intern
         }
         if s.core.wants_contributor() {
             let key = contributor_key(ctype, pg_getarg_datum_raw(fcinfo, cpos));
-            let tenant = tpos.map(|t| hash_bytes(text_bytes(pg_getarg_datum_raw(fcinfo, t))));
+            let tenant = tpos.map(|t| hash_tenant(text_bytes(pg_getarg_datum_raw(fcinfo, t))));
             let magnitude = if tenant.is_some() {
                 match (vtype, &numeric) {
                     (ValueType::Int4, _) => f64::from((vd.value() as i32).unsigned_abs()),

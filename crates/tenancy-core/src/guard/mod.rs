@@ -18,7 +18,7 @@ mod set;
 mod state;
 
 pub use decide::{decide, Status, TenantTally, Thresholds, Weighting};
-pub use hash::{hash_bytes, hash_i64, hash_uuid, Key};
+pub use hash::{hash_bytes, hash_i64, hash_tenant, hash_uuid, Key};
 pub use numeric::{DecimalSum, NumericView, Special};
 pub use set::CappedSet;
 pub use state::{DecodeError, Reader, State, ValueAcc, ValueKind};

@@ -30,11 +30,16 @@ impl Hasher for KeyHasher {
 
 type Build = BuildHasherDefault<KeyHasher>;
 
+/// Keys held in a plain vector (linear search) before the set switches to a hash table: most
+/// cells have a handful of people per tenant, and a vector needs no hashing and one allocation.
+const SMALL: usize = 16;
+
 /// Distinct keys, exact up to `cap`. Once full it takes no more keys; `saturated` records that
 /// a key not in the set was refused, so the true count is above `cap`.
 pub struct CappedSet {
     cap: u32,
-    keys: HashSet<Key, Build>,
+    small: Vec<Key>,
+    large: Option<HashSet<Key, Build>>,
     saturated: bool,
 }
 
@@ -42,7 +47,8 @@ impl CappedSet {
     pub fn new(cap: u32) -> Self {
         CappedSet {
             cap: cap.max(1),
-            keys: HashSet::default(),
+            small: Vec::new(),
+            large: None,
             saturated: false,
         }
     }
@@ -53,29 +59,54 @@ impl CappedSet {
 
     /// Distinct keys held (at most `cap`).
     pub fn len(&self) -> u32 {
-        self.keys.len() as u32
+        match &self.large {
+            Some(l) => l.len() as u32,
+            None => self.small.len() as u32,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len() == 0
     }
 
+    #[inline]
     pub fn is_full(&self) -> bool {
-        self.keys.len() as u32 >= self.cap
+        self.len() >= self.cap
     }
 
     pub fn saturated(&self) -> bool {
         self.saturated
     }
 
+    fn contains(&self, k: &Key) -> bool {
+        match &self.large {
+            Some(l) => l.contains(k),
+            None => self.small.contains(k),
+        }
+    }
+
+    #[inline]
     pub fn insert(&mut self, k: Key) {
-        if self.is_full() {
-            if !self.saturated && !self.keys.contains(&k) {
-                self.saturated = true;
-            }
+        if self.contains(&k) {
             return;
         }
-        self.keys.insert(k);
+        if self.is_full() {
+            self.saturated = true;
+            return;
+        }
+        match &mut self.large {
+            Some(l) => {
+                l.insert(k);
+            }
+            None if self.small.len() < SMALL => self.small.push(k),
+            None => {
+                let mut l: HashSet<Key, Build> = HashSet::default();
+                l.reserve(SMALL * 2);
+                l.extend(self.small.drain(..));
+                l.insert(k);
+                self.large = Some(l);
+            }
+        }
     }
 
     /// Union; the result is what one set fed both inputs would hold in count (`min(cap, n)`),
@@ -83,22 +114,23 @@ impl CappedSet {
     pub fn merge(&mut self, other: &CappedSet) {
         self.cap = self.cap.max(other.cap);
         self.saturated |= other.saturated;
-        for k in &other.keys {
+        for k in other.keys() {
             self.insert(*k);
         }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Key> {
-        self.keys.iter()
+        self.small.iter().chain(self.large.iter().flatten())
     }
 
     pub(crate) fn from_parts(cap: u32, keys: Vec<Key>, saturated: bool) -> Self {
-        let mut s = CappedSet::new(cap);
-        s.keys.reserve(keys.len());
+        let over = keys.len() as u32 > cap.max(1);
+        let mut s = CappedSet::new(cap.max(keys.len() as u32));
         for k in keys {
-            s.keys.insert(k);
+            s.insert(k);
         }
-        s.saturated = saturated || s.keys.len() as u32 > s.cap;
+        s.cap = cap.max(1);
+        s.saturated = saturated || over;
         s
     }
 }

@@ -2,10 +2,11 @@
 //! and its byte form (serialize / deserialize between parallel workers).
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 use super::decide::{decide, Status, TenantTally, Thresholds, Weighting};
 use super::numeric::{DecimalSum, NumericView};
-use super::set::CappedSet;
+use super::set::{CappedSet, KeyHasher};
 use super::Key;
 
 const FORMAT: u8 = 1;
@@ -74,6 +75,9 @@ impl ValueAcc {
     }
 }
 
+/// Tenant keys are hashes already; the map only folds them.
+type TenantMap = HashMap<Key, TenantAcc, BuildHasherDefault<KeyHasher>>;
+
 struct TenantAcc {
     set: CappedSet,
     rows: u64,
@@ -84,7 +88,7 @@ struct TenantAcc {
 pub struct State {
     contributors: CappedSet,
     tenant_cap: u32,
-    tenants: Option<HashMap<Key, TenantAcc>>,
+    tenants: Option<TenantMap>,
     pub rows: u64,
     pub acc: ValueAcc,
     pub fraction: Option<f64>,
@@ -103,7 +107,7 @@ impl State {
         State {
             contributors: CappedSet::new(if pooled { 1 } else { min_n_cap }),
             tenant_cap: tenant_cap.max(1),
-            tenants: pooled.then(HashMap::new),
+            tenants: pooled.then(TenantMap::default),
             rows: 0,
             acc: ValueAcc::new(kind),
             fraction: None,
@@ -324,7 +328,8 @@ impl State {
         let contributors = decode_set(r)?;
         let tenants = if pooled {
             let n = r.u32()? as usize;
-            let mut m = HashMap::with_capacity(n.min(1 << 16));
+            let mut m = TenantMap::default();
+            m.reserve(n.min(1 << 16));
             for _ in 0..n {
                 let k = r.u128()?;
                 let rows = r.u64()?;

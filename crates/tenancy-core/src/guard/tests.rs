@@ -405,3 +405,39 @@ fn fraction_must_not_change() {
     assert!(s.set_fraction(0.5).is_ok());
     assert_eq!(s.set_fraction(0.9), Err((0.5, 0.9)));
 }
+
+#[test]
+fn sets_past_the_small_vector_stay_exact() {
+    let mut a = CappedSet::new(1000);
+    for round in 0..2 {
+        for k in 0..100 {
+            a.insert(hash_i64(k));
+        }
+        assert_eq!(a.len(), 100, "round {round}");
+    }
+    assert!(!a.saturated());
+    let mut capped = CappedSet::new(40);
+    for k in 0..100 {
+        capped.insert(hash_i64(k % 50));
+    }
+    assert_eq!(capped.len(), 40);
+    assert!(capped.saturated());
+    // Any split, merged, counts the same.
+    let (mut x, mut y) = (CappedSet::new(60), CappedSet::new(60));
+    for k in 0..100 {
+        if k % 3 == 0 {
+            x.insert(hash_i64(k))
+        } else {
+            y.insert(hash_i64(k))
+        }
+    }
+    x.merge(&y);
+    assert_eq!((x.len(), x.saturated()), (60, true));
+    let (mut x, mut y) = (CappedSet::new(600), CappedSet::new(600));
+    for k in 0..100 {
+        x.insert(hash_i64(k));
+        y.insert(hash_i64(k + 50));
+    }
+    x.merge(&y);
+    assert_eq!((x.len(), x.saturated()), (150, false));
+}
