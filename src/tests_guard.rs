@@ -408,6 +408,22 @@ mod tests {
             "42703",
             "pay",
         );
+        // A function of the caller's in the WHERE clause (STABLE, so the planner would push it
+        // below the aggregation onto the rows if the view were not a security barrier; not
+        // leakproof: it records what it is shown) runs on the view's output rows only.
+        run("CREATE FUNCTION pg_temp.gdbv_peek(v text) RETURNS boolean LANGUAGE plpgsql STABLE AS
+             $$ BEGIN
+                  PERFORM set_config('gdbv.seen', coalesce(current_setting('gdbv.seen', true), '') || v || ',', true);
+                  RETURN true;
+                END $$");
+        assert_eq!(
+            count("SELECT count(*) FROM tests.gdbv_bench WHERE pg_temp.gdbv_peek(role)"),
+            1
+        );
+        assert_eq!(
+            text("SELECT current_setting('gdbv.seen')").as_deref(),
+            Some("eng,")
+        );
         // Subtracting its own contribution leaves at least four other tenants and min_n
         // people: 18 - 3 = 15 people in 5 tenants.
         yes("SELECT b.sum_pay - o.own = 18666 - (1011 + 1012 + 1013)
