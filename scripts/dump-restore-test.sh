@@ -4,7 +4,8 @@
 # protected tables (plain, shared rows, feature-gated, partitioned), restore it into a fresh
 # database with pg_restore --exit-on-error, and check there: the restore had no error (the DDL
 # guard lets a restore rebuild RLS), tokens signed before the dump and API keys still work,
-# isolation holds as the app role, and the guard is armed again afterwards.
+# isolation holds as the app role, a benchmark view still reads as one and the checker still
+# finds it intact, and the guard is armed again afterwards.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
@@ -54,6 +55,10 @@ INSERT INTO app.templates VALUES (1, 'acme', true, 'public'), (2, 'globex', fals
 INSERT INTO app.payslips VALUES (1, 'acme', 100), (2, 'globex', 200);
 INSERT INTO app.events VALUES (1, 'acme', '2026-03-01'), (2, 'globex', '2026-04-01');
 GRANT SELECT ON ALL TABLES IN SCHEMA app TO dr_app;
+-- A benchmark view (owned by the extension's owner, registered with its definition).
+SELECT tenancy.create_benchmark_view('app.people_bench', 'app.people', ARRAY[]::name[],
+                                     ARRAY['count'], 'id', include_suppressed => true);
+GRANT SELECT ON app.people_bench TO dr_app;
 SQL
 token="$(db dr_src -At -c "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'acme', 'exp', extract(epoch FROM now() + interval '1 hour')::bigint))")"
 api_key="$(db dr_src -At -c "SELECT tenancy.create_api_key('globex', 'restored')")"
@@ -68,6 +73,7 @@ SELECT 'registry: ' || string_agg(tbl::text, ',' ORDER BY tbl::text) FROM tenanc
 SELECT 'guard_state: ' || bool_and(guard_state = '{}') FROM tenancy.protected_tables;
 SELECT 'rls: ' || bool_and(relrowsecurity AND relforcerowsecurity) FROM pg_class
  WHERE oid IN (SELECT tbl FROM tenancy.protected_tables);
+SELECT 'bench_findings: ' || count(*) FROM tenancy.check() WHERE object = 'app.people_bench';
 SET ROLE dr_app;
 BEGIN;
 SELECT 'token: ' || (tenancy.set_context(:'token') IS NOT NULL);
@@ -82,6 +88,7 @@ SELECT 'globex_people: ' || string_agg(name, ',') FROM app.people;
 SELECT 'globex_payslips: ' || count(*) FROM app.payslips;
 COMMIT;
 SELECT 'no_context: ' || count(*) FROM app.people;
+SELECT 'bench_status: ' || status FROM app.people_bench;
 RESET ROLE;
 SET ROLE dr_owner;
 ALTER TABLE app.people NO FORCE ROW LEVEL SECURITY;
@@ -90,7 +97,8 @@ SQL
 fail=0
 for line in "registry: app.events,app.events_2026,app.payslips,app.people,app.templates" "guard_state: true" \
     "rls: true" "token: true" "acme_people: Ada" "acme_templates: public" "acme_payslips: 1" \
-    "acme_events: 1" "key: true" "globex_people: Grace" "globex_payslips: 0" "no_context: 0"; do
+    "acme_events: 1" "key: true" "globex_people: Grace" "globex_payslips: 0" "no_context: 0" \
+    "bench_findings: 0" "bench_status: too_few_contributors"; do
     if grep -qxF -- "$line" <<<"$out"; then say "ok: $line"; else printf '*** expected: %s\n' "$line" >&2; fail=1; fi
 done
 if grep -q "pg_tenancy: refusing DDL on protected table app.people" <<<"$out"; then
