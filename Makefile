@@ -120,6 +120,7 @@ clean-demo: ## stop and delete a demo cluster left behind (e.g. after kill -9)
 
 bench: setup ## what isolation and pseudonyms cost (release builds; not part of make test; figures in docs/benchmarks.md)
 	scripts/bench.sh
+	scripts/bench-guard.sh 15
 	scripts/bench-deid.sh 18
 
 fuzz: ## libFuzzer on the token, carrier, claim-path and API-key parsers (FUZZ_SECONDS=600 per target; not part of make test)

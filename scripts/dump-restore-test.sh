@@ -5,7 +5,8 @@
 # database with pg_restore --exit-on-error, and check there: the restore had no error (the DDL
 # guard lets a restore rebuild RLS), check() finds nothing critical or high and
 # assert_isolated() passes, tokens signed before the dump and API keys still work,
-# isolation holds as the app role, and the guard is armed again afterwards.
+# isolation holds as the app role, plans and quotas still apply, a benchmark view still reads
+# as one and the checker still finds it intact, and the guard is armed again afterwards.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
@@ -54,6 +55,10 @@ GRANT SELECT ON ALL TABLES IN SCHEMA app TO dr_app;
 SELECT tenancy.set_plan('basic', '{"lock_timeout": "1500ms"}');
 SELECT tenancy.set_tenant_plan('acme', 'basic');
 SELECT tenancy.set_quota('acme', 'app.events', 1);
+-- A benchmark view (owned by the extension's owner, registered with its definition).
+SELECT tenancy.create_benchmark_view('app.people_bench', 'app.people', ARRAY[]::name[],
+                                     ARRAY['count'], 'id', include_suppressed => true);
+GRANT SELECT ON app.people_bench TO dr_app;
 SQL
 token="$(db dr_src -At -c "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'acme', 'exp', extract(epoch FROM now() + interval '1 hour')::bigint))")"
 api_key="$(db dr_src -At -c "SELECT tenancy.create_api_key('globex', 'restored')")"
@@ -83,6 +88,7 @@ EXCEPTION WHEN SQLSTATE '54000' THEN
 END $$;
 SELECT 'lock_timeout: ' || current_setting('lock_timeout');
 ROLLBACK;
+SELECT 'bench_findings: ' || count(*) FROM tenancy.check() WHERE object = 'app.people_bench';
 SET ROLE dr_app;
 BEGIN;
 SELECT 'token: ' || (tenancy.set_context(:'token') IS NOT NULL);
@@ -97,6 +103,7 @@ SELECT 'globex_people: ' || string_agg(name, ',') FROM app.people;
 SELECT 'globex_payslips: ' || count(*) FROM app.payslips;
 COMMIT;
 SELECT 'no_context: ' || count(*) FROM app.people;
+SELECT 'bench_status: ' || status FROM app.people_bench;
 RESET ROLE;
 SET ROLE dr_owner;
 ALTER TABLE app.people NO FORCE ROW LEVEL SECURITY;
@@ -106,7 +113,7 @@ fail=0
 for line in "registry: app.events,app.events_2026,app.payslips,app.people,app.templates" "guard_state: true" \
     "rls: true" "check: clean" "assert_isolated: passed" "token: true" "acme_people: Ada" "acme_templates: public" "acme_payslips: 1" \
     "acme_events: 1" "key: true" "globex_people: Grace" "globex_payslips: 0" "no_context: 0" \
-    "quota: 1 1 6" "lock_timeout: 1500ms"; do
+    "quota: 1 1 6" "lock_timeout: 1500ms" "bench_findings: 0" "bench_status: too_few_contributors"; do
     if grep -qxF -- "$line" <<<"$out"; then say "ok: $line"; else printf '*** expected: %s\n' "$line" >&2; fail=1; fi
 done
 if grep -q "quota refused: pg_tenancy: row quota exceeded: tenant 'acme' may keep at most 1 rows in app.events" <<<"$out"; then

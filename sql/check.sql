@@ -123,6 +123,18 @@ reader AS (
        AND v.oid NOT IN (SELECT objid FROM ext_member WHERE classid = 'pg_class'::regclass)
        AND vn.nspname <> 'tenancy'
 ),
+-- Benchmark views made by tenancy.create_benchmark_view(): they read every tenant's rows with
+-- their owner's rights by design (pooled guarded aggregates, fixed groupings). Intact ones
+-- are exempt from view_bypasses_rls; altered ones are reported by benchmark_view_changed.
+bench AS (
+    SELECT b.view_name, v.oid, v.relnamespace,
+           pg_get_viewdef(v.oid) = b.definition
+           AND EXISTS (SELECT 1 FROM pg_options_to_table(v.reloptions) o
+                        WHERE o.option_name = 'security_barrier'
+                          AND lower(o.option_value) ~ '^(t(r(ue?)?)?|y(es?)?|on|1)$') AS intact
+      FROM tenancy.benchmark_views b
+      JOIN pg_class v ON v.oid = to_regclass(b.view_name) AND v.relkind = 'v'
+),
 -- SECURITY DEFINER functions outside the system schemas.
 secdef AS (
     SELECT f.oid, f.proowner, f.prosrc, f.proconfig, n.nspname, f.oid::regprocedure::text AS sig,
@@ -221,6 +233,16 @@ SELECT 'critical', 'forgeable_policy_context', format('policy %I on %s', po.poln
  GROUP BY po.polname, po.qname
 
 UNION ALL
+-- A benchmark view altered since create_benchmark_view() made it: it still reads every
+-- tenant's rows with its owner's rights, but no longer (provably) only through guarded
+-- aggregates behind a security barrier.
+SELECT 'critical', 'benchmark_view_changed', b.view_name,
+       'the benchmark view reads every tenant''s rows with its owner''s rights and its definition or options are no longer what tenancy.create_benchmark_view() made',
+       format('SELECT tenancy.drop_benchmark_view(%L);  -- then make it again with tenancy.create_benchmark_view()', b.view_name)
+  FROM bench b
+ WHERE NOT b.intact AND b.relnamespace IN (SELECT oid FROM scope)
+
+UNION ALL
 SELECT 'critical', 'view_bypasses_rls', v.qname,
        format('the view reads %s with the rights of its owner %I, who %s; without security_invoker every role that may read the view sees every tenant''s rows',
               string_agg(DISTINCT p.qname, ', '), o.rolname,
@@ -233,6 +255,7 @@ SELECT 'critical', 'view_bypasses_rls', v.qname,
   JOIN prot_all p ON p.oid = r.base
   JOIN pg_roles o ON o.oid = v.relowner
  WHERE r.all_invoker
+   AND v.oid NOT IN (SELECT oid FROM bench WHERE intact)
    AND (v.in_scope OR p.relnamespace IN (SELECT oid FROM scope))
    AND (o.rolsuper OR o.rolbypassrls OR (NOT p.forced AND pg_has_role(o.oid, p.relowner, 'USAGE')))
  GROUP BY v.qname, o.rolname, o.rolsuper, o.rolbypassrls

@@ -220,6 +220,9 @@ BEGIN
     PERFORM tenancy._grant_functions(role, ARRAY['audit', 'verify_audit']);
     PERFORM tenancy._grant_functions(role, ARRAY[
         'pseudonymize', 'pseudonymize_for_pool', '_load_pseudonym_key']);
+    -- The guarded aggregates (their support functions run with the aggregate owner's rights).
+    PERFORM tenancy._grant_functions(role, ARRAY[
+        'guarded_count', 'guarded_sum', 'guarded_avg', 'guarded_percentile', 'guard_status']);
 END
 $$;
 
@@ -263,6 +266,10 @@ BEGIN
         'set_tenant_plan', 'set_tenant_settings']);
     PERFORM tenancy._grant_functions(role, ARRAY['audit', 'verify_audit', 'stats']);
     PERFORM tenancy._grant_functions(role, ARRAY['add_pseudonym_secret', 'drop_pseudonym_secret']);
+    PERFORM tenancy._grant_functions(role, ARRAY[
+        'guarded_count', 'guarded_sum', 'guarded_avg', 'guarded_percentile', 'guard_status',
+        'create_benchmark_view', '_create_benchmark_view', 'drop_benchmark_view', '_drop_benchmark_view']);
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.benchmark_views TO %s', role);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (id, created_at) ON tenancy.pseudonym_secrets TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.tenants TO %s', role);
@@ -300,3 +307,5 @@ SELECT pg_catalog.pg_extension_config_dump('tenancy.audit_heads', '');
 SELECT pg_catalog.pg_extension_config_dump('tenancy.audit_log_id_seq', '');
 -- Pseudonym secrets travel with a dump: a restored database computes the same pseudonyms.
 SELECT pg_catalog.pg_extension_config_dump('tenancy.pseudonym_secrets', '');
+-- Benchmark views are the owner's objects outside the extension; their registry travels too.
+SELECT pg_catalog.pg_extension_config_dump('tenancy.benchmark_views', '');

@@ -115,7 +115,8 @@ pub fn duplicate(message: String, hint: Option<&str>) -> ! {
     )
 }
 
-/// 0A000: part of the contract that this version does not implement yet.
+/// 0A000: a use that is not supported: part of the contract this version does not implement
+/// yet, or a guarded aggregate used as a window function.
 pub fn not_supported(message: String, hint: Option<&str>) -> ! {
     raise(
         PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -25,6 +25,13 @@ pub static MAX_SUPPORT_MINUTES: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static TENANT_COLUMN_NAMES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 
+pub static MIN_N: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static MIN_TENANTS: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static MAX_TENANT_SHARE: GucSetting<f64> = GucSetting::<f64>::new(0.25);
+pub static GUARD_TENANT_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(1024);
+/// Largest `tenancy.min_n` (and tenant `min_n` setting) accepted.
+pub const MAX_MIN_N: i32 = 1_000_000;
+
 /// What the DDL guard does when a command would weaken a protected table.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum DdlGuard {
@@ -140,6 +147,48 @@ pub fn init() {
         10_080,
         GucContext::Suset,
         GucFlags::UNIT_MIN,
+    );
+    // The guarded aggregates' thresholds: SUSET, so the application role can neither lower
+    // them with SET nor through ALTER ROLE / ALTER DATABASE.
+    GucRegistry::define_int_guc(
+        c"tenancy.min_n",
+        c"Fewest distinct contributors behind a value a guarded aggregate shows.",
+        c"Below it the guarded aggregates return NULL. A tenant's settings (min_n) may raise it for queries under that tenant's context, never lower it.",
+        &MIN_N,
+        1,
+        MAX_MIN_N,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenancy.min_tenants",
+        c"Fewest distinct tenants behind a value the pooled guarded aggregates show.",
+        c"",
+        &MIN_TENANTS,
+        1,
+        10_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"tenancy.max_tenant_share",
+        c"Largest share of a pooled statistic one tenant may weigh (0.25 = 25%).",
+        c"Its share of contributors for count, avg and percentile; of the sum of absolute values for sum.",
+        &MAX_TENANT_SHARE,
+        0.01,
+        1.0,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenancy.guard_tenant_limit",
+        c"Distinct contributors per tenant and group the pooled guarded aggregates track exactly.",
+        c"Past it a tenant counts as exactly this many toward totals and as all of its rows toward its own share, which can only suppress more. Memory per tenant and group is about 16 bytes per tracked contributor.",
+        &GUARD_TENANT_LIMIT,
+        16,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     // SAFETY: called once from _PG_init with a static C string.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"tenancy".as_ptr()) };

@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 
 mod apikeys;
 mod audit;
+mod benchmark;
 mod cache;
 mod catalog;
 mod check;
@@ -16,6 +17,7 @@ mod ddl_guard;
 mod errors;
 mod features;
 mod generalize;
+mod guard;
 mod gucs;
 mod kanon;
 mod keys;
@@ -43,6 +45,8 @@ mod tests_check;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_deid;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_guard;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_hostile;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_lifecycle;
@@ -59,7 +63,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/check.sql",
     name = "tenancy_check",
-    requires = ["tenancy_bootstrap"]
+    requires = ["tenancy_bootstrap", "tenancy_guard"]
 );
 extension_sql_file!(
     "../sql/lifecycle.sql",

@@ -58,6 +58,8 @@ struct Loaded {
     api_keys: HashMap<String, Option<ApiKeyRow>>,
     /// `Some(None)`: read, and there is no pseudonym secret.
     pseudonym_secret: Option<Option<Rc<Vec<u8>>>>,
+    /// A tenant's `settings->'min_n'` (None: not set, or not a positive number).
+    tenant_min_n: HashMap<String, Option<u32>>,
 }
 
 const MAX_CACHED_ROWS: usize = 10_000;
@@ -191,6 +193,32 @@ fn load_tenant(id: &str) {
     });
 }
 
+fn load_tenant_min_n(id: &str) {
+    let raw = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT (settings OPERATOR(pg_catalog.->) 'min_n')::pg_catalog.text FROM tenancy.tenants WHERE id = $1",
+            Some(1),
+            &[id.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.first().get_one::<String>()
+    })
+    .or_bug("reading tenant settings");
+    // Only a positive number counts; a fraction rounds up (raising, never lowering).
+    let min_n = raw
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 1.0)
+        .map(|v| v.ceil().min(f64::from(crate::gucs::MAX_MIN_N)) as u32);
+    fresh(|l| {
+        if l.tenant_min_n.len() >= MAX_CACHED_ROWS {
+            l.tenant_min_n.clear();
+        }
+        l.tenant_min_n.insert(id.to_string(), min_n);
+    });
+}
+
 fn load_api_key(key_id: &str) {
     let row = Spi::connect(|c| {
         let table = c.select(
@@ -233,6 +261,7 @@ fn _registry_load(kind: &str, key: default!(Option<&str>, "NULL")) {
         ("signing_keys", _) => load_signing_keys(),
         ("tenant", Some(id)) => load_tenant(id),
         ("api_key", Some(id)) => load_api_key(id),
+        ("tenant_min_n", Some(id)) => load_tenant_min_n(id),
         _ => errors::bad_argument("unknown registry kind".into(), None),
     }
 }
@@ -268,6 +297,13 @@ pub fn signing_keys() -> Rc<Vec<SigningKey>> {
 
 pub fn tenant(id: &str) -> TenantEntry {
     cached("tenant", Some(id), |l| l.tenants.get(id).cloned())
+}
+
+/// The `min_n` a tenant's settings ask for, if any (tenancy.tenants.settings).
+pub fn tenant_min_n(id: &str) -> Option<u32> {
+    cached("tenant_min_n", Some(id), |l| {
+        l.tenant_min_n.get(id).copied()
+    })
 }
 
 pub fn api_key(key_id: &str) -> Option<ApiKeyRow> {

@@ -9,6 +9,7 @@ pub mod b64;
 pub mod carrier;
 pub mod claims;
 pub mod deid;
+pub mod guard;
 pub mod ident;
 mod json;
 pub mod jwt;

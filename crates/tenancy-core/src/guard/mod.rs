@@ -1,0 +1,43 @@
+//! Min-N guarded aggregates: the arithmetic, with no PostgreSQL in it.
+//!
+//! A guarded aggregate shows its value only when enough distinct contributors (people) stand
+//! behind it and, for the pooled forms, enough tenants, none of them dominating. This module
+//! holds everything that decides that — the capped contributor sets, the per-tenant tallies,
+//! the decision, exact decimal sums and percentile interpolation — together with the byte
+//! format the states travel in between parallel workers. `src/guard.rs` only moves datums in
+//! and out.
+//!
+//! Every approximation errs toward suppression: contributor hashes can only merge two people
+//! into one (fewer contributors, never more), a tenant past its exact-tracking limit counts as
+//! exactly that limit toward totals and residuals and as all of its rows toward its own share.
+
+mod decide;
+mod hash;
+mod numeric;
+mod set;
+mod state;
+
+pub use decide::{decide, Status, TenantTally, Thresholds, Weighting};
+pub use hash::{hash_bytes, hash_i64, hash_tenant, hash_uuid, Key};
+pub use numeric::{DecimalSum, NumericView, Special};
+pub use set::CappedSet;
+pub use state::{DecodeError, Reader, State, ValueAcc, ValueKind};
+
+/// Interpolates like PostgreSQL's `percentile_cont`: `sorted` is ascending and non-empty,
+/// `fraction` in [0, 1].
+pub fn percentile_cont(sorted: &[f64], fraction: f64) -> f64 {
+    debug_assert!(!sorted.is_empty());
+    let pos = fraction * (sorted.len() - 1) as f64;
+    let first = pos.floor();
+    let second = pos.ceil();
+    let lo = sorted[first as usize];
+    if first == second {
+        return lo;
+    }
+    let hi = sorted[second as usize];
+    // float8_lerp: lo + (hi - lo) * proportion.
+    lo + (hi - lo) * (pos - first)
+}
+
+#[cfg(test)]
+mod tests;
