@@ -5,7 +5,8 @@
 # database with pg_restore --exit-on-error, and check there: the restore had no error (the DDL
 # guard lets a restore rebuild RLS), check() finds nothing critical or high and
 # assert_isolated() passes, tokens signed before the dump and API keys still work,
-# isolation holds as the app role, plans and quotas still apply, a benchmark view still reads
+# isolation holds as the app role, every audit chain verifies and new audit rows continue it,
+# plans and quotas still apply, a benchmark view still reads
 # as one and the checker still finds it intact, and the guard is armed again afterwards.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
@@ -59,6 +60,13 @@ SELECT tenancy.set_quota('acme', 'app.events', 1);
 SELECT tenancy.create_benchmark_view('app.people_bench', 'app.people', ARRAY[]::name[],
                                      ARRAY['count'], 'id', include_suppressed => true);
 GRANT SELECT ON app.people_bench TO dr_app;
+-- Audit rows: the extension's own (tenant created, key added, tables protected, ...) and an
+-- application's, written under acme's context.
+BEGIN;
+SELECT tenancy.set_tenant('acme', actor => 'ada') IS NOT NULL;
+SELECT tenancy.audit('payroll.approved', '{"run": 1}');
+SELECT tenancy.audit('payroll.paid', '{"run": 1}');
+COMMIT;
 SQL
 token="$(db dr_src -At -c "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'acme', 'exp', extract(epoch FROM now() + interval '1 hour')::bigint))")"
 api_key="$(db dr_src -At -c "SELECT tenancy.create_api_key('globex', 'restored')")"
@@ -89,6 +97,15 @@ END $$;
 SELECT 'lock_timeout: ' || current_setting('lock_timeout');
 ROLLBACK;
 SELECT 'bench_findings: ' || count(*) FROM tenancy.check() WHERE object = 'app.people_bench';
+SELECT 'audit_chains: ' || bool_and(v.ok) || ' ' || count(*) || ' ' || bool_and(v.checked > 0)
+  FROM unnest(ARRAY['acme', 'globex', '(system)']) t, tenancy.verify_audit(t) v;
+SELECT 'audit_app_rows: ' || count(*) FROM tenancy.audit_log WHERE tenant_id = 'acme' AND actor = 'ada';
+-- new rows continue the restored chain
+BEGIN;
+SELECT tenancy.set_tenant('acme', actor => 'ada') IS NOT NULL;
+SELECT 'audit_continues: ' || (tenancy.audit('restored.check') > 0);
+COMMIT;
+SELECT 'audit_acme_after: ' || bool_and(ok) FROM tenancy.verify_audit('acme');
 SET ROLE dr_app;
 BEGIN;
 SELECT 'token: ' || (tenancy.set_context(:'token') IS NOT NULL);
@@ -113,7 +130,8 @@ fail=0
 for line in "registry: app.events,app.events_2026,app.payslips,app.people,app.templates" "guard_state: true" \
     "rls: true" "check: clean" "assert_isolated: passed" "token: true" "acme_people: Ada" "acme_templates: public" "acme_payslips: 1" \
     "acme_events: 1" "key: true" "globex_people: Grace" "globex_payslips: 0" "no_context: 0" \
-    "quota: 1 1 6" "lock_timeout: 1500ms" "bench_findings: 0" "bench_status: too_few_contributors"; do
+    "quota: 1 1 6" "lock_timeout: 1500ms" "bench_findings: 0" "bench_status: too_few_contributors" \
+    "audit_chains: true 3 true" "audit_app_rows: 2" "audit_continues: true" "audit_acme_after: true"; do
     if grep -qxF -- "$line" <<<"$out"; then say "ok: $line"; else printf '*** expected: %s\n' "$line" >&2; fail=1; fi
 done
 if grep -q "quota refused: pg_tenancy: row quota exceeded: tenant 'acme' may keep at most 1 rows in app.events" <<<"$out"; then
