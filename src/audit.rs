@@ -29,43 +29,6 @@ thread_local! {
     static PURGING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs the rest of a scope as the owner of `tenancy.audit_log` (the extension's owner), the
-/// way PostgreSQL runs foreign-key checks as the table owner. Restored on drop, including
-/// when an ERROR unwinds through it (and the transaction's abort restores it as well).
-struct AsOwner {
-    user: pg_sys::Oid,
-    sec: i32,
-}
-
-impl AsOwner {
-    fn enter() -> AsOwner {
-        let owner = Spi::get_one::<pg_sys::Oid>(
-            "SELECT c.relowner FROM pg_catalog.pg_class c
-              WHERE c.oid OPERATOR(pg_catalog.=) 'tenancy.audit_log'::pg_catalog.regclass",
-        )
-        .or_bug("reading the audit log's owner")
-        .unwrap_or_else(|| errors::internal("audit log", "tenancy.audit_log has no owner"));
-        let mut user = pg_sys::InvalidOid;
-        let mut sec = 0;
-        // SAFETY: plain reads and writes of the backend's current user and security context.
-        unsafe {
-            pg_sys::GetUserIdAndSecContext(&mut user, &mut sec);
-            pg_sys::SetUserIdAndSecContext(
-                owner,
-                sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-            );
-        }
-        AsOwner { user, sec }
-    }
-}
-
-impl Drop for AsOwner {
-    fn drop(&mut self) {
-        // SAFETY: restores exactly what enter() saved.
-        unsafe { pg_sys::SetUserIdAndSecContext(self.user, self.sec) };
-    }
-}
-
 /// The role acting, outside any SECURITY DEFINER function: the session user or the role
 /// chosen with SET ROLE.
 pub fn acting_role() -> String {
@@ -108,7 +71,8 @@ fn check_event(event: &str) {
 /// chain's head, locked for the rest of the transaction.
 pub fn write(entry: Entry) -> i64 {
     check_event(entry.event);
-    let _owner = AsOwner::enter();
+    // The log's owner is the extension's owner; nobody else may insert.
+    let _owner = crate::owner::AsExtensionOwner::enter();
     // Every name is schema-qualified and every operator spelled OPERATOR(pg_catalog.…): this
     // runs with the caller's search_path, as the extension's owner.
     let head = Spi::connect_mut(|c| {

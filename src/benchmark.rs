@@ -172,30 +172,6 @@ fn contributor_expr(c: &Column, name: &str) -> String {
     }
 }
 
-/// Runs `f` with the extension owner's identity, restoring the caller's afterwards (on error
-/// the transaction's abort restores it, as for SECURITY DEFINER).
-fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
-    let owner = Spi::get_one::<pg_sys::Oid>(
-        "SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_tenancy'",
-    )
-    .or_bug("reading the extension's owner")
-    .unwrap_or_else(|| errors::internal("reading the extension's owner", "not installed"));
-    let mut prev_user = pg_sys::InvalidOid;
-    let mut prev_ctx = 0;
-    // SAFETY: plain reads and writes of the backend's current user; restored below.
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            prev_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
-    }
-    let r = f();
-    // SAFETY: as above.
-    unsafe { pg_sys::SetUserIdAndSecContext(prev_user, prev_ctx) };
-    r
-}
-
 #[pg_extern(volatile, parallel_unsafe)]
 fn _create_benchmark_view(
     name: &str,
@@ -362,7 +338,7 @@ fn _create_benchmark_view(
         let p = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
         std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
     };
-    as_extension_owner(|| {
+    crate::owner::as_extension_owner(|| {
         Spi::run(&sql).or_bug("creating the benchmark view");
         Spi::run_with_args(
             "INSERT INTO tenancy.benchmark_views (view_name, source, definition, created_by)
@@ -398,7 +374,7 @@ fn _drop_benchmark_view(view: pg_sys::Oid) {
             None,
         )
     };
-    as_extension_owner(|| {
+    crate::owner::as_extension_owner(|| {
         Spi::run(&format!("DROP VIEW {qview}")).or_bug("dropping the benchmark view");
         Spi::run_with_args(
             "DELETE FROM tenancy.benchmark_views WHERE view_name OPERATOR(pg_catalog.=) $1",

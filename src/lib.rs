@@ -23,6 +23,7 @@ mod kanon;
 mod keys;
 mod lifecycle;
 mod limits;
+mod owner;
 mod policy;
 mod protect;
 mod pseudonym;

@@ -26,6 +26,26 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// One of each kind, for tests and for whoever keeps a counter per reason.
+    pub const EVERY: [Refusal; 16] = [
+        Refusal::TooLong,
+        Refusal::Malformed,
+        Refusal::BadBase64,
+        Refusal::BadJson,
+        Refusal::UnsupportedAlg,
+        Refusal::UnknownKid,
+        Refusal::NoMatchingKey,
+        Refusal::BadSignature,
+        Refusal::Expired,
+        Refusal::NotYetValid,
+        Refusal::WrongAudience,
+        Refusal::WrongIssuer,
+        Refusal::MissingTenant,
+        Refusal::BadTenant,
+        Refusal::BadClaim("exp"),
+        Refusal::CritHeader,
+    ];
+
     /// Stable snake_case name, used in log lines and counters.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -89,29 +109,10 @@ impl fmt::Display for Refusal {
 mod tests {
     use super::*;
 
-    const ALL: [Refusal; 16] = [
-        Refusal::TooLong,
-        Refusal::Malformed,
-        Refusal::BadBase64,
-        Refusal::BadJson,
-        Refusal::UnsupportedAlg,
-        Refusal::UnknownKid,
-        Refusal::NoMatchingKey,
-        Refusal::BadSignature,
-        Refusal::Expired,
-        Refusal::NotYetValid,
-        Refusal::WrongAudience,
-        Refusal::WrongIssuer,
-        Refusal::MissingTenant,
-        Refusal::BadTenant,
-        Refusal::BadClaim("exp"),
-        Refusal::CritHeader,
-    ];
-
     #[test]
     fn reasons_are_distinct_snake_case() {
         let mut seen = std::collections::HashSet::new();
-        for r in &ALL {
+        for r in &Refusal::EVERY {
             let name = r.reason();
             assert!(seen.insert(name), "{name} used twice");
             assert!(!name.is_empty());
@@ -125,7 +126,7 @@ mod tests {
 
     #[test]
     fn messages_are_short_sentences() {
-        for r in &ALL {
+        for r in &Refusal::EVERY {
             let m = r.message();
             assert!(!m.is_empty() && m.len() < 100, "{m}");
             assert_eq!(r.to_string(), m);
