@@ -181,27 +181,22 @@ fn _create_benchmark_view(
     contributor: &str,
     include_suppressed: bool,
 ) -> String {
-    let src = Spi::connect(|c| {
-        let t = c.select(
-            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), n.nspname::pg_catalog.text,
+    let src = crate::spi_util::select_row(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), n.nspname::pg_catalog.text,
                     p.tenant_column::pg_catalog.text
                FROM pg_catalog.pg_class c
                JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
                LEFT JOIN tenancy.protected_tables p ON p.tbl OPERATOR(pg_catalog.=) c.oid
               WHERE c.oid OPERATOR(pg_catalog.=) $1",
-            Some(1),
-            &[source.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok::<_, pgrx::spi::Error>(Some((
-            r.get::<String>(1)?.unwrap_or_default(),
-            r.get::<String>(2)?.unwrap_or_default(),
-            r.get::<String>(3)?,
-        )))
-    })
+        &[source.into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?,
+            ))
+        },
+    )
     .or_bug("reading the source table");
     let Some((qsource, source_schema, tenant_column)) = src else {
         errors::undefined_table("the source table does not exist".into(), None)

@@ -29,24 +29,19 @@ impl Rel {
 }
 
 pub fn relation_opt(oid: pg_sys::Oid) -> Option<Rel> {
-    let row = Spi::connect(|c| {
-        let t = c.select(
-            "SELECT c.relkind::text, n.nspname::text, c.relname::text
+    let row = crate::spi_util::select_row(
+        "SELECT c.relkind::text, n.nspname::text, c.relname::text
                FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
               WHERE c.oid = $1",
-            Some(1),
-            &[oid.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok::<_, pgrx::spi::Error>(Some((
-            r.get::<String>(1)?,
-            r.get::<String>(2)?,
-            r.get::<String>(3)?,
-        )))
-    })
+        &[oid.into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<String>(3)?,
+            ))
+        },
+    )
     .or_bug("reading pg_class");
     match row {
         Some((Some(kind), Some(schema), Some(name))) => Some(Rel {
@@ -104,25 +99,18 @@ pub struct Column {
 }
 
 pub fn column_opt(rel_oid: pg_sys::Oid, name: &str) -> Option<Column> {
-    let row = Spi::connect(|c| {
-        let t = c.select(
+    let row = crate::spi_util::select_row(
             "SELECT a.attnum, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
                FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = $1 AND a.attname = $2::pg_catalog.name AND a.attnum > 0 AND NOT a.attisdropped",
-            Some(1),
             &[rel_oid.into(), name.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok::<_, pgrx::spi::Error>(Some((
+            |r| Ok((
             r.get::<i16>(1)?,
             r.get::<pg_sys::Oid>(2)?,
             r.get::<String>(3)?,
             r.get::<bool>(4)?,
-        )))
-    })
+        )),
+    )
     .or_bug("reading pg_attribute");
     match row {
         Some((Some(attnum), Some(type_oid), Some(type_sql), Some(not_null))) => Some(Column {

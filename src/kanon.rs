@@ -46,25 +46,20 @@ fn target(tbl: pg_sys::Oid, columns: &[Option<String>]) -> (String, Vec<(String,
         }
         names.push(c);
     }
-    let rel = Spi::connect(|c| {
-        let t = c.select(
-            "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text
+    let rel = crate::spi_util::select_row(
+        "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text
                FROM pg_catalog.pg_class c
                JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
               WHERE c.oid OPERATOR(pg_catalog.=) $1",
-            Some(1),
-            &[tbl.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok::<_, pgrx::spi::Error>(Some((
-            r.get::<String>(1)?.unwrap_or_default(),
-            r.get::<String>(2)?.unwrap_or_default(),
-            r.get::<String>(3)?.unwrap_or_default(),
-        )))
-    })
+        &[tbl.into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?.unwrap_or_default(),
+            ))
+        },
+    )
     .or_bug("reading the catalog");
     let Some((nsp, relname, relkind)) = rel else {
         errors::undefined_table(

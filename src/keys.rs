@@ -84,24 +84,19 @@ fn sign_token(claims: JsonB, kid: default!(Option<&str>, "NULL")) -> String {
     let serde_json::Value::Object(claims) = claims.0 else {
         errors::bad_argument("claims must be a jsonb object".into(), None)
     };
-    let row = Spi::connect(|c| {
-        let t = c.select(
-            "SELECT kid, alg, secret FROM tenancy.signing_keys
+    let row = crate::spi_util::select_row(
+        "SELECT kid, alg, secret FROM tenancy.signing_keys
               WHERE retired_at IS NULL AND ($1::text IS NULL OR kid = $1)
               ORDER BY created_at DESC, kid DESC LIMIT 1",
-            Some(1),
-            &[kid.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok::<_, pgrx::spi::Error>(Some((
-            r.get::<String>(1)?,
-            r.get::<String>(2)?,
-            r.get::<Vec<u8>>(3)?,
-        )))
-    })
+        &[kid.into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?,
+                r.get::<String>(2)?,
+                r.get::<Vec<u8>>(3)?,
+            ))
+        },
+    )
     .or_bug("reading signing keys");
     let Some((Some(kid), Some(alg), Some(secret))) = row else {
         match kid {

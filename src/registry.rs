@@ -151,24 +151,19 @@ fn load_signing_keys() {
 }
 
 fn load_tenant(id: &str) {
-    let row = Spi::connect(|c| {
-        let t = c.select(
-            "SELECT t.status, p.limits, t.settings
+    let row = crate::spi_util::select_row(
+        "SELECT t.status, p.limits, t.settings
                FROM tenancy.tenants t LEFT JOIN tenancy.plans p ON p.plan = t.plan
               WHERE t.id = $1",
-            Some(1),
-            &[id.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok::<_, pgrx::spi::Error>(Some((
-            r.get::<String>(1)?,
-            r.get::<pgrx::JsonB>(2)?,
-            r.get::<pgrx::JsonB>(3)?,
-        )))
-    })
+        &[id.into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?,
+                r.get::<pgrx::JsonB>(2)?,
+                r.get::<pgrx::JsonB>(3)?,
+            ))
+        },
+    )
     .or_bug("reading the tenant registry");
     let entry = match row {
         None => TenantEntry {

@@ -32,6 +32,22 @@ pub fn run_utility(sql: &str) {
     }
 }
 
+/// The first row of a read-only query, handed to `read`; `None` when there is no row. Reads
+/// through `Spi::connect` (no transaction id), so it also works on a hot standby.
+pub fn select_row<T>(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid],
+    read: impl FnOnce(&pgrx::spi::SpiTupleTable) -> Result<T, pgrx::spi::Error>,
+) -> Result<Option<T>, pgrx::spi::Error> {
+    Spi::connect(|c| {
+        let t = c.select(sql, Some(1), args)?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        read(&t.first()).map(Some)
+    })
+}
+
 /// Runs an INSERT/UPDATE/DELETE … RETURNING and gives the first returned value.
 ///
 /// `Spi::get_one*` runs its query with a row limit of 1. A data-modifying statement stopped

@@ -6,27 +6,8 @@
 #[pgrx::pg_schema]
 mod tests {
     use pgrx::prelude::*;
-    use pgrx::spi::quote_literal;
 
-    fn run(sql: &str) {
-        Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    fn one<T: IntoDatum + FromDatum>(sql: &str) -> Option<T> {
-        Spi::get_one::<T>(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
-    fn failure(sql: &str) -> Option<String> {
-        one::<String>(&format!("SELECT pg_temp.try_sql({})", quote_literal(sql)))
-    }
-
-    fn try_sql_helper() {
-        run(
-            "CREATE FUNCTION pg_temp.try_sql(q text) RETURNS text LANGUAGE plpgsql AS $$
-             BEGIN EXECUTE q; RETURN NULL;
-             EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$",
-        );
-    }
+    use crate::test_support::{failure, install_try_sql as try_sql_helper, one, run};
 
     #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
     struct Finding {
