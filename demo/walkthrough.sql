@@ -85,4 +85,35 @@ ROLLBACK;
 \set ON_ERROR_STOP on
 RESET ROLE;
 
--- Done: each tenant saw only its rows; forged, missing and deactivated contexts saw none.
+-- == 8. An audit trail stamped from the verified context, and a min-N guarded average
+SET ROLE demo_app;
+BEGIN;
+SELECT tenancy.set_context(:'acme_token') IS NOT NULL AS signed_in;
+-- Tenant, actor, time and transaction come from the context, not from the caller.
+SELECT tenancy.audit('salary.reviewed', '{"employee": "Ada"}') > 0 AS recorded;
+-- Two people are too few to show an average salary (tenancy.min_n = 5): NULL, and why.
+SELECT tenancy.guarded_avg(salary, id) AS avg_salary, tenancy.guard_status(id) AS status
+  FROM employees;
+COMMIT;
+-- The application cannot lower the threshold.
+\set ON_ERROR_STOP off
+SET tenancy.min_n = 1;
+\set ON_ERROR_STOP on
+RESET ROLE;
+SELECT seq, actor, event, detail FROM tenancy.audit_log WHERE tenant_id = 'acme' ORDER BY seq;
+SELECT * FROM tenancy.verify_audit('acme');
+
+-- == 9. Support access: one tenant, with a reason, for a limited time, on the record
+CREATE ROLE demo_support NOLOGIN;
+SELECT tenancy.grant_support('demo_support');
+GRANT SELECT ON employees TO demo_support;
+SET ROLE demo_support;
+SELECT tenancy.begin_support('acme', 'ticket 4711: payroll question', 15) IS NOT NULL AS started;
+SELECT name FROM employees ORDER BY id;
+SELECT tenancy.end_support();
+RESET ROLE;
+SELECT seq, actor, event, support ->> 'reason' AS reason
+  FROM tenancy.audit_log WHERE tenant_id = 'acme' AND event LIKE 'support%' ORDER BY seq;
+
+-- Done: each tenant saw only its rows; forged, missing and deactivated contexts saw none;
+-- what was done for acme, and by whom, is on a chain that verifies.
