@@ -57,8 +57,11 @@ CREATE TRIGGER audit_heads_no_truncate BEFORE TRUNCATE ON tenancy.audit_heads
 -- Statement-level trigger that protect() puts on every protected table: one cheap call per
 -- statement that returns at once unless the statement runs under a support context, in which
 -- case the write is recorded in that tenant's chain, marked as support.
+-- SECURITY DEFINER so that the recording function needs no grant to anyone: called by hand it
+-- could state writes that never happened (a trigger function cannot be called by hand).
 CREATE FUNCTION tenancy._support_write_trigger() RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF tenancy._support_active() THEN

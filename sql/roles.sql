@@ -195,11 +195,11 @@ REVOKE EXECUTE ON FUNCTION tenancy._grant_functions(regrole, text[]) FROM PUBLIC
 SELECT tenancy._grant_functions(NULL, ARRAY[
     'current_tenant', 'current_tenant_uuid', 'current_tenant_int8', 'current_actor',
     'has_role', 'context', 'clear_context', '_resolve_context', '_registry_load', 'entitled']);
--- The support-write trigger on protected tables runs as whoever writes (and whoever runs
--- protect() must be able to attach it); both calls are no-ops outside a support context, and
--- the recording one can only record that session's own write.
+-- Whoever runs protect() must be able to attach the support-write trigger, and its WHEN clause
+-- (_support_active) runs with the writer's rights; the trigger function itself is SECURITY
+-- DEFINER and calls _audit_support_write, which is granted to nobody.
 SELECT tenancy._grant_functions(NULL, ARRAY[
-    '_support_write_trigger', '_support_active', '_audit_support_write', '_audit_purging']);
+    '_support_write_trigger', '_support_active', '_audit_purging']);
 -- De-identification helpers that read nothing but their arguments, or only what the caller
 -- can already read (k_anonymity runs with the caller's rights).
 SELECT tenancy._grant_functions(NULL, ARRAY[

@@ -54,6 +54,31 @@ pub struct Entry<'a> {
     pub detail: Value,
 }
 
+/// The extension's own events (docs/audit.md). `audit()` refuses them, so that an application
+/// or a support engineer cannot write a row indistinguishable from one the extension wrote
+/// (a `support_ended` while the session is still open, a `tenant_deactivated` that never was).
+const RESERVED_EVENTS: &[&str] = &[
+    "tenant_created",
+    "tenant_deactivated",
+    "tenant_reactivated",
+    "tenant_plan_set",
+    "tenant_settings_set",
+    "tenant_exported",
+    "tenant_purged",
+    "quota_set",
+    "api_key_created",
+    "api_key_revoked",
+    "support_begun",
+    "support_ended",
+    "support_write",
+    "signing_key_added",
+    "signing_key_retired",
+    "table_protected",
+    "table_unprotected",
+    "ddl_guard_override",
+    "audit_purged",
+];
+
 fn check_event(event: &str) {
     if event.trim().is_empty()
         || event.chars().count() > MAX_EVENT_CHARS
@@ -187,6 +212,12 @@ fn audit(event: Option<&str>, detail: default!(Option<JsonB>, "'{}'")) -> i64 {
     let Some(resolved) = crate::context::current() else {
         errors::no_context()
     };
+    if RESERVED_EVENTS.contains(&event) {
+        errors::bad_argument(
+            format!("event {event:?} is reserved for pg_tenancy's own records"),
+            Some("name application events like 'invoice.approved'"),
+        );
+    }
     let detail = detail.map_or(json!({}), |d| d.0);
     if !detail.is_object() {
         errors::bad_argument("detail must be a jsonb object".into(), None);

@@ -123,8 +123,8 @@ fn _support_active() -> bool {
     crate::context::current().is_some_and(|r| r.ctx.source == Source::Support)
 }
 
-/// Records a write to a protected table under the current support context. Does nothing
-/// otherwise, so calling it directly can only add a true statement about one's own session.
+/// Records a write to a protected table under the current support context; does nothing
+/// otherwise. Called only by the SECURITY DEFINER trigger function (granted to nobody).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn _audit_support_write(tbl: pg_sys::Oid, operation: &str) {

@@ -699,17 +699,17 @@ mod tests {
         fixture(p);
         run(&format!("SET LOCAL ROLE {p}_sup"));
         run(&begin("sup_two_a", "ticket 1", "5"));
-        // By hand, the recording function only states a true kind of write on a protected
-        // table.
+        // A support engineer can neither record a write that never happened nor write a
+        // row that looks like the extension's own.
         assert_fails(
-            "SELECT tenancy._audit_support_write('tests.sup_two_docs'::regclass, 'SELECT')",
-            "22023",
-            "operation must be",
+            "SELECT tenancy._audit_support_write('tests.sup_two_docs'::regclass, 'DELETE')",
+            "42501",
+            "permission denied",
         );
         assert_fails(
-            "SELECT tenancy._audit_support_write('pg_class'::regclass, 'DELETE')",
+            "SELECT tenancy.audit('support_ended', '{\"expired\": false}')",
             "22023",
-            "not a protected table",
+            "reserved",
         );
         run(&begin("sup_two_b", "ticket 2", "5"));
         assert_eq!(
@@ -741,7 +741,16 @@ mod tests {
         run("INSERT INTO tests.sup_quiet_docs (body) SELECT 'x' FROM generate_series(1, 50)");
         run("UPDATE tests.sup_quiet_docs SET body = 'y'");
         assert_eq!(one::<bool>("SELECT tenancy._support_active()"), Some(false));
-        run("SELECT tenancy._audit_support_write('tests.sup_quiet_docs'::regclass, 'INSERT')");
+        assert_fails(
+            "SELECT tenancy._audit_support_write('tests.sup_quiet_docs'::regclass, 'INSERT')",
+            "42501",
+            "permission denied",
+        );
+        assert_fails(
+            "SELECT tenancy.audit('tenant_deactivated')",
+            "22023",
+            "reserved",
+        );
         run("RESET ROLE");
         assert_eq!(
             count("SELECT count(*) FROM tenancy.audit_log WHERE tenant_id = 'sup_quiet_a'"),
