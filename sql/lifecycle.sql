@@ -25,7 +25,7 @@ BEGIN
     END IF;
     FOR t IN SELECT p.table_name AS tbl, p.source, p.predicate FROM tenancy._export_plan(tenant) p LOOP
         RETURN QUERY EXECUTE pg_catalog.format(
-            'SELECT %L::pg_catalog.text, pg_catalog.to_jsonb(x) FROM %s x WHERE %s',
+            'SELECT %L::pg_catalog.text, pg_catalog.to_jsonb(x.*) FROM %s x WHERE %s',
             t.tbl, t.source, t.predicate) USING tenant;
         GET DIAGNOSTICS n = ROW_COUNT;
         counts := counts || pg_catalog.jsonb_build_object(t.tbl, n);

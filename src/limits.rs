@@ -261,6 +261,12 @@ fn set_plan(plan: Option<&str>, limits: Option<JsonB>) {
             None,
         );
     }
+    if limits.as_ref().is_some_and(|l| !l.0.is_object()) {
+        errors::bad_argument(
+            "limits must be a jsonb object".into(),
+            Some(r#"for example '{"statement_timeout": "2s", "work_mem": "8MB"}'"#),
+        );
+    }
     let result = match limits {
         Some(l) => Spi::run_with_args(
             "INSERT INTO tenancy.plans (plan, limits) VALUES ($1, $2)

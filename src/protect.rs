@@ -436,6 +436,7 @@ fn _unprotect(tbl: pg_sys::Oid) {
             Some("see tenancy.protected_tables"),
         );
     }
+    crate::quota::forget(&root);
     crate::audit::record(
         crate::audit::SYSTEM_CHAIN,
         "table_unprotected",

@@ -68,6 +68,17 @@ fn install_triggers(root: &Rel, column: &str) {
     }
 }
 
+/// Removes every quota on `root` (its triggers and the registry rows): unprotect() calls it,
+/// since a quota on an unprotected table could neither be enforced nor removed afterwards.
+pub fn forget(root: &Rel) {
+    drop_triggers(root);
+    Spi::run_with_args(
+        "DELETE FROM tenancy.quotas WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass",
+        &[root.oid.into()],
+    )
+    .or_bug("forgetting the table's quotas");
+}
+
 fn drop_triggers(root: &Rel) {
     for rel in catalog::with_partitions(root) {
         let t = rel.qualified();

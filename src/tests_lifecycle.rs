@@ -619,4 +619,43 @@ mod tests {
         run("SELECT tenancy.set_quota('lc9_a', 'tests.lc9_ev', 3)");
         assert_eq!(count(quota_findings), 0);
     }
+
+    #[pg_test]
+    fn lc_edge_cases_found_in_review() {
+        install_try_sql();
+        run("SELECT tenancy.create_tenant('lc10_a');
+             CREATE TABLE tests.lc10_t (id int PRIMARY KEY, tenant_id text NOT NULL, x int);
+             SELECT tenancy.protect('tests.lc10_t');
+             INSERT INTO tests.lc10_t VALUES (1, 'lc10_a', 5);");
+        // A column named like the export's row alias still exports the whole row.
+        assert_eq!(
+            one::<pgrx::JsonB>(
+                "SELECT row FROM tenancy.export_tenant('lc10_a') WHERE table_name = 'tests.lc10_t'"
+            )
+            .map(|j| j.0),
+            Some(serde_json::json!({"id": 1, "tenant_id": "lc10_a", "x": 5}))
+        );
+        // unprotect() takes the table's quotas with it: nothing is left that could neither be
+        // enforced nor removed, and TRUNCATE still works.
+        run("SELECT tenancy.set_quota('lc10_a', 'tests.lc10_t', 10)");
+        run("SELECT tenancy.unprotect('tests.lc10_t')");
+        assert_eq!(
+            count("SELECT count(*) FROM tenancy.quotas WHERE tbl = 'tests.lc10_t'::regclass"),
+            0
+        );
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'tests.lc10_t'::regclass
+                   AND tgname LIKE 'tenancy_quota_%'"
+            ),
+            0
+        );
+        run("TRUNCATE tests.lc10_t");
+        // A plan's limits must be an object: 22023, not a constraint violation.
+        assert_fails(
+            "SELECT tenancy.set_plan('lc10_p', '[]')",
+            "22023",
+            "jsonb object",
+        );
+    }
 }
