@@ -499,6 +499,18 @@ SELECT 'medium', 'quota_not_enforced', format('%I.%I', n.nspname, c.relname),
  WHERE m.missing IS NOT NULL
 
 UNION ALL
+-- protect() puts a statement trigger on every protected table (not on Citus distributed tables)
+-- that records writes made under a support session (sql/audit.sql); the table's owner can drop
+-- or disable it, and support writes then go unrecorded. protect() again restores it.
+SELECT 'medium', 'support_writes_unrecorded', t.qname,
+       'writes to this table under a support session are not recorded in the audit trail: its trigger tenancy_support_audit is missing or disabled',
+       t.reprotect
+  FROM prot t
+ WHERE NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus')
+   AND NOT EXISTS (SELECT 1 FROM pg_trigger tg
+                    WHERE tg.tgrelid = t.oid AND tg.tgname = 'tenancy_support_audit' AND tg.tgenabled <> 'D')
+
+UNION ALL
 -- Schemas in the search_path of application roles where anyone may create objects.
 SELECT 'high', 'public_create_on_search_path', format('schema %I', n.nspname),
        format('PUBLIC may create objects in schema %I, which is on the search_path of application role%s %s: anyone can plant a function or table that shadows a name the application or a function uses',

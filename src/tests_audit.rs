@@ -734,6 +734,26 @@ mod tests {
     }
 
     #[pg_test]
+    fn check_reports_a_dropped_or_disabled_support_trigger() {
+        let p = "sup_chk";
+        fixture(p);
+        let findings = "SELECT count(*) FROM tenancy.check('tests')
+                         WHERE rule = 'support_writes_unrecorded' AND object = 'tests.sup_chk_docs'";
+        assert_eq!(count(findings), 0);
+        run("ALTER TABLE tests.sup_chk_docs DISABLE TRIGGER tenancy_support_audit");
+        assert_eq!(count(findings), 1);
+        run("DROP TRIGGER tenancy_support_audit ON tests.sup_chk_docs");
+        assert_eq!(count(findings), 1);
+        let fix = one::<String>(
+            "SELECT fix FROM tenancy.check('tests')
+              WHERE rule = 'support_writes_unrecorded' AND object = 'tests.sup_chk_docs'",
+        )
+        .expect("fix");
+        run(&fix);
+        assert_eq!(count(findings), 0);
+    }
+
+    #[pg_test]
     fn writes_outside_support_are_not_recorded() {
         let p = "sup_quiet";
         fixture(p);
