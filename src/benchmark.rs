@@ -172,7 +172,11 @@ fn contributor_expr(c: &Column, name: &str) -> String {
     }
 }
 
+// The registered definition is printed by pg_get_viewdef() under the search_path in force:
+// pinned, so that check() (which prints it under the same path) recognises an intact view
+// however an admin called this.
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn _create_benchmark_view(
     name: &str,
     source: pg_sys::Oid,
@@ -224,7 +228,8 @@ fn _create_benchmark_view(
     let qview = format!("{}.{}", quote_identifier(&schema), quote_identifier(&view));
     let may_create = Spi::get_one_with_args::<bool>(
         "SELECT CASE WHEN pg_catalog.to_regnamespace(pg_catalog.quote_ident($1)) IS NULL THEN NULL
-                     ELSE pg_catalog.has_schema_privilege(pg_catalog.quote_ident($1), 'CREATE') END",
+                     ELSE pg_catalog.has_schema_privilege(
+                              pg_catalog.to_regnamespace(pg_catalog.quote_ident($1))::pg_catalog.oid, 'CREATE') END",
         &[schema.as_str().into()],
     )
     .or_bug("checking the view's schema");

@@ -517,4 +517,33 @@ mod tests {
         // Every outcome occurs, so the comparison covers shown and suppressed cells.
         assert_eq!(count("SELECT count(DISTINCT s) FROM tests.gdpar_serial"), 4);
     }
+
+    #[pg_test]
+    fn guard_benchmark_view_in_a_quoted_schema_called_directly_is_intact() {
+        roles("gdq");
+        run(r#"CREATE SCHEMA "GdQ Bench";
+             GRANT USAGE, CREATE ON SCHEMA "GdQ Bench" TO gdq_admin;
+             CREATE TABLE "GdQ Bench".pay (tenant_id text NOT NULL, person int, role text, pay numeric);
+             SELECT tenancy.protect('"GdQ Bench".pay');
+             GRANT SELECT ON "GdQ Bench".pay TO gdq_admin;"#);
+        run("SET LOCAL ROLE gdq_admin");
+        // A schema name that needs quoting (the view lands in the source's schema).
+        run("SELECT tenancy.create_benchmark_view('bench', '\"GdQ Bench\".pay', ARRAY['role'], ARRAY['count'], 'person')");
+        // Called directly, under a search_path that contains the schema, the registered
+        // definition must still match what check() prints.
+        run(r#"SET LOCAL search_path = "GdQ Bench", public"#);
+        run(
+            r#"SELECT tenancy._create_benchmark_view('"GdQ Bench".bench2', '"GdQ Bench".pay'::regclass::oid,
+                   ARRAY['role'], ARRAY['count'], 'person', false)"#,
+        );
+        run("RESET ROLE");
+        run("RESET search_path");
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM tenancy.check('GdQ Bench')
+                  WHERE rule IN ('benchmark_view_changed', 'view_bypasses_rls')"
+            ),
+            0
+        );
+    }
 }
