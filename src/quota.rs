@@ -71,12 +71,15 @@ fn install_triggers(root: &Rel, column: &str) {
 /// Removes every quota on `root` (its triggers and the registry rows): unprotect() calls it,
 /// since a quota on an unprotected table could neither be enforced nor removed afterwards.
 pub fn forget(root: &Rel) {
+    // The caller may unprotect (it owns the table) without any right on the quota registry.
     drop_triggers(root);
-    Spi::run_with_args(
-        "DELETE FROM tenancy.quotas WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass",
-        &[root.oid.into()],
-    )
-    .or_bug("forgetting the table's quotas");
+    crate::owner::as_extension_owner(|| {
+        Spi::run_with_args(
+            "DELETE FROM tenancy.quotas WHERE tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass",
+            &[root.oid.into()],
+        )
+        .or_bug("forgetting the table's quotas")
+    });
 }
 
 fn drop_triggers(root: &Rel) {
