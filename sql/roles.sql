@@ -279,8 +279,12 @@ BEGIN
     EXECUTE pg_catalog.format(
         'GRANT SELECT (key_id, tenant, label, roles, created_at, expires_at, revoked_at) ON tenancy.api_keys TO %s',
         role);
-    EXECUTE pg_catalog.format(
-        'GRANT SELECT, INSERT, UPDATE, DELETE ON tenancy.protected_tables, tenancy.enrolled_schemas TO %s', role);
+    -- Read-only registry: a row in protected_tables makes export, purge and the quota code act
+    -- on that relation with the extension owner's rights, so rows come only from protect()
+    -- (which proves ownership of the table) and pg_restore. Deleting an enrolment only stops
+    -- protecting tables created there later.
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.protected_tables TO %s', role);
+    EXECUTE pg_catalog.format('GRANT SELECT, DELETE ON tenancy.enrolled_schemas TO %s', role);
 END
 $$;
 

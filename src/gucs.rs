@@ -22,6 +22,7 @@ pub static CONTEXT_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 pub static DDL_GUARD: GucSetting<DdlGuard> = GucSetting::<DdlGuard>::new(DdlGuard::Error);
 pub static CARRIER_AS_STATEMENT: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static MAX_SUPPORT_MINUTES: GucSetting<i32> = GucSetting::<i32>::new(60);
+pub static SIGN_TOKEN_MAX_AGE: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static TENANT_COLUMN_NAMES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 
@@ -111,6 +112,18 @@ pub fn init() {
         &CONTEXT_MAX_AGE,
         60,
         31_536_000,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    // sign_token() is reachable by the trusted tier: without a cap, a job could mint a token
+    // that outlives its grant (revoking EXECUTE does not revoke what it already signed).
+    GucRegistry::define_int_guc(
+        c"tenancy.sign_token_max_age",
+        c"Longest lifetime, in seconds, of a token minted by tenancy.sign_token().",
+        c"sign_token() adds iat and, when the claims carry none, exp = now + this; a later exp is refused.",
+        &SIGN_TOKEN_MAX_AGE,
+        60,
+        604_800,
         GucContext::Suset,
         GucFlags::UNIT_S,
     );

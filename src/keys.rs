@@ -81,9 +81,10 @@ fn retire_signing_key(kid: &str) {
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn sign_token(claims: JsonB, kid: default!(Option<&str>, "NULL")) -> String {
-    let serde_json::Value::Object(claims) = claims.0 else {
+    let serde_json::Value::Object(mut claims) = claims.0 else {
         errors::bad_argument("claims must be a jsonb object".into(), None)
     };
+    bound_lifetime(&mut claims, crate::cache::statement_now());
     let row = crate::spi_util::select_row(
         "SELECT kid, alg, secret FROM tenancy.signing_keys
               WHERE retired_at IS NULL AND ($1::text IS NULL OR kid = $1)
@@ -108,4 +109,30 @@ fn sign_token(claims: JsonB, kid: default!(Option<&str>, "NULL")) -> String {
         errors::internal("signing key", "unknown algorithm")
     };
     jwt::sign(alg, Some(&kid), &secret, &claims)
+}
+
+/// Every minted token expires within `tenancy.sign_token_max_age`: `iat` is now, a missing
+/// `exp` becomes now + the cap, and an `exp` past the cap plus `tenancy.jwt_leeway` (or not an
+/// integer) is refused.
+fn bound_lifetime(claims: &mut serde_json::Map<String, serde_json::Value>, now: i64) {
+    let max_age = i64::from(crate::gucs::SIGN_TOKEN_MAX_AGE.get());
+    let latest = now.saturating_add(max_age);
+    // The leeway that verification grants clocks also absorbs a caller's rounding
+    // (`extract(epoch FROM now() + interval '1 hour')::bigint` may round up).
+    let leeway = i64::from(crate::gucs::JWT_LEEWAY.get());
+    let exp = match claims.get("exp") {
+        None => latest,
+        Some(v) => match v.as_i64() {
+            Some(e) if e <= latest.saturating_add(leeway) => e,
+            Some(_) => errors::bad_argument(
+                format!("exp is more than tenancy.sign_token_max_age ({max_age} s) away"),
+                Some("mint shorter-lived tokens; a superuser may raise tenancy.sign_token_max_age"),
+            ),
+            None => {
+                errors::bad_argument("exp must be an integer (seconds since 1970)".into(), None)
+            }
+        },
+    };
+    claims.insert("exp".into(), exp.into());
+    claims.insert("iat".into(), now.into());
 }

@@ -50,3 +50,14 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     let _owner = AsExtensionOwner::enter();
     f()
 }
+
+/// The name of the current user (what `current_user` says), read before a switch to the
+/// extension's owner so that records keep who really acted.
+pub fn current_user_name() -> String {
+    // SAFETY: GetUserId reads a backend global; GetUserNameFromId with noerr = false raises a
+    // PostgreSQL error (not UB) for an unknown OID, and returns a palloc'd C string otherwise.
+    unsafe {
+        let p = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}

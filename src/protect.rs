@@ -296,11 +296,18 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
         .as_ref()
         .and_then(|_| policy_qual(rel.oid, FEATURE_POLICY));
     let set_not_null = set_not_null || previous.as_ref().is_some_and(|e| e.set_not_null);
+    // The registry is written as the extension's owner: nobody else may write it (an entry
+    // makes export/purge and the quota code act on the table with the owner's rights), and
+    // reaching this point proves the caller owns the table (its ALTER TABLEs succeeded).
+    let caller = crate::owner::current_user_name();
+    let _owner = crate::owner::AsExtensionOwner::enter();
     Spi::run_with_args(
         "INSERT INTO tenancy.protected_tables AS p
                 (tbl, tenant_column, column_type, policy_name, index_name, set_not_null,
-                 shared_column, shared_index_name, feature, isolation_qual, feature_qual, guard_state)
-         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}')
+                 shared_column, shared_index_name, feature, isolation_qual, feature_qual, guard_state,
+                 protected_by)
+         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}',
+                 $12::pg_catalog.name)
          ON CONFLICT (tbl) DO UPDATE
             SET tenant_column = EXCLUDED.tenant_column, column_type = EXCLUDED.column_type,
                 policy_name = EXCLUDED.policy_name, index_name = EXCLUDED.index_name,
@@ -308,7 +315,7 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
                 shared_index_name = EXCLUDED.shared_index_name, feature = EXCLUDED.feature,
                 isolation_qual = EXCLUDED.isolation_qual, feature_qual = EXCLUDED.feature_qual,
                 guard_state = '{}',
-                protected_at = now(), protected_by = current_user",
+                protected_at = pg_catalog.now(), protected_by = EXCLUDED.protected_by",
         &[
             rel.oid.into(),
             p.tenant_column.as_str().into(),
@@ -321,6 +328,7 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
             p.feature.clone().into(),
             isolation_qual.into(),
             feature_qual.into(),
+            caller.into(),
         ],
     )
     .or_bug("recording the protected table");
@@ -424,10 +432,13 @@ fn _unprotect(tbl: pg_sys::Oid) {
             ));
         }
         Spi::run(&sql).or_bug("removing row level security");
-        Spi::run_with_args(
-            "DELETE FROM tenancy.protected_tables WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass",
-            &[rel.oid.into()],
-        )
+        // As the extension's owner, like protect()'s registry write (the caller owns the table).
+        crate::owner::as_extension_owner(|| {
+            Spi::run_with_args(
+                "DELETE FROM tenancy.protected_tables WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass",
+                &[rel.oid.into()],
+            )
+        })
         .or_bug("forgetting the protected table");
     }
     if !any {
@@ -492,9 +503,11 @@ fn _protect_schema(schema: &str, tenant_column: &str) -> i32 {
         });
         n += protect_tree(oid, &p);
     }
+    // Admins may read and delete enrolments, not write them: only protect_schema() enrols.
+    let _owner = crate::owner::AsExtensionOwner::enter();
     Spi::run_with_args(
         "INSERT INTO tenancy.enrolled_schemas (schema_name, tenant_column) VALUES ($1, $2)
-         ON CONFLICT (schema_name) DO UPDATE SET tenant_column = EXCLUDED.tenant_column, enrolled_at = now()",
+         ON CONFLICT (schema_name) DO UPDATE SET tenant_column = EXCLUDED.tenant_column, enrolled_at = pg_catalog.now()",
         &[schema.into(), tenant_column.into()],
     )
     .or_bug("enrolling the schema");

@@ -1,0 +1,150 @@
+//! Attacks by the tiers above the application role (admin, trusted) that found their way in
+//! through grants rather than through one function: writing the protected-table registry
+//! (which export, purge and the quota code trust with the extension owner's rights), and
+//! minting tokens that outlive the grant that minted them.
+
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    use crate::test_support::*;
+
+    const SECRET_HEX: &str = "7365637265742d7365637265742d7365637265742d7365637265742d31323334";
+
+    /// An admin `{p}_adm` with its own schema, a trusted role `{p}_job`, tenants `{p}_a`/`{p}_b`.
+    /// Grants update pg_proc rows that parallel tests update too: like every fixture here,
+    /// grant_app comes first, so all tests lock those rows in one order (no deadlock).
+    fn tiers(p: &str) {
+        install_try_sql();
+        run(&format!(
+            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
+             CREATE ROLE {p}_adm NOLOGIN; CREATE ROLE {p}_job NOLOGIN;
+             CREATE SCHEMA {p}_s AUTHORIZATION {p}_adm;
+             SELECT tenancy.create_tenant('{p}_a'), tenancy.create_tenant('{p}_b');
+             SELECT tenancy.add_signing_key('{p}_k', '\\x{SECRET_HEX}');"
+        ));
+    }
+
+    /// The registry is read-only to admins in every form: a view, a catalog table and the
+    /// extension's own key table registered by hand, a weakened guard state, a forgotten entry.
+    #[pg_test]
+    fn an_admin_cannot_write_the_protected_table_registry() {
+        tiers("atr");
+        run("SELECT tenancy.grant_admin('atr_adm')");
+        run("SET LOCAL ROLE atr_adm;
+             CREATE TABLE atr_s.t (id int, tenant_id text NOT NULL);
+             SELECT tenancy.protect('atr_s.t');
+             CREATE VIEW atr_s.v AS SELECT 'atr_a'::text AS tenant_id, current_user AS who;");
+        for (what, sql) in [
+            ("a view", "INSERT INTO tenancy.protected_tables (tbl, tenant_column, column_type, policy_name, isolation_qual) VALUES ('atr_s.v', 'tenant_id', 'text', 'x', 'x')"),
+            ("a catalog", "INSERT INTO tenancy.protected_tables (tbl, tenant_column, column_type, policy_name, isolation_qual) VALUES ('pg_catalog.pg_authid', 'rolname', 'name', 'x', 'x')"),
+            ("the key table", "INSERT INTO tenancy.protected_tables (tbl, tenant_column, column_type, policy_name, isolation_qual) VALUES ('tenancy.signing_keys', 'kid', 'text', 'x', 'x')"),
+            ("a guard state", "UPDATE tenancy.protected_tables SET guard_state = '{rls_not_forced}' WHERE tbl = 'atr_s.t'::regclass"),
+            ("an isolation qual", "UPDATE tenancy.protected_tables SET isolation_qual = 'true' WHERE tbl = 'atr_s.t'::regclass"),
+            ("an entry", "DELETE FROM tenancy.protected_tables WHERE tbl = 'atr_s.t'::regclass"),
+            ("an enrolment", "INSERT INTO tenancy.enrolled_schemas (schema_name, tenant_column) VALUES ('atr_s', 'tenant_id')"),
+        ] {
+            let f = failure(sql).unwrap_or_else(|| panic!("an admin wrote {what}: {sql}"));
+            assert!(f.starts_with("42501: "), "{what}: {f}");
+        }
+        // Registered only through protect(), and the registry says who did it.
+        assert_eq!(
+            text("SELECT protected_by::text FROM tenancy.protected_tables WHERE tbl = 'atr_s.t'::regclass"),
+            "atr_adm"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM tenancy.protected_tables WHERE tbl::text IN ('atr_s.v', 'pg_catalog.pg_authid', 'tenancy.signing_keys')"),
+            0
+        );
+        // export_tenant therefore never reads the view (or a catalog) with the owner's rights.
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM tenancy.export_tenant('atr_a') WHERE table_name <> 'atr_s.t'"
+            ),
+            0
+        );
+    }
+
+    /// What the admin keeps: protect/unprotect of its own tables, enrolment through
+    /// protect_schema() and removing it; protect() of a table it does not own still fails.
+    #[pg_test]
+    fn an_admin_still_protects_its_own_tables_and_manages_enrolment() {
+        tiers("atk");
+        run("SELECT tenancy.grant_admin('atk_adm')");
+        run(
+            "CREATE TABLE public.atk_foreign (id int, tenant_id text NOT NULL);
+             SET LOCAL ROLE atk_adm;
+             CREATE TABLE atk_s.t (id int, tenant_id text NOT NULL);
+             SELECT tenancy.protect('atk_s.t');
+             SELECT tenancy.unprotect('atk_s.t');
+             SELECT tenancy.protect_schema('atk_s');",
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM tenancy.enrolled_schemas WHERE schema_name = 'atk_s'"),
+            1
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM tenancy.protected_tables WHERE tbl = 'atk_s.t'::regclass AND protected_by = 'atk_adm'"),
+            1
+        );
+        run("DELETE FROM tenancy.enrolled_schemas WHERE schema_name = 'atk_s'");
+        assert_fails(
+            "SELECT tenancy.protect('public.atk_foreign')",
+            "42501",
+            "must be owner",
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM tenancy.protected_tables WHERE tbl = 'public.atk_foreign'::regclass"),
+            0
+        );
+    }
+
+    fn claims_of(token: &str) -> serde_json::Value {
+        let payload = token.split('.').nth(1).expect("payload");
+        let json = text(&format!(
+            "SELECT convert_from(decode(translate({}, '-_', '+/') || repeat('=', (4 - length({0}) % 4) % 4), 'base64'), 'UTF8')",
+            pgrx::spi::quote_literal(payload)
+        ));
+        serde_json::from_str(&json).expect("claims")
+    }
+
+    /// A token minted by the trusted tier always expires within the cap: without exp, with an
+    /// exp years away, with a non-numeric exp; and the cap is not the minter's to raise.
+    #[pg_test]
+    fn trusted_tokens_expire_within_the_cap() {
+        tiers("ttk");
+        run("SELECT tenancy.grant_trusted('ttk_job')");
+        let now = one::<i64>("SELECT extract(epoch FROM statement_timestamp())::bigint").unwrap();
+        run("SET LOCAL ROLE ttk_job");
+        let tok = text(
+            "SELECT tenancy.sign_token('{\"tenant_id\": \"ttk_b\", \"sub\": \"ceo\"}', 'ttk_k')",
+        );
+        let c = claims_of(&tok);
+        let exp = c["exp"].as_i64().expect("exp added");
+        assert!(exp > now && exp <= now + 3600 + 1, "exp {exp} now {now}");
+        assert!(c["iat"].as_i64().is_some(), "iat added: {c}");
+        for claims in [
+            "{\"tenant_id\": \"ttk_b\", \"exp\": 4102444800}",
+            "{\"tenant_id\": \"ttk_b\", \"exp\": \"4102444800\"}",
+            "{\"tenant_id\": \"ttk_b\", \"exp\": 1e12}",
+        ] {
+            assert_fails(
+                &format!("SELECT tenancy.sign_token('{claims}', 'ttk_k')"),
+                "22023",
+                "exp",
+            );
+        }
+        assert_fails("SET tenancy.sign_token_max_age = 604800", "42501", "");
+        assert_fails(
+            "SELECT set_config('tenancy.sign_token_max_age', '604800', true)",
+            "42501",
+            "",
+        );
+        // A superuser may shorten (or lengthen) the cap; the minted exp follows it.
+        run("RESET ROLE; SET LOCAL tenancy.sign_token_max_age = 60; SET LOCAL ROLE ttk_job");
+        let c = claims_of(&text(
+            "SELECT tenancy.sign_token('{\"tenant_id\": \"ttk_b\"}', 'ttk_k')",
+        ));
+        assert!(c["exp"].as_i64().unwrap() <= now + 61, "{c}");
+    }
+}
