@@ -128,8 +128,9 @@ mod tests {
     #[pg_test]
     fn oc_purge_runs_triggers_reached_by_a_cascade_as_the_table_owner() {
         plant("oc3");
-        // The cascade reaches a table that is not protected (the old check never looked there);
-        // its AFTER trigger fires at the end of the purge's statement.
+        // The cascade reaches a table that is not protected (the old check never looked there).
+        // Regression guard: this one already ran as the child's owner before the change
+        // (PostgreSQL runs the cascade as the referencing table's owner).
         owned_table(
             "oc3",
             "CREATE TABLE oc3.child (id int PRIMARY KEY, t_id int REFERENCES oc3.t ON DELETE CASCADE);
