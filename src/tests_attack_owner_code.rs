@@ -249,6 +249,45 @@ mod tests {
         assert_ran_as_owner("oc6", "deferred");
     }
 
+    #[pg_test]
+    fn oc_purge_undoes_settings_the_owners_code_changed_before_the_next_table() {
+        plant("oc15");
+        // The owner's trigger on oc15.z (purged first) points search_path at its schema, which
+        // has an `=` for its domain. oc15.b, a table of the superuser's with that domain as its
+        // tenant column, is purged next: had the setting outlived the owner step, its DELETE
+        // would resolve `=` to the owner's operator and run it as the superuser.
+        as_owner(
+            "oc15",
+            "CREATE DOMAIN oc15.tid AS text;
+             CREATE FUNCTION oc15.eq(a oc15.tid, b oc15.tid) RETURNS boolean LANGUAGE plpgsql
+                 AS $f$ BEGIN PERFORM oc15.spy('operator'); RETURN a::text = b::text; END $f$;
+             CREATE OPERATOR oc15.= (LEFTARG = oc15.tid, RIGHTARG = oc15.tid, FUNCTION = oc15.eq);
+             CREATE FUNCTION oc15.setter() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $f$
+             BEGIN
+                 PERFORM pg_catalog.set_config('search_path', 'oc15, pg_catalog, pg_temp', true);
+                 PERFORM oc15.spy('setter');
+                 RETURN NULL;
+             END $f$;
+             CREATE TABLE oc15.z (id int PRIMARY KEY, tenant_id text NOT NULL);
+             INSERT INTO oc15.z VALUES (1, 'oc15_a');
+             CREATE TRIGGER s AFTER DELETE ON oc15.z FOR EACH STATEMENT EXECUTE FUNCTION oc15.setter()",
+        );
+        run(
+            "CREATE TABLE oc15.b (id int PRIMARY KEY, tenant_id oc15.tid NOT NULL);
+             INSERT INTO oc15.b VALUES (1, 'oc15_a'), (2, 'oc15_b');
+             SELECT tenancy.protect('oc15.z')",
+        );
+        protect_typed("oc15.b", "oc15.tid");
+        run("SELECT tenancy.deactivate_tenant('oc15_a'); TRUNCATE oc15.log;");
+        assert_eq!(purge("oc15"), 2);
+        assert_ran_as_owner("oc15", "setter");
+        assert_eq!(
+            count("SELECT count(*) FROM oc15.log WHERE tag = 'operator'"),
+            0,
+            "the owner's operator ran for another table"
+        );
+    }
+
     // ---- export_tenant ----
 
     #[pg_test]
