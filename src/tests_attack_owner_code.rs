@@ -388,6 +388,47 @@ mod tests {
         );
     }
 
+    #[pg_test]
+    fn oc_deferred_events_the_owners_code_queues_are_refused() {
+        plant("oc16");
+        // The owner's code writes to a table of its own whose trigger is deferred: at COMMIT
+        // (or at the administrator's next SET CONSTRAINTS) it would fire as the administrator.
+        // Neither the purged tables nor a foreign key lead there: PostgreSQL itself refuses to
+        // queue a deferred trigger event inside a security-restricted operation, which the
+        // owner step is.
+        owned_table(
+            "oc16",
+            "CREATE TYPE oc16.mood AS ENUM ('calm');
+             CREATE TABLE oc16.q (n int);
+             CREATE FUNCTION oc16.fire() RETURNS trigger LANGUAGE plpgsql
+                 AS $f$ BEGIN PERFORM oc16.spy('deferred'); RETURN NULL; END $f$;
+             CREATE CONSTRAINT TRIGGER d AFTER INSERT ON oc16.q DEFERRABLE INITIALLY DEFERRED
+                 FOR EACH ROW EXECUTE FUNCTION oc16.fire();
+             CREATE FUNCTION oc16.mood_json(m oc16.mood) RETURNS json LANGUAGE plpgsql
+                 AS $f$ BEGIN INSERT INTO oc16.q VALUES (1); RETURN pg_catalog.to_json(m::text); END $f$;
+             CREATE CAST (oc16.mood AS json) WITH FUNCTION oc16.mood_json(oc16.mood);
+             ALTER TABLE oc16.t ADD COLUMN m oc16.mood DEFAULT 'calm';
+             CREATE FUNCTION oc16.trg() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+                 AS $f$ BEGIN INSERT INTO oc16.q VALUES (2); RETURN OLD; END $f$;
+             CREATE TRIGGER b BEFORE DELETE ON oc16.t FOR EACH ROW EXECUTE FUNCTION oc16.trg()",
+        );
+        assert_fails(
+            "SELECT count(*) FROM tenancy.export_tenant('oc16_a')",
+            "42501",
+            "cannot fire deferred trigger within security-restricted operation",
+        );
+        assert_fails(
+            "SELECT * FROM tenancy.purge_tenant('oc16_a', 'purge oc16_a')",
+            "42501",
+            "cannot fire deferred trigger within security-restricted operation",
+        );
+        assert_eq!(count("SELECT count(*) FROM oc16.t"), 3);
+        // Nothing is left queued for the administrator to fire.
+        run("SET CONSTRAINTS ALL IMMEDIATE");
+        assert_eq!(count("SELECT count(*) FROM oc16.log"), 0);
+        assert_not_superuser("oc16");
+    }
+
     // ---- set_quota and the quota triggers ----
 
     #[pg_test]
