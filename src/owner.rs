@@ -1,7 +1,10 @@
 //! Acting as the extension's owner for one step, the way PostgreSQL runs foreign-key checks
 //! as the table's owner: for writes into tables nobody else may write (the audit log) and for
 //! objects the owner must own (benchmark views), from functions that otherwise keep the
-//! caller's identity and rights.
+//! caller's identity and rights. And the reverse: acting as a table's owner, restricted, for
+//! every statement the extension runs on a user's table with elevated rights (export, purge,
+//! quota counts), so that the owner's code in it never runs with the extension's rights
+//! (docs/security.md, class 2).
 
 use pgrx::prelude::*;
 
