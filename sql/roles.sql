@@ -200,6 +200,9 @@ SELECT tenancy._grant_functions(NULL, ARRAY[
 -- DEFINER and calls _audit_support_write, which is granted to nobody.
 SELECT tenancy._grant_functions(NULL, ARRAY[
     '_support_write_trigger', '_support_active', '_audit_purging']);
+-- Export reads each table as its owner (src/owner.rs): the step is closed, as that owner, by a
+-- call that needs the step's secret token; the tenant-id cast check runs as that owner too.
+SELECT tenancy._grant_functions(NULL, ARRAY['_owner_step_leave', '_castable']);
 -- De-identification helpers that read nothing but their arguments, or only what the caller
 -- can already read (k_anonymity runs with the caller's rights).
 SELECT tenancy._grant_functions(NULL, ARRAY[

@@ -1,12 +1,18 @@
 //! Tenant lifecycle: export every row of a tenant, purge them, and the table order both need.
 //!
-//! Both read and delete with the extension owner's rights (SECURITY DEFINER), which bypass row
-//! level security, so every statement carries an explicit predicate on the tenant column,
-//! typed like the table's isolation policy: a uuid column is compared with a uuid, an integer
-//! column with a bigint, so the tenant index is used and a tenant id that cannot be stored in
-//! a column matches nothing there (as under the policy). `tenancy.export_tenant()` itself is
-//! plpgsql (sql/lifecycle.sql): `RETURN QUERY EXECUTE` hands rows to a tuplestore, which
-//! spills to disk past work_mem, so no export is ever held in a Rust collection.
+//! Both are SECURITY DEFINER (the extension's owner lists the protected tables and writes the
+//! audit trail), but every statement that touches a user's table runs as that table's owner
+//! (`owner::AsTableOwner`): whatever the statement makes PostgreSQL run that the owner wrote
+//! or chose (triggers and their WHEN clauses, rules, casts and output functions of its types,
+//! domain checks, operators, foreign-key actions and the triggers they reach) runs with the
+//! owner's rights, never the extension's. The owner step is exempt from forced row level
+//! security on the owner's own tables (as PostgreSQL's referential-integrity queries are), so
+//! every statement carries an explicit predicate on the tenant column, typed like the table's
+//! isolation policy: a uuid column is compared with a uuid, an integer column with a bigint, so
+//! the tenant index is used and a tenant id that cannot be stored in a column matches nothing
+//! there (as under the policy). `tenancy.export_tenant()` itself is plpgsql
+//! (sql/lifecycle.sql): `RETURN QUERY EXECUTE` hands rows to a tuplestore, which spills to disk
+//! past work_mem, so no export is ever held in a Rust collection.
 
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal};
@@ -50,8 +56,8 @@ fn check_tenant_id(id: &str) {
     }
 }
 
-/// Rows read or deleted here bypass row level security, which only works when the function's
-/// owner does; otherwise an export would silently come back empty.
+/// The extension's owner must be able to list every protected table and write the audit
+/// trail whatever their policies say.
 fn require_rls_bypass() {
     let bypass = Spi::connect(|c| {
         c.select(
@@ -73,12 +79,15 @@ fn require_rls_bypass() {
 }
 
 /// Whether `value` is valid input for the type (a cast that would fail matches nothing).
-fn castable(value: &str, type_sql: &str) -> bool {
+/// Run as the table's owner: the cast runs the type's input function and, for a domain, its
+/// CHECK constraints, which the owner (or the type's owner) wrote.
+fn castable(rel: pg_sys::Oid, value: &str, type_oid: pg_sys::Oid) -> bool {
+    let _owner = crate::owner::AsTableOwner::enter(rel);
     Spi::connect(|c| {
         c.select(
-            "SELECT tenancy._castable($1, $2)",
+            "SELECT tenancy._castable($1, $2::pg_catalog.oid::pg_catalog.regtype)",
             Some(1),
-            &[value.into(), type_sql.into()],
+            &[value.into(), type_oid.into()],
         )?
         .first()
         .get_one::<bool>()
@@ -87,8 +96,11 @@ fn castable(value: &str, type_sql: &str) -> bool {
         == Some(true)
 }
 
-/// The predicate selecting `tenant`'s rows, typed like the isolation policy's.
+/// The predicate selecting `tenant`'s rows of table `rel`, typed like the isolation policy's.
+/// Evaluate it only as the table's owner (`owner::AsTableOwner`): for a type other than text,
+/// uuid and the integers, it casts to the column's type.
 pub fn predicate(
+    rel: pg_sys::Oid,
     column: &str,
     type_oid: pg_sys::Oid,
     type_sql: &str,
@@ -102,7 +114,7 @@ pub fn predicate(
         Getter::Int8 => cache::parse_int8(tenant)
             .map(|_| format!("{col} OPERATOR(pg_catalog.=) $1::pg_catalog.int8")),
         // format_type() spelling, schema-qualified where needed: safe to splice.
-        Getter::Cast => castable(tenant, type_sql).then(|| format!("{col} = $1::{type_sql}")),
+        Getter::Cast => castable(rel, tenant, type_oid).then(|| format!("{col} = $1::{type_sql}")),
     }
 }
 
@@ -150,7 +162,7 @@ fn protected_roots(tenant: &str) -> Vec<TenantTable> {
             };
             Some(TenantTable {
                 oid,
-                predicate: predicate(&col, typ, &type_sql, tenant),
+                predicate: predicate(oid, &col, typ, &type_sql, tenant),
                 name,
                 source,
             })
@@ -236,6 +248,7 @@ fn _export_plan(
     'static,
     (
         name!(table_name, String),
+        name!(tbl_oid, pg_sys::Oid),
         name!(source, String),
         name!(predicate, String),
     ),
@@ -247,7 +260,7 @@ fn _export_plan(
     TableIterator::new(
         tables
             .into_iter()
-            .filter_map(|t| Some((t.name, t.source, t.predicate?))),
+            .filter_map(|t| Some((t.name, t.oid, t.source, t.predicate?))),
     )
 }
 
@@ -256,21 +269,32 @@ fn purge_confirmation(tenant: &str) -> String {
     format!("purge {tenant}")
 }
 
-/// Trigger functions that would run with the extension owner's rights during the purge:
-/// enabled user triggers whose function is neither SECURITY DEFINER nor owned by a superuser.
-fn unsafe_triggers(tables: &[TenantTable]) -> Vec<String> {
+/// Triggers that a purge could queue and that would fire only at COMMIT, after the owner
+/// step and the purge itself have returned, with the rights of whoever commits (the
+/// administrator, often a superuser): enabled user triggers marked DEFERRABLE on the purged
+/// tables, their partitions, and every table a foreign-key action (CASCADE, SET NULL, SET
+/// DEFAULT) reaches from them, transitively.
+fn deferred_triggers(tables: &[TenantTable]) -> Vec<String> {
     let oids: Vec<pg_sys::Oid> = tables.iter().map(|t| t.oid).collect();
     Spi::connect(|c| {
         c.select(
-            "SELECT pg_catalog.format('trigger %I on %s', tg.tgname, tg.tgrelid::pg_catalog.regclass)
+            "WITH RECURSIVE reached(oid) AS (
+                 SELECT t.relid FROM pg_catalog.unnest($1::pg_catalog.oid[]) r(oid),
+                        LATERAL pg_catalog.pg_partition_tree(r.oid) t
+                 UNION
+                 SELECT r.oid FROM pg_catalog.unnest($1::pg_catalog.oid[]) r(oid)
+                 UNION
+                 SELECT x.oid FROM reached
+                   JOIN pg_catalog.pg_constraint k ON k.confrelid OPERATOR(pg_catalog.=) reached.oid
+                  CROSS JOIN LATERAL (SELECT t.relid FROM pg_catalog.pg_partition_tree(k.conrelid) t
+                                      UNION SELECT k.conrelid) x(oid)
+                  WHERE k.contype OPERATOR(pg_catalog.=) 'f'
+                    AND (k.confdeltype OPERATOR(pg_catalog.=) ANY ('{c,n,d}'::pg_catalog.\"char\"[])
+                      OR k.confupdtype OPERATOR(pg_catalog.=) ANY ('{c,n,d}'::pg_catalog.\"char\"[])))
+             SELECT pg_catalog.format('trigger %I on %s', tg.tgname, tg.tgrelid::pg_catalog.regclass)
                FROM pg_catalog.pg_trigger tg
-               JOIN pg_catalog.pg_proc f ON f.oid = tg.tgfoid
-               JOIN pg_catalog.pg_roles o ON o.oid = f.proowner
-              WHERE tg.tgrelid IN (SELECT t.relid FROM pg_catalog.unnest($1::pg_catalog.oid[]) r(oid),
-                                        LATERAL pg_catalog.pg_partition_tree(r.oid) t
-                                   UNION SELECT r.oid FROM pg_catalog.unnest($1::pg_catalog.oid[]) r(oid))
-                AND NOT tg.tgisinternal AND tg.tgenabled <> 'D'
-                AND NOT f.prosecdef AND NOT o.rolsuper
+              WHERE tg.tgrelid IN (SELECT reached.oid FROM reached)
+                AND NOT tg.tgisinternal AND tg.tgenabled OPERATOR(pg_catalog.<>) 'D' AND tg.tgdeferrable
               ORDER BY 1",
             None,
             &[oids.into()],
@@ -282,6 +306,14 @@ fn unsafe_triggers(tables: &[TenantTable]) -> Vec<String> {
     .into_iter()
     .flatten()
     .collect()
+}
+
+/// Whether `tenant` still has rows in the table (read as its owner).
+fn rows_remain(t: &TenantTable, pred: &str, tenant: &str) -> bool {
+    let sql = format!("SELECT EXISTS (SELECT 1 FROM {} WHERE {pred})", t.source);
+    crate::owner::as_table_owner(t.oid, || {
+        Spi::get_one_with_args::<bool>(&sql, &[tenant.into()]).or_bug("checking the purge")
+    }) == Some(true)
 }
 
 /// Deletes every row of a deactivated tenant from every protected table, referencing tables
@@ -346,26 +378,51 @@ fn purge_tenant(
             Some("delete this tenant's rows of one table of the cycle yourself (or make the constraint DEFERRABLE and defer it), then purge again"),
         );
     }
-    let unsafe_ = unsafe_triggers(&tables);
-    if !unsafe_.is_empty() {
-        errors::forbidden(
+    let deferred = deferred_triggers(&tables);
+    if !deferred.is_empty() {
+        errors::not_supported(
             format!(
-                "{} would run with the extension owner's rights during the purge; nothing was deleted",
-                unsafe_.join(", ")
+                "{} is deferrable: it would fire at commit, after the purge has returned, with the rights of whoever commits; nothing was deleted",
+                deferred.join(", ")
             ),
-            Some("make the trigger function SECURITY DEFINER (owned by the table's owner) or disable the trigger for the purge"),
+            Some("make the trigger NOT DEFERRABLE (it then runs during the purge, as its table's owner) or disable it for the purge"),
         );
     }
     let mut out: Vec<(String, i64)> = Vec::with_capacity(tables.len());
-    for t in tables.into_iter().rev() {
+    for t in tables.iter().rev() {
         let Some(pred) = &t.predicate else {
-            out.push((t.name, 0));
+            out.push((t.name.clone(), 0));
             continue;
         };
         let sql = format!("DELETE FROM {} WHERE {pred}", t.source);
-        let n = Spi::connect_mut(|c| c.update(&sql, None, &[tenant.into()]).map(|r| r.len()))
-            .or_bug("deleting a tenant's rows");
-        out.push((t.name, n as i64));
+        // As the table's owner: its triggers, rules, foreign-key actions and types run with
+        // its rights (the AFTER triggers of this statement fire before the step ends).
+        let n = crate::owner::as_table_owner(t.oid, || {
+            Spi::connect_mut(|c| c.update(&sql, None, &[tenant.into()]).map(|r| r.len()))
+                .or_bug("deleting a tenant's rows")
+        });
+        out.push((t.name.clone(), n as i64));
+    }
+    // A rule, a BEFORE trigger returning NULL or another table's trigger writing rows back
+    // would leave rows behind while the purge reports success.
+    let left: Vec<&str> = tables
+        .iter()
+        .filter(|t| {
+            t.predicate
+                .as_deref()
+                .is_some_and(|pred| rows_remain(t, pred, tenant))
+        })
+        .map(|t| t.name.as_str())
+        .collect();
+    if !left.is_empty() {
+        errors::not_in_state(
+            format!(
+                "rows of tenant {} remain in {} after the purge deleted them (a rule or a trigger kept or wrote them back); nothing was deleted",
+                quote_literal(tenant),
+                left.join(", ")
+            ),
+            Some("find the rule or trigger on those tables that skips deletes or inserts rows, drop or disable it, then purge again"),
+        );
     }
     let counts: Map<String, Value> = out.iter().map(|(t, n)| (t.clone(), json!(n))).collect();
     crate::audit::record(tenant, "tenant_purged", json!({ "deleted": counts }));

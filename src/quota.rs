@@ -112,12 +112,16 @@ fn recount(tenant: &str, root: &Rel, column: &str, column_type: (pg_sys::Oid, &s
     } else {
         format!("ONLY {}", root.qualified())
     };
-    let used = match lifecycle::predicate(column, column_type.0, column_type.1, tenant) {
-        Some(pred) => Spi::get_one_with_args::<i64>(
-            &format!("SELECT pg_catalog.count(*) FROM {source} WHERE {pred}"),
-            &[tenant.into()],
-        )
-        .or_bug("counting the tenant's rows")
+    // Counted as the table's owner: the predicate may cast to the owner's domain (class 2,
+    // docs/security.md).
+    let used = match lifecycle::predicate(root.oid, column, column_type.0, column_type.1, tenant) {
+        Some(pred) => crate::owner::as_table_owner(root.oid, || {
+            Spi::get_one_with_args::<i64>(
+                &format!("SELECT pg_catalog.count(*) FROM {source} WHERE {pred}"),
+                &[tenant.into()],
+            )
+            .or_bug("counting the tenant's rows")
+        })
         .unwrap_or(0),
         None => 0,
     };
@@ -174,6 +178,26 @@ fn quota_table(tbl: pg_sys::Oid) -> QuotaTable {
     }
 }
 
+/// The quota triggers run as the extension's owner (they write the slots) and turn the tenant
+/// column into text: for a type a user defined (an enum, a composite, a range), that may be a
+/// cast the type's owner wrote, which would run with the extension's rights. Built-in types
+/// and domains over them convert with built-in code only (casting from a domain runs no check).
+fn refuse_user_defined_type(q: &QuotaTable) {
+    // SAFETY: a syscache lookup of an existing type.
+    let base = unsafe { pg_sys::getBaseType(q.type_oid) };
+    if u32::from(base) >= pg_sys::FirstNormalObjectId {
+        errors::not_supported(
+            format!(
+                "quotas need a tenant column of a built-in type, and {}.{} is of type {}",
+                q.rel.qualified(),
+                pgrx::spi::quote_identifier(&q.column),
+                q.type_sql
+            ),
+            Some("the quota triggers convert the tenant column to text with the extension's rights, which must not run a cast its owner wrote: use text, uuid or an integer type"),
+        );
+    }
+}
+
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn _set_quota(tenant: Option<&str>, tbl: Option<pg_sys::Oid>, max_rows: Option<i64>) {
@@ -212,6 +236,7 @@ fn _set_quota(tenant: Option<&str>, tbl: Option<pg_sys::Oid>, max_rows: Option<i
             }
         }
         Some(max) => {
+            refuse_user_defined_type(&q);
             install_triggers(&q.rel, &q.column);
             Spi::run_with_args(
                 "INSERT INTO tenancy.quotas (tenant, tbl, max_rows, slots)
