@@ -261,6 +261,41 @@ mod tests {
     }
 
     #[pg_test]
+    fn c4_check_reports_owner_code_that_predates_the_guard_and_owner_triggers() {
+        install_try_sql();
+        run("CREATE ROLE ap4k_owner NOLOGIN; GRANT USAGE, CREATE ON SCHEMA tests TO ap4k_owner;
+             SET LOCAL ROLE ap4k_owner;
+             CREATE TABLE tests.ap4k_t (id int PRIMARY KEY, tenant_id text, v text);
+             CREATE FUNCTION tests.ap4k_f(x text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $f$ SELECT true $f$;
+             CREATE FUNCTION tests.ap4k_trg() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NEW; END $f$;
+             CREATE INDEX ap4k_i ON tests.ap4k_t (id) WHERE tests.ap4k_f(v);
+             CREATE TRIGGER ap4k_copy BEFORE INSERT ON tests.ap4k_t FOR EACH ROW EXECUTE FUNCTION tests.ap4k_trg();
+             RESET ROLE;
+             SELECT tenancy.protect('tests.ap4k_t');");
+        let findings = || {
+            one::<String>(
+                "SELECT string_agg(severity || ' ' || rule || ' ' || object, '; ' ORDER BY rule)
+                   FROM tenancy.check('tests') WHERE object LIKE '%ap4k%' AND rule IN ('owner_code_on_protected_table', 'owner_trigger_on_protected_table')",
+            )
+            .unwrap_or_default()
+        };
+        assert_eq!(
+            findings(),
+            "high owner_code_on_protected_table index ap4k_i on tests.ap4k_t; \
+             info owner_trigger_on_protected_table trigger ap4k_copy on tests.ap4k_t"
+        );
+        // The fixes run as written and close the findings.
+        run("DO $$ DECLARE f text; BEGIN
+               FOR f IN SELECT fix FROM tenancy.check('tests') WHERE object LIKE '%ap4k%' AND rule IN ('owner_code_on_protected_table', 'owner_trigger_on_protected_table') LOOP EXECUTE f; END LOOP;
+             END $$");
+        assert_eq!(findings(), "");
+        // A superuser's function is trusted.
+        run("CREATE FUNCTION tests.ap4k_su(x text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $f$ SELECT true $f$;
+             CREATE INDEX ap4k_su_i ON tests.ap4k_t (id) WHERE tests.ap4k_su(v);");
+        assert_eq!(findings(), "");
+    }
+
+    #[pg_test]
     fn c4_owner_cannot_link_inheritance_around_a_policy() {
         c4_fixture("ap4i");
         run("SET LOCAL ROLE ap4i_owner;
