@@ -552,6 +552,21 @@ SELECT 'high', 'owner_code_on_protected_table', format('%s on %s', oc.what, p.qn
         FROM pg_statistic_ext st JOIN pg_namespace stn ON stn.oid = st.stxnamespace
         JOIN pg_depend d ON d.classid = 'pg_statistic_ext'::regclass AND d.objid = st.oid
        WHERE st.stxrelid = p.oid
+      UNION ALL
+      -- check constraints of the domains a column (or its array elements) is made of
+      SELECT format('the domain %s of column %I', k.contypid::regtype, ct.attname), d.refobjid,
+             format('ALTER DOMAIN %s DROP CONSTRAINT IF EXISTS %I;', k.contypid::regtype, k.conname),
+             d.refclassid, d.refobjid
+        FROM (WITH RECURSIVE coltype(attname, typid) AS (
+                  SELECT a.attname, a.atttypid FROM pg_attribute a
+                   WHERE a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped
+                  UNION
+                  SELECT c2.attname, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END
+                    FROM coltype c2 JOIN pg_type t ON t.oid = c2.typid
+                   WHERE t.typtype = 'd' OR t.typsubscript = 'array_subscript_handler'::regproc)
+              SELECT * FROM coltype) ct
+        JOIN pg_constraint k ON k.contypid = ct.typid
+        JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
   ) dep
   CROSS JOIN LATERAL (
       SELECT dep.what, dep.fix,

@@ -220,13 +220,22 @@ fn inheritance_parents(oid: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
 /// Expressions stored on the table that evaluate a function over its rows regardless of
 /// row level security (constraints when validated and on every write, index expressions and
 /// predicates on every write and rebuild, generated columns, extended statistics at ANALYZE,
-/// policies before or beside the isolation predicate), and the functions they call that are
+/// policies before or beside the isolation predicate, check constraints of the domains its
+/// columns (or their array elements) are made of), and the functions they call that are
 /// the table owner's (or anyone's) code: not in pg_catalog, not part of an extension, not
 /// owned by a superuser. Operators count through their function. As (what, function).
 fn owner_code(oid: pg_sys::Oid) -> Vec<(String, String)> {
     Spi::connect(|c| {
         c.select(
-            "WITH obj(classid, objid, what) AS (
+            "WITH RECURSIVE coltype(attname, typid) AS (
+                 SELECT a.attname, a.atttypid FROM pg_catalog.pg_attribute a
+                  WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+                 UNION
+                 SELECT ct.attname, CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE t.typelem END
+                   FROM coltype ct JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) ct.typid
+                  WHERE t.typtype OPERATOR(pg_catalog.=) 'd'
+                     OR t.typsubscript OPERATOR(pg_catalog.=) 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+             ), obj(classid, objid, what) AS (
                  SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid, pg_catalog.format('constraint %I', k.conname)
                    FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) $1
                  UNION ALL
@@ -244,6 +253,10 @@ fn owner_code(oid: pg_sys::Oid) -> Vec<(String, String)> {
                  UNION ALL
                  SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, s.oid, pg_catalog.format('statistics %I', s.stxname)
                    FROM pg_catalog.pg_statistic_ext s WHERE s.stxrelid OPERATOR(pg_catalog.=) $1
+                 UNION ALL
+                 SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid,
+                        pg_catalog.format('the domain %s of column %I', k.contypid::pg_catalog.regtype, ct.attname)
+                   FROM coltype ct JOIN pg_catalog.pg_constraint k ON k.contypid OPERATOR(pg_catalog.=) ct.typid
              ), called(what, fn) AS (
                  SELECT o.what, d.refobjid FROM obj o
                    JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) o.classid AND d.objid OPERATOR(pg_catalog.=) o.objid

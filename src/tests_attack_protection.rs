@@ -200,6 +200,7 @@ mod tests {
              CREATE FUNCTION tests.{p}_eq(a text, b text) RETURNS boolean LANGUAGE sql IMMUTABLE AS
                $f$ SELECT tests.{p}_leak(a) AND a = b $f$;
              CREATE OPERATOR tests.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = tests.{p}_eq);
+             CREATE DOMAIN tests.{p}_d AS text CHECK (tests.{p}_leak(VALUE));
              RESET ROLE;"
         ));
     }
@@ -243,6 +244,14 @@ mod tests {
                 "policy peek calls",
             ),
             (
+                "ALTER TABLE tests.ap4c_t ALTER COLUMN v TYPE tests.ap4c_d",
+                "the domain tests.ap4c_d of column v calls tests.ap4c_leak(text)",
+            ),
+            (
+                "ALTER TABLE tests.ap4c_t ADD COLUMN w tests.ap4c_d[]",
+                "the domain tests.ap4c_d of column w calls",
+            ),
+            (
                 "CREATE STATISTICS tests.ap4c_s ON (tests.ap4c_leak(v)) FROM tests.ap4c_t",
                 "statistics ap4c_s calls",
             ),
@@ -269,12 +278,14 @@ mod tests {
              CREATE FUNCTION tests.ap4k_f(x text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $f$ SELECT true $f$;
              CREATE FUNCTION tests.ap4k_trg() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NEW; END $f$;
              CREATE INDEX ap4k_i ON tests.ap4k_t (id) WHERE tests.ap4k_f(v);
+             CREATE DOMAIN tests.ap4k_d AS text CONSTRAINT peek CHECK (tests.ap4k_f(VALUE));
+             ALTER TABLE tests.ap4k_t ADD COLUMN w tests.ap4k_d;
              CREATE TRIGGER ap4k_copy BEFORE INSERT ON tests.ap4k_t FOR EACH ROW EXECUTE FUNCTION tests.ap4k_trg();
              RESET ROLE;
              SELECT tenancy.protect('tests.ap4k_t');");
         let findings = || {
             one::<String>(
-                "SELECT string_agg(severity || ' ' || rule || ' ' || object, '; ' ORDER BY rule)
+                "SELECT string_agg(severity || ' ' || rule || ' ' || object, '; ' ORDER BY rule, object)
                    FROM tenancy.check('tests') WHERE object LIKE '%ap4k%' AND rule IN ('owner_code_on_protected_table', 'owner_trigger_on_protected_table')",
             )
             .unwrap_or_default()
@@ -282,6 +293,7 @@ mod tests {
         assert_eq!(
             findings(),
             "high owner_code_on_protected_table index ap4k_i on tests.ap4k_t; \
+             high owner_code_on_protected_table the domain tests.ap4k_d of column w on tests.ap4k_t; \
              info owner_trigger_on_protected_table trigger ap4k_copy on tests.ap4k_t"
         );
         // The fixes run as written and close the findings.
