@@ -581,6 +581,31 @@ SELECT 'high', 'owner_code_on_protected_table', format('%s on %s', oc.what, p.qn
    AND NOT EXISTS (SELECT 1 FROM ext_member e WHERE e.classid = 'pg_proc'::regclass AND e.objid = f.oid)
 
 UNION ALL
+-- Issue 13, class 3: a tenant column of a type in which distinct tenant ids can be one value
+-- (protected before protect() refused such types: see src/policy.rs, for_tenant_column). The
+-- fix converts the column to text in one statement (a DO block: nothing half-applied).
+SELECT 'critical', 'tenant_column_type_aliases', format('%s.%I', p.qname, p.tcol),
+       format('the tenant column is of type %s, in which distinct tenant ids can be one value (numeric ''77'' = ''077'', character(n) truncation, case-insensitive comparison): tenants can read each other''s rows',
+              format_type(a.atttypid, a.atttypmod)),
+       format('DO %L;', format('BEGIN EXECUTE %L; EXECUTE %L; EXECUTE %L; END',
+              format('SELECT tenancy.unprotect(%L)', p.qname),
+              format('ALTER TABLE %s ALTER COLUMN %I TYPE pg_catalog.text COLLATE pg_catalog."default" USING %I::pg_catalog.text',
+                     p.qname, p.tcol, p.tcol),
+              p.reprotect))
+  FROM prot p
+  JOIN pg_attribute a ON a.attrelid = p.oid AND a.attnum = p.tattnum
+  LEFT JOIN pg_collation co ON co.oid = a.attcollation
+  CROSS JOIN LATERAL (
+      WITH RECURSIVE b(typid, typtype, typbasetype) AS (
+          SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t WHERE t.oid = a.atttypid
+          UNION ALL
+          SELECT t.oid, t.typtype, t.typbasetype FROM b JOIN pg_type t ON t.oid = b.typbasetype WHERE b.typtype = 'd')
+      SELECT b.typid FROM b WHERE b.typtype <> 'd') bt
+ WHERE NOT p.relispartition
+   AND NOT (bt.typid IN ('text'::regtype, 'varchar'::regtype, 'uuid'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+            AND coalesce(co.collisdeterministic, true))
+
+UNION ALL
 -- Issue 13, class 4: a trigger on a protected table runs its function on the rows every tenant
 -- writes. That is what a table owner is trusted with (docs/security.md, "The table owner");
 -- reported so that an admin knows whose code sees those rows.

@@ -476,14 +476,31 @@ fn _ddl_command_end() {
                 if protect::entry(rel.oid).is_none() {
                     // An unprotected table under a protected one (INHERIT, INHERITS): rows
                     // written into it without any policy show up in the parent's tenants.
-                    let protected_parents: Vec<String> = inheritance_parents(rel.oid)
+                    let mut problems: Vec<String> = inheritance_parents(rel.oid)
                         .into_iter()
                         .filter(|(o, _)| protect::entry(*o).is_some())
                         .map(|(_, n)| {
                             format!("it inherits from protected table {n} but is not protected itself (protect it on the same tenant column first)")
                         })
                         .collect();
-                    report(&rel.qualified(), &protected_parents);
+                    // A protected table attached under an unprotected partitioned one: a
+                    // query on the parent reads its rows without its policy.
+                    if rel.kind == "p" {
+                        problems.extend(
+                            catalog::with_partitions(&rel)
+                                .into_iter()
+                                .skip(1)
+                                .filter(|part| protect::entry(part.oid).is_some())
+                                .map(|part| {
+                                    format!(
+                                        "its partition {} is protected but it is not: a query on it would read every tenant's rows of {} (protect the parent instead)",
+                                        part.qualified(),
+                                        part.qualified()
+                                    )
+                                }),
+                        );
+                    }
+                    report(&rel.qualified(), &problems);
                 }
             }
         }

@@ -110,6 +110,51 @@ mod tests {
         );
     }
 
+    #[pg_test]
+    fn c3_check_reports_an_aliasing_tenant_column_protected_before_the_refusal() {
+        c3_roles("ap3k");
+        // What protect() did on a numeric column before it refused them (as a restore of an
+        // old dump would bring back).
+        run("SELECT tenancy.create_tenant('3777'), tenancy.create_tenant('03777');
+             CREATE TABLE tests.ap3k_t (id int, tenant_id numeric NOT NULL DEFAULT tenancy.current_tenant()::numeric, v text);
+             INSERT INTO tests.ap3k_t VALUES (1, 3777, 'secret');
+             ALTER TABLE tests.ap3k_t ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+             CREATE POLICY tenancy_isolation ON tests.ap3k_t USING (tenant_id = (SELECT tenancy.current_tenant())::numeric)
+               WITH CHECK (tenant_id = (SELECT tenancy.current_tenant())::numeric);
+             INSERT INTO tenancy.protected_tables (tbl, tenant_column, column_type, policy_name, isolation_qual)
+               SELECT 'tests.ap3k_t', 'tenant_id', 'numeric', 'tenancy_isolation', pg_get_expr(polqual, polrelid)
+                 FROM pg_policy WHERE polrelid = 'tests.ap3k_t'::regclass;
+             GRANT SELECT ON tests.ap3k_t TO ap3k_app;");
+        as_tenant("ap3k_app", "03777");
+        assert_eq!(
+            count("SELECT count(*) FROM tests.ap3k_t"),
+            1,
+            "the alias reads the row"
+        );
+        run("RESET ROLE");
+        let fix = text(
+            "SELECT fix FROM tenancy.check('tests') WHERE rule = 'tenant_column_type_aliases' AND object = 'tests.ap3k_t.tenant_id'",
+        );
+        assert_eq!(
+            one::<String>("SELECT severity FROM tenancy.check('tests') WHERE rule = 'tenant_column_type_aliases' AND object = 'tests.ap3k_t.tenant_id'"),
+            Some("critical".into())
+        );
+        run(&fix);
+        assert_eq!(
+            count("SELECT count(*) FROM tenancy.check('tests') WHERE rule = 'tenant_column_type_aliases' AND object LIKE 'tests.ap3k_t%'"),
+            0
+        );
+        as_tenant("ap3k_app", "03777");
+        assert_eq!(
+            count("SELECT count(*) FROM tests.ap3k_t"),
+            0,
+            "after the fix"
+        );
+        as_tenant("ap3k_app", "3777");
+        assert_eq!(count("SELECT count(*) FROM tests.ap3k_t"), 1);
+        run("RESET ROLE");
+    }
+
     /// On an accepted type, tenant `alias` (whose id would collide with `victim`'s in a
     /// careless mapping) neither reads nor writes `victim`'s row, and `victim` still does.
     fn aliases_stay_apart(p: &str, ty: &str, victim: &str, alias: &str, stored: &str) {
@@ -333,9 +378,16 @@ mod tests {
             "CREATE TABLE tests.ap4i_kid3 (extra int) INHERITS (tests.ap4i_par, tests.ap4i_t)",
             "inherits from protected table tests.ap4i_t",
         );
+        // The protected table as a partition of an unprotected partitioned table: the same
+        // read through the parent.
+        run("CREATE TABLE tests.ap4i_pp (id int NOT NULL, tenant_id text NOT NULL, v text) PARTITION BY RANGE (id)");
+        refused_for_owner(
+            "ALTER TABLE tests.ap4i_pp ATTACH PARTITION tests.ap4i_t FOR VALUES FROM (0) TO (1000)",
+            "its partition tests.ap4i_t is protected but it is not",
+        );
         run("RESET ROLE");
         assert_eq!(
-            count("SELECT count(*) FROM pg_inherits WHERE inhparent IN ('tests.ap4i_t'::regclass, 'tests.ap4i_par'::regclass)"),
+            count("SELECT count(*) FROM pg_inherits WHERE inhparent IN ('tests.ap4i_t'::regclass, 'tests.ap4i_par'::regclass, 'tests.ap4i_pp'::regclass)"),
             0
         );
         // Both protected on the same column: allowed.
