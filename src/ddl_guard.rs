@@ -314,10 +314,13 @@ fn report(table: &str, problems: &[String]) {
         "refusing DDL on protected table {table}: {}",
         problems.join("; ")
     );
-    let hint = format!(
+    let mut hint = format!(
         "to change how {table} is isolated, run tenancy.unprotect('{}') first and protect it again afterwards; a superuser may SET tenancy.ddl_guard = warn",
         table.replace('\'', "''")
     );
+    if problems.iter().any(|p| p.contains(" calls ")) {
+        hint.push_str("; functions in constraints, indexes, generated columns, policies, statistics and domains of a protected table must be built in, part of an extension or owned by a superuser");
+    }
     let guard = gucs::DDL_GUARD.get();
     if guard != DdlGuard::Error {
         crate::audit::record(
