@@ -453,6 +453,24 @@ fn _ddl_command_end() {
                         }
                     }
                 }
+                if rel.kind == "p" {
+                    // A table attached with quotas of its own: as a partition they would be
+                    // neither enforced (the root's are) nor removable (set_quota refuses
+                    // partitions), so it must shed them first.
+                    let stranded: Vec<String> = catalog::with_partitions(&rel)
+                        .into_iter()
+                        .skip(1)
+                        .filter(|part| crate::quota::has_quotas(part.oid))
+                        .map(|part| {
+                            format!(
+                                "partition {} has row quotas of its own, which its parent's quotas would replace (remove them with tenancy.set_quota(tenant, {}, NULL) first)",
+                                part.qualified(),
+                                pgrx::spi::quote_literal(part.qualified())
+                            )
+                        })
+                        .collect();
+                    report(&rel.qualified(), &stranded);
+                }
                 crate::quota::follow_partitions(&rel, tag == "ALTER TABLE" && rel.kind == "p");
             }
             None => {

@@ -68,6 +68,17 @@ fn install_triggers(root: &Rel, column: &str) {
     }
 }
 
+/// Whether `tbl` itself carries row quotas.
+pub fn has_quotas(tbl: pg_sys::Oid) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM tenancy.quotas q
+                         WHERE q.tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass)",
+        &[tbl.into()],
+    )
+    .or_bug("reading tenancy.quotas")
+        == Some(true)
+}
+
 /// Keeps the quotas of the partition tree `touched` belongs to whole after DDL (called by the
 /// DDL guard as the extension's owner): a partition created or attached after set_quota() gets
 /// the quota triggers (an insert straight into it is counted), and when `rows_moved` (ALTER

@@ -481,6 +481,19 @@ mod tests {
         ] {
             assert_fails(ddl, "54000", "row quota exceeded");
         }
+        // A table with quotas of its own cannot become a partition: they would be stranded.
+        run("RESET ROLE;
+             CREATE TABLE tests.ap11q_p5 (id int, tenant_id text NOT NULL, v text);
+             SELECT tenancy.protect('tests.ap11q_p5');
+             SELECT tenancy.set_quota('ap11q_b', 'tests.ap11q_p5', 10);");
+        assert_fails(
+            "ALTER TABLE tests.ap11q_t ATTACH PARTITION tests.ap11q_p5 FOR VALUES FROM (500) TO (600)",
+            "42501",
+            "has row quotas of its own",
+        );
+        run("SELECT tenancy.set_quota('ap11q_b', 'tests.ap11q_p5', NULL);
+             ALTER TABLE tests.ap11q_t ATTACH PARTITION tests.ap11q_p5 FOR VALUES FROM (500) TO (600);
+             ALTER TABLE tests.ap11q_t DETACH PARTITION tests.ap11q_p5;");
         // Detaching takes the partition's rows out of the count.
         run("RESET ROLE; ALTER TABLE tests.ap11q_t DETACH PARTITION tests.ap11q_p3");
         assert_eq!(used(), 4);
