@@ -194,6 +194,30 @@ fn violations(rel: &Rel, e: &Entry) -> Vec<(String, String)> {
     v
 }
 
+const FOREIGN_PARTITION: &str = "a foreign table cannot be a partition of a protected table: it carries no row level security, so every tenant's rows in it are readable by querying it directly, and are stored where its server's owner reads them";
+
+/// Foreign tables anywhere below a partitioned table, as quoted names.
+fn foreign_partitions(oid: pg_sys::Oid) -> Vec<String> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, k.relname)
+               FROM pg_catalog.pg_partition_tree($1) t
+               JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) t.relid
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace
+              WHERE k.relkind OPERATOR(pg_catalog.=) 'f'
+              ORDER BY 1",
+            None,
+            &[oid.into()],
+        )?
+        .map(|r| r.get::<String>(1))
+        .collect::<Result<Vec<_>, _>>()
+    })
+    .or_bug("listing foreign partitions")
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// Inheritance parents (not partition parents) of a table, as (oid, quoted name).
 fn inheritance_parents(oid: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
     Spi::connect(|c| {
@@ -402,6 +426,7 @@ fn _ddl_command_end() {
         c.select(
             "SELECT DISTINCT d.command_tag, CASE d.object_type
                         WHEN 'table' THEN d.objid
+                        WHEN 'foreign table' THEN d.objid
                         WHEN 'table column' THEN d.objid
                         WHEN 'policy' THEN (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid = d.objid)
                         WHEN 'rule' THEN (SELECT r.ev_class FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid)
@@ -409,7 +434,7 @@ fn _ddl_command_end() {
                         WHEN 'statistics object' THEN (SELECT s.stxrelid FROM pg_catalog.pg_statistic_ext s WHERE s.oid = d.objid)
                     END AS relid
                FROM pg_catalog.pg_event_trigger_ddl_commands() d
-              WHERE d.object_type IN ('table', 'table column', 'policy', 'rule', 'index', 'statistics object')",
+              WHERE d.object_type IN ('table', 'foreign table', 'table column', 'policy', 'rule', 'index', 'statistics object')",
             None,
             &[],
         )?
@@ -422,6 +447,9 @@ fn _ddl_command_end() {
         let Some(rel) = catalog::relation_opt(relid) else {
             continue;
         };
+        if rel.kind == "f" && protected_ancestor(rel.oid).is_some() {
+            report(&rel.qualified(), &[FOREIGN_PARTITION.to_string()]);
+        }
         if !rel.is_table() {
             continue;
         }
@@ -454,6 +482,11 @@ fn _ddl_command_end() {
                     }
                 }
                 if rel.kind == "p" {
+                    let foreign: Vec<String> = foreign_partitions(rel.oid)
+                        .into_iter()
+                        .map(|f| format!("partition {f}: {FOREIGN_PARTITION}"))
+                        .collect();
+                    report(&rel.qualified(), &foreign);
                     // A table attached with quotas of its own: as a partition they would be
                     // neither enforced (the root's are) nor removable (set_quota refuses
                     // partitions), so it must shed them first.

@@ -425,6 +425,20 @@ mod tests {
             "calls tests.ap4a_leak(text)",
         );
         run("ALTER TABLE tests.ap4a_p ATTACH PARTITION tests.ap4a_x4 FOR VALUES FROM (30) TO (40); RESET ROLE");
+        // A foreign table (no row level security possible) as a partition, attached or created.
+        run("CREATE FOREIGN DATA WRAPPER ap4a_fdw; CREATE SERVER ap4a_srv FOREIGN DATA WRAPPER ap4a_fdw;
+             GRANT USAGE ON FOREIGN SERVER ap4a_srv TO ap4a_owner;
+             SET LOCAL ROLE ap4a_owner;
+             CREATE FOREIGN TABLE tests.ap4a_f1 (id int, tenant_id text NOT NULL, v text) SERVER ap4a_srv;");
+        refused_for_owner(
+            "ALTER TABLE tests.ap4a_p ATTACH PARTITION tests.ap4a_f1 FOR VALUES FROM (40) TO (50)",
+            "a foreign table cannot be a partition of a protected table",
+        );
+        refused_for_owner(
+            "CREATE FOREIGN TABLE tests.ap4a_f2 PARTITION OF tests.ap4a_p FOR VALUES FROM (50) TO (60) SERVER ap4a_srv",
+            "a foreign table cannot be a partition of a protected table",
+        );
+        run("RESET ROLE");
         assert_eq!(
             one::<String>("SELECT string_agg(tbl::text, ',' ORDER BY tbl::text) FROM tenancy.protected_tables WHERE tbl::text LIKE 'tests.ap4a_%'"),
             Some("tests.ap4a_p,tests.ap4a_x4".into())
