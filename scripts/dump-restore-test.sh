@@ -56,6 +56,10 @@ GRANT SELECT ON ALL TABLES IN SCHEMA app TO dr_app;
 SELECT tenancy.set_plan('basic', '{"lock_timeout": "1500ms"}');
 SELECT tenancy.set_tenant_plan('acme', 'basic');
 SELECT tenancy.set_quota('acme', 'app.events', 1);
+-- A partition created after set_quota() gets the quota triggers, and restores without a clash.
+SET ROLE dr_owner;
+CREATE TABLE app.events_2027 PARTITION OF app.events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+RESET ROLE;
 -- A benchmark view (owned by the extension's owner, registered with its definition).
 SELECT tenancy.create_benchmark_view('app.people_bench', 'app.people', ARRAY[]::name[],
                                      ARRAY['count'], 'id', include_suppressed => true);
@@ -85,7 +89,7 @@ SELECT 'check: ' || coalesce(string_agg(severity || ' ' || rule || ' ' || object
   FROM tenancy.check() WHERE severity IN ('critical', 'high');
 SELECT 'assert_isolated: passed' FROM (SELECT tenancy.assert_isolated()) AS raised_if_not;
 SELECT 'quota: ' || q.max_rows || ' ' || (q.max_rows - sum(s.budget)) || ' ' ||
-       (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tenancy_quota_%' AND tgrelid IN ('app.events'::regclass, 'app.events_2026'::regclass))
+       (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tenancy_quota_%' AND tgrelid IN ('app.events'::regclass, 'app.events_2026'::regclass, 'app.events_2027'::regclass))
   FROM tenancy.quotas q JOIN tenancy.quota_slots s USING (tenant, tbl) GROUP BY q.max_rows;
 BEGIN;
 SELECT tenancy.set_tenant('acme') IS NOT NULL;
@@ -93,6 +97,11 @@ DO $$ BEGIN
     INSERT INTO app.events VALUES (3, 'acme', '2026-05-01');
 EXCEPTION WHEN SQLSTATE '54000' THEN
     RAISE NOTICE 'quota refused: %', SQLERRM;
+END $$;
+DO $$ BEGIN
+    INSERT INTO app.events_2027 VALUES (4, 'acme', '2027-05-01');
+EXCEPTION WHEN SQLSTATE '54000' THEN
+    RAISE NOTICE 'later partition quota refused: %', SQLERRM;
 END $$;
 SELECT 'lock_timeout: ' || current_setting('lock_timeout');
 ROLLBACK;
@@ -127,14 +136,15 @@ ALTER TABLE app.people NO FORCE ROW LEVEL SECURITY;
 SQL
 )" || true
 fail=0
-for line in "registry: app.events,app.events_2026,app.payslips,app.people,app.templates" "guard_state: true" \
+for line in "registry: app.events,app.events_2026,app.events_2027,app.payslips,app.people,app.templates" "guard_state: true" \
     "rls: true" "check: clean" "assert_isolated: passed" "token: true" "acme_people: Ada" "acme_templates: public" "acme_payslips: 1" \
     "acme_events: 1" "key: true" "globex_people: Grace" "globex_payslips: 0" "no_context: 0" \
-    "quota: 1 1 6" "lock_timeout: 1500ms" "bench_findings: 0" "bench_status: too_few_contributors" \
+    "quota: 1 1 9" "lock_timeout: 1500ms" "bench_findings: 0" "bench_status: too_few_contributors" \
     "audit_chains: true 3 true" "audit_app_rows: 2" "audit_continues: true" "audit_acme_after: true"; do
     if grep -qxF -- "$line" <<<"$out"; then say "ok: $line"; else printf '*** expected: %s\n' "$line" >&2; fail=1; fi
 done
-if grep -q "quota refused: pg_tenancy: row quota exceeded: tenant 'acme' may keep at most 1 rows in app.events" <<<"$out"; then
+if grep -q "quota refused: pg_tenancy: row quota exceeded: tenant 'acme' may keep at most 1 rows in app.events" <<<"$out" &&
+    grep -q "later partition quota refused: pg_tenancy: row quota exceeded" <<<"$out"; then
     say "ok: the restored quota refuses acme's second event"
 else
     printf '*** expected the restored quota to refuse the insert\n' >&2

@@ -511,6 +511,117 @@ SELECT 'medium', 'support_writes_unrecorded', t.qname,
                     WHERE tg.tgrelid = t.oid AND tg.tgname = 'tenancy_support_audit' AND tg.tgenabled <> 'D')
 
 UNION ALL
+-- Issue 13, class 4 (table owner paths): code of the table owner's (or any non-superuser's)
+-- stored on a protected table where it runs over every tenant's rows regardless of row level
+-- security. The DDL guard refuses adding it (src/ddl_guard.rs, owner_code); this reports what
+-- predates the guard or went past it with ddl_guard = warn/off. Trusted: pg_catalog, members
+-- of an extension, functions owned by a superuser.
+SELECT 'high', 'owner_code_on_protected_table', format('%s on %s', oc.what, p.qname),
+       format('%s calls %s, owned by %I: it runs over every tenant''s rows (when validated or rebuilt, and on every write), so its owner can read them all',
+              oc.what, oc.fn::regprocedure, fo.rolname),
+       oc.fix
+  FROM prot p
+  CROSS JOIN LATERAL (
+      SELECT format('constraint %I', k.conname) AS what, d.refobjid AS fn,
+             format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I;', p.qname, k.conname) AS fix,
+             d.refclassid, d.refobjid
+        FROM pg_constraint k JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+       WHERE k.conrelid = p.oid
+      UNION ALL
+      SELECT format('index %I', ic.relname), d.refobjid,
+             format('DROP INDEX IF EXISTS %I.%I;', icn.nspname, ic.relname), d.refclassid, d.refobjid
+        FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace icn ON icn.oid = ic.relnamespace
+        JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+       WHERE i.indrelid = p.oid
+      UNION ALL
+      SELECT format('generated column %I', a.attname), d.refobjid,
+             CASE WHEN a.attgenerated = 's' THEN format('ALTER TABLE %s ALTER COLUMN %I DROP EXPRESSION IF EXISTS;', p.qname, a.attname)
+                  ELSE format('ALTER TABLE %s DROP COLUMN IF EXISTS %I;', p.qname, a.attname) END,
+             d.refclassid, d.refobjid
+        FROM pg_attrdef ad JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+        JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+       WHERE ad.adrelid = p.oid AND a.attgenerated <> ''
+      UNION ALL
+      SELECT format('policy %I', pol.polname), d.refobjid,
+             format('DROP POLICY IF EXISTS %I ON %s;', pol.polname, p.qname), d.refclassid, d.refobjid
+        FROM pg_policy pol JOIN pg_depend d ON d.classid = 'pg_policy'::regclass AND d.objid = pol.oid
+       WHERE pol.polrelid = p.oid
+      UNION ALL
+      SELECT format('statistics %I', st.stxname), d.refobjid,
+             format('DROP STATISTICS IF EXISTS %I.%I;', stn.nspname, st.stxname), d.refclassid, d.refobjid
+        FROM pg_statistic_ext st JOIN pg_namespace stn ON stn.oid = st.stxnamespace
+        JOIN pg_depend d ON d.classid = 'pg_statistic_ext'::regclass AND d.objid = st.oid
+       WHERE st.stxrelid = p.oid
+      UNION ALL
+      -- check constraints of the domains a column (or its array elements) is made of
+      SELECT format('the domain %s of column %I', k.contypid::regtype, ct.attname), d.refobjid,
+             format('ALTER DOMAIN %s DROP CONSTRAINT IF EXISTS %I;', k.contypid::regtype, k.conname),
+             d.refclassid, d.refobjid
+        FROM (WITH RECURSIVE coltype(attname, typid) AS (
+                  SELECT a.attname, a.atttypid FROM pg_attribute a
+                   WHERE a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped
+                  UNION
+                  SELECT c2.attname, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END
+                    FROM coltype c2 JOIN pg_type t ON t.oid = c2.typid
+                   WHERE t.typtype = 'd' OR t.typsubscript = 'array_subscript_handler'::regproc)
+              SELECT * FROM coltype) ct
+        JOIN pg_constraint k ON k.contypid = ct.typid
+        JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+  ) dep
+  CROSS JOIN LATERAL (
+      SELECT dep.what, dep.fix,
+             CASE WHEN dep.refclassid = 'pg_proc'::regclass THEN dep.refobjid
+                  WHEN dep.refclassid = 'pg_operator'::regclass
+                  THEN (SELECT op.oprcode::oid FROM pg_operator op WHERE op.oid = dep.refobjid) END AS fn
+  ) oc
+  JOIN pg_proc f ON f.oid = oc.fn
+  JOIN pg_roles fo ON fo.oid = f.proowner
+ WHERE f.pronamespace <> 'pg_catalog'::regnamespace
+   AND NOT fo.rolsuper
+   AND NOT EXISTS (SELECT 1 FROM ext_member e WHERE e.classid = 'pg_proc'::regclass AND e.objid = f.oid)
+
+UNION ALL
+-- Issue 13, class 3: a tenant column of a type in which distinct tenant ids can be one value
+-- (protected before protect() refused such types: see src/policy.rs, for_tenant_column). The
+-- fix converts the column to text in one statement (a DO block: nothing half-applied).
+SELECT 'critical', 'tenant_column_type_aliases', format('%s.%I', p.qname, p.tcol),
+       format('the tenant column is of type %s, in which distinct tenant ids can be one value (numeric ''77'' = ''077'', character(n) truncation, case-insensitive comparison): tenants can read each other''s rows',
+              format_type(a.atttypid, a.atttypmod)),
+       format('DO %L;', format('BEGIN EXECUTE %L; EXECUTE %L; EXECUTE %L; END',
+              format('SELECT tenancy.unprotect(%L)', p.qname),
+              format('ALTER TABLE %s ALTER COLUMN %I TYPE pg_catalog.text COLLATE pg_catalog."default" USING %I::pg_catalog.text',
+                     p.qname, p.tcol, p.tcol),
+              p.reprotect))
+  FROM prot p
+  JOIN pg_attribute a ON a.attrelid = p.oid AND a.attnum = p.tattnum
+  LEFT JOIN pg_collation co ON co.oid = a.attcollation
+  CROSS JOIN LATERAL (
+      WITH RECURSIVE b(typid, typtype, typbasetype) AS (
+          SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t WHERE t.oid = a.atttypid
+          UNION ALL
+          SELECT t.oid, t.typtype, t.typbasetype FROM b JOIN pg_type t ON t.oid = b.typbasetype WHERE b.typtype = 'd')
+      SELECT b.typid FROM b WHERE b.typtype <> 'd') bt
+ WHERE NOT p.relispartition
+   AND NOT (bt.typid IN ('text'::regtype, 'varchar'::regtype, 'uuid'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+            AND coalesce(co.collisdeterministic, true))
+
+UNION ALL
+-- Issue 13, class 4: a trigger on a protected table runs its function on the rows every tenant
+-- writes. That is what a table owner is trusted with (docs/security.md, "The table owner");
+-- reported so that an admin knows whose code sees those rows.
+SELECT 'info', 'owner_trigger_on_protected_table', format('trigger %I on %s', tg.tgname, p.qname),
+       format('the trigger runs %s, owned by %I, on the rows every tenant writes: its owner sees them (and can copy them anywhere it may write)',
+              f.oid::regprocedure, fo.rolname),
+       format('DROP TRIGGER IF EXISTS %I ON %s;', tg.tgname, p.qname)
+  FROM prot p
+  JOIN pg_trigger tg ON tg.tgrelid = p.oid AND NOT tg.tgisinternal
+  JOIN pg_proc f ON f.oid = tg.tgfoid
+  JOIN pg_roles fo ON fo.oid = f.proowner
+ WHERE f.pronamespace <> 'pg_catalog'::regnamespace
+   AND NOT fo.rolsuper
+   AND NOT EXISTS (SELECT 1 FROM ext_member e WHERE e.classid = 'pg_proc'::regclass AND e.objid = f.oid)
+
+UNION ALL
 -- Schemas in the search_path of application roles where anyone may create objects.
 SELECT 'high', 'public_create_on_search_path', format('schema %I', n.nspname),
        format('PUBLIC may create objects in schema %I, which is on the search_path of application role%s %s: anyone can plant a function or table that shadows a name the application or a function uses',

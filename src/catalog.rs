@@ -96,11 +96,18 @@ pub struct Column {
     pub type_oid: pg_sys::Oid,
     pub type_sql: String,
     pub not_null: bool,
+    /// The type below any domains (what decides how tenant ids compare).
+    pub base_type_oid: pg_sys::Oid,
+    /// Whether the column's collation (if any) is deterministic: a nondeterministic one makes
+    /// distinct strings such as 'ACME' and 'acme' compare equal.
+    pub deterministic: bool,
 }
 
 pub fn column_opt(rel_oid: pg_sys::Oid, name: &str) -> Option<Column> {
     let row = crate::spi_util::select_row(
-            "SELECT a.attnum, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
+            "SELECT a.attnum, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                    coalesce((SELECT k.collisdeterministic FROM pg_catalog.pg_collation k
+                               WHERE k.oid OPERATOR(pg_catalog.=) a.attcollation), true)
                FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = $1 AND a.attname = $2::pg_catalog.name AND a.attnum > 0 AND NOT a.attisdropped",
             &[rel_oid.into(), name.into()],
@@ -109,16 +116,23 @@ pub fn column_opt(rel_oid: pg_sys::Oid, name: &str) -> Option<Column> {
             r.get::<pg_sys::Oid>(2)?,
             r.get::<String>(3)?,
             r.get::<bool>(4)?,
+            r.get::<bool>(5)?,
         )),
     )
     .or_bug("reading pg_attribute");
     match row {
-        Some((Some(attnum), Some(type_oid), Some(type_sql), Some(not_null))) => Some(Column {
-            attnum,
-            type_oid,
-            type_sql,
-            not_null,
-        }),
+        Some((Some(attnum), Some(type_oid), Some(type_sql), Some(not_null), deterministic)) => {
+            // SAFETY: a catalog lookup by OID; an unknown OID returns itself.
+            let base_type_oid = unsafe { pg_sys::getBaseType(type_oid) };
+            Some(Column {
+                attnum,
+                type_oid,
+                type_sql,
+                not_null,
+                base_type_oid,
+                deterministic: deterministic.unwrap_or(true),
+            })
+        }
         _ => None,
     }
 }

@@ -152,6 +152,26 @@ fn violations(rel: &Rel, e: &Entry) -> Vec<(String, String)> {
             ),
         ));
     }
+    for (parent_oid, parent) in inheritance_parents(rel.oid) {
+        let same = protect::entry(parent_oid)
+            .is_some_and(|pe| pe.protection.tenant_column == e.protection.tenant_column);
+        if !same {
+            v.push((
+                format!("inherits:{parent}"),
+                format!(
+                    "it inherits from {parent}, which is not protected on the same column: a query on {parent} would read every tenant's rows of this table"
+                ),
+            ));
+        }
+    }
+    for (what, function) in owner_code(rel.oid) {
+        v.push((
+            format!("owner_code:{what}:{function}"),
+            format!(
+                "{what} calls {function}, which is neither built in nor part of an extension: it would run over every tenant's rows"
+            ),
+        ));
+    }
     match catalog::column_opt(rel.oid, &e.protection.tenant_column) {
         None => v.push((
             "tenant_column_gone".into(),
@@ -174,6 +194,142 @@ fn violations(rel: &Rel, e: &Entry) -> Vec<(String, String)> {
     v
 }
 
+const FOREIGN_PARTITION: &str = "a foreign table cannot be a partition of a protected table: it carries no row level security, so every tenant's rows in it are readable by querying it directly, and are stored where its server's owner reads them";
+
+/// Foreign tables anywhere below a partitioned table, as quoted names.
+fn foreign_partitions(oid: pg_sys::Oid) -> Vec<String> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, k.relname)
+               FROM pg_catalog.pg_partition_tree($1) t
+               JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) t.relid
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace
+              WHERE k.relkind OPERATOR(pg_catalog.=) 'f'
+              ORDER BY 1",
+            None,
+            &[oid.into()],
+        )?
+        .map(|r| r.get::<String>(1))
+        .collect::<Result<Vec<_>, _>>()
+    })
+    .or_bug("listing foreign partitions")
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Inheritance parents (not partition parents) of a table, as (oid, quoted name).
+fn inheritance_parents(oid: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT i.inhparent, pg_catalog.format('%I.%I', n.nspname, pc.relname)
+               FROM pg_catalog.pg_inherits i
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+               JOIN pg_catalog.pg_class pc ON pc.oid OPERATOR(pg_catalog.=) i.inhparent
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) pc.relnamespace
+              WHERE i.inhrelid OPERATOR(pg_catalog.=) $1 AND NOT c.relispartition
+              ORDER BY 2",
+            None,
+            &[oid.into()],
+        )?
+        .map(|r| Ok((r.get::<pg_sys::Oid>(1)?, r.get::<String>(2)?)))
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_bug("reading pg_inherits")
+    .into_iter()
+    .filter_map(|(o, n)| Some((o?, n?)))
+    .collect()
+}
+
+/// Expressions stored on the table that evaluate a function over its rows regardless of
+/// row level security (constraints when validated and on every write, index expressions and
+/// predicates on every write and rebuild, generated columns, extended statistics at ANALYZE,
+/// policies before or beside the isolation predicate, check constraints of the domains its
+/// columns (or their array elements) are made of), and the functions they call that are
+/// the table owner's (or anyone's) code: not in pg_catalog, not part of an extension, not
+/// owned by a superuser. Operators count through their function. As (what, function).
+fn owner_code(oid: pg_sys::Oid) -> Vec<(String, String)> {
+    Spi::connect(|c| {
+        c.select(
+            "WITH RECURSIVE coltype(attname, typid) AS (
+                 SELECT a.attname, a.atttypid FROM pg_catalog.pg_attribute a
+                  WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+                 UNION
+                 SELECT ct.attname, CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE t.typelem END
+                   FROM coltype ct JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) ct.typid
+                  WHERE t.typtype OPERATOR(pg_catalog.=) 'd'
+                     OR t.typsubscript OPERATOR(pg_catalog.=) 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+             ), obj(classid, objid, what) AS (
+                 SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid, pg_catalog.format('constraint %I', k.conname)
+                   FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) $1
+                 UNION ALL
+                 SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid, pg_catalog.format('index %I', ic.relname)
+                   FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) i.indexrelid
+                  WHERE i.indrelid OPERATOR(pg_catalog.=) $1
+                 UNION ALL
+                 SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid, pg_catalog.format('generated column %I', a.attname)
+                   FROM pg_catalog.pg_attrdef d
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) d.adrelid AND a.attnum OPERATOR(pg_catalog.=) d.adnum
+                  WHERE d.adrelid OPERATOR(pg_catalog.=) $1 AND a.attgenerated OPERATOR(pg_catalog.<>) ''
+                 UNION ALL
+                 SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass, p.oid, pg_catalog.format('policy %I', p.polname)
+                   FROM pg_catalog.pg_policy p WHERE p.polrelid OPERATOR(pg_catalog.=) $1
+                 UNION ALL
+                 SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, s.oid, pg_catalog.format('statistics %I', s.stxname)
+                   FROM pg_catalog.pg_statistic_ext s WHERE s.stxrelid OPERATOR(pg_catalog.=) $1
+                 UNION ALL
+                 SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid,
+                        pg_catalog.format('the domain %s of column %I', k.contypid::pg_catalog.regtype, ct.attname)
+                   FROM coltype ct JOIN pg_catalog.pg_constraint k ON k.contypid OPERATOR(pg_catalog.=) ct.typid
+             ), called(what, fn) AS (
+                 SELECT o.what, d.refobjid FROM obj o
+                   JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) o.classid AND d.objid OPERATOR(pg_catalog.=) o.objid
+                  WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                 UNION ALL
+                 SELECT o.what, op.oprcode::pg_catalog.oid FROM obj o
+                   JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) o.classid AND d.objid OPERATOR(pg_catalog.=) o.objid
+                   JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) d.refobjid
+                  WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass
+             )
+             SELECT DISTINCT c.what, f.oid::pg_catalog.regprocedure::pg_catalog.text
+               FROM called c JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) c.fn
+              WHERE f.pronamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                                 WHERE e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                   AND e.objid OPERATOR(pg_catalog.=) f.oid AND e.deptype OPERATOR(pg_catalog.=) 'e')
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+                                 WHERE r.oid OPERATOR(pg_catalog.=) f.proowner AND r.rolsuper)
+              ORDER BY 1, 2",
+            None,
+            &[oid.into()],
+        )?
+        .map(|r| Ok((r.get::<String>(1)?, r.get::<String>(2)?)))
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_bug("reading the table's expressions")
+    .into_iter()
+    .filter_map(|(w, f)| Some((w?, f?)))
+    .collect()
+}
+
+/// Protects a table that arrived under a protected parent (a partition created or attached,
+/// or a table in an enrolled schema) and refuses what it brought along that protect() does
+/// not remove: its own permissive policies and rules, owner code over its rows, an
+/// unprotected inheritance parent. The guard's state starts from what it finds.
+fn protect_arrival(oid: pg_sys::Oid, p: &Protection) {
+    protect::protect_tree(oid, p);
+    let root = catalog::relation(oid);
+    for rel in catalog::with_partitions(&root) {
+        let Some(e) = protect::entry(rel.oid) else {
+            continue;
+        };
+        let now = violations(&rel, &e);
+        let msgs: Vec<String> = now.iter().map(|(_, m)| m.clone()).collect();
+        report(&rel.qualified(), &msgs);
+        record_state(rel.oid, &now);
+    }
+}
+
 fn report(table: &str, problems: &[String]) {
     if problems.is_empty() {
         return;
@@ -182,10 +338,13 @@ fn report(table: &str, problems: &[String]) {
         "refusing DDL on protected table {table}: {}",
         problems.join("; ")
     );
-    let hint = format!(
+    let mut hint = format!(
         "to change how {table} is isolated, run tenancy.unprotect('{}') first and protect it again afterwards; a superuser may SET tenancy.ddl_guard = warn",
         table.replace('\'', "''")
     );
+    if problems.iter().any(|p| p.contains(" calls ")) {
+        hint.push_str("; functions in constraints, indexes, generated columns, policies, statistics and domains of a protected table must be built in, part of an extension or owned by a superuser");
+    }
     let guard = gucs::DDL_GUARD.get();
     if guard != DdlGuard::Error {
         crate::audit::record(
@@ -267,12 +426,15 @@ fn _ddl_command_end() {
         c.select(
             "SELECT DISTINCT d.command_tag, CASE d.object_type
                         WHEN 'table' THEN d.objid
+                        WHEN 'foreign table' THEN d.objid
                         WHEN 'table column' THEN d.objid
                         WHEN 'policy' THEN (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid = d.objid)
                         WHEN 'rule' THEN (SELECT r.ev_class FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid)
+                        WHEN 'index' THEN (SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid)
+                        WHEN 'statistics object' THEN (SELECT s.stxrelid FROM pg_catalog.pg_statistic_ext s WHERE s.oid = d.objid)
                     END AS relid
                FROM pg_catalog.pg_event_trigger_ddl_commands() d
-              WHERE d.object_type IN ('table', 'table column', 'policy', 'rule')",
+              WHERE d.object_type IN ('table', 'foreign table', 'table column', 'policy', 'rule', 'index', 'statistics object')",
             None,
             &[],
         )?
@@ -285,6 +447,9 @@ fn _ddl_command_end() {
         let Some(rel) = catalog::relation_opt(relid) else {
             continue;
         };
+        if rel.kind == "f" && protected_ancestor(rel.oid).is_some() {
+            report(&rel.qualified(), &[FOREIGN_PARTITION.to_string()]);
+        }
         if !rel.is_table() {
             continue;
         }
@@ -303,27 +468,55 @@ fn _ddl_command_end() {
                 report(&rel.qualified(), &added);
                 // Reached only when the command stands (no new violation, or guard warn/off).
                 record_state(rel.oid, &now);
-                // ATTACH PARTITION: a newcomer gets its parent's protection. Only partitions
-                // missing from the registry: a restore brings every row back and then its own
-                // policies, which must not be created twice.
+                // ATTACH PARTITION: a newcomer gets its parent's protection, and one that was
+                // protected on its own converges to it (partitions inherit every per-table
+                // mechanism). A restore brings every registry row back, equal to its
+                // parent's, before its policies, which must not be created twice.
                 if rel.kind == "p" {
                     for part in catalog::with_partitions(&rel).into_iter().skip(1) {
-                        if protect::entry(part.oid).is_none() {
-                            protect::protect_tree(part.oid, &e.protection);
+                        let differs =
+                            protect::entry(part.oid).is_none_or(|pe| pe.protection != e.protection);
+                        if differs {
+                            protect_arrival(part.oid, &e.protection);
                         }
                     }
                 }
+                if rel.kind == "p" {
+                    let foreign: Vec<String> = foreign_partitions(rel.oid)
+                        .into_iter()
+                        .map(|f| format!("partition {f}: {FOREIGN_PARTITION}"))
+                        .collect();
+                    report(&rel.qualified(), &foreign);
+                    // A table attached with quotas of its own: as a partition they would be
+                    // neither enforced (the root's are) nor removable (set_quota refuses
+                    // partitions), so it must shed them first.
+                    let stranded: Vec<String> = catalog::with_partitions(&rel)
+                        .into_iter()
+                        .skip(1)
+                        .filter(|part| crate::quota::has_quotas(part.oid))
+                        .map(|part| {
+                            format!(
+                                "partition {} has row quotas of its own, which its parent's quotas would replace (remove them with tenancy.set_quota(tenant, {}, NULL) first)",
+                                part.qualified(),
+                                pgrx::spi::quote_literal(part.qualified())
+                            )
+                        })
+                        .collect();
+                    report(&rel.qualified(), &stranded);
+                }
+                crate::quota::follow_partitions(&rel, tag == "ALTER TABLE" && rel.kind == "p");
             }
             None => {
                 if let Some(p) = protected_ancestor(rel.oid) {
-                    protect::protect_tree(rel.oid, &p);
+                    protect_arrival(rel.oid, &p);
+                    crate::quota::follow_partitions(&rel, false);
                 } else if matches!(
                     tag.as_str(),
                     "CREATE TABLE" | "CREATE TABLE AS" | "SELECT INTO"
                 ) {
                     if let Some(col) = enrolled_column(&rel.schema) {
                         if catalog::column_opt(rel.oid, &col).is_some() {
-                            protect::protect_tree(
+                            protect_arrival(
                                 rel.oid,
                                 &Protection {
                                     tenant_column: col,
@@ -333,6 +526,35 @@ fn _ddl_command_end() {
                             );
                         }
                     }
+                }
+                if protect::entry(rel.oid).is_none() {
+                    // An unprotected table under a protected one (INHERIT, INHERITS): rows
+                    // written into it without any policy show up in the parent's tenants.
+                    let mut problems: Vec<String> = inheritance_parents(rel.oid)
+                        .into_iter()
+                        .filter(|(o, _)| protect::entry(*o).is_some())
+                        .map(|(_, n)| {
+                            format!("it inherits from protected table {n} but is not protected itself (protect it on the same tenant column first)")
+                        })
+                        .collect();
+                    // A protected table attached under an unprotected partitioned one: a
+                    // query on the parent reads its rows without its policy.
+                    if rel.kind == "p" {
+                        problems.extend(
+                            catalog::with_partitions(&rel)
+                                .into_iter()
+                                .skip(1)
+                                .filter(|part| protect::entry(part.oid).is_some())
+                                .map(|part| {
+                                    format!(
+                                        "its partition {} is protected but it is not: a query on it would read every tenant's rows of {} (protect the parent instead)",
+                                        part.qualified(),
+                                        part.qualified()
+                                    )
+                                }),
+                        );
+                    }
+                    report(&rel.qualified(), &problems);
                 }
             }
         }

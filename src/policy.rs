@@ -21,7 +21,43 @@ pub enum Getter {
     Cast,
 }
 
+/// Why a tenant column's type cannot be protected: two distinct tenant ids would match the same
+/// stored value (or one id would match two values), so one tenant would read another's rows.
+pub struct Aliasing {
+    pub reason: &'static str,
+}
+
 impl Getter {
+    /// The getter for a tenant column whose type is `base_type_oid` (below any domain), or why
+    /// it is refused. Only types where a valid tenant id maps to exactly one column value and
+    /// back are accepted: text and varchar compare the id as text (no cast, so no truncation)
+    /// under a deterministic collation; uuid and the integer types are compared with getters
+    /// that accept only the canonical spelling ('077', '+7', 'ABC…' uppercase give NULL).
+    /// Everything else has several spellings of one value (numeric '77' = '077' = '7.7e1',
+    /// float, money), truncates (character(n), name) or folds case (citext), and is refused.
+    pub fn for_tenant_column(
+        base_type_oid: pg_sys::Oid,
+        deterministic: bool,
+    ) -> Result<Getter, Aliasing> {
+        match base_type_oid {
+            pg_sys::TEXTOID | pg_sys::VARCHAROID if !deterministic => Err(Aliasing {
+                reason: "its collation is nondeterministic, so distinct tenant ids such as 'ACME' and 'acme' can compare equal",
+            }),
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => Ok(Getter::Text),
+            pg_sys::UUIDOID => Ok(Getter::Uuid),
+            pg_sys::INT8OID | pg_sys::INT4OID | pg_sys::INT2OID => Ok(Getter::Int8),
+            pg_sys::BPCHAROID | pg_sys::NAMEOID | pg_sys::CHAROID => Err(Aliasing {
+                reason: "a longer tenant id is cut to the column's length, so distinct tenant ids can become one value",
+            }),
+            pg_sys::NUMERICOID | pg_sys::FLOAT4OID | pg_sys::FLOAT8OID | pg_sys::MONEYOID => Err(Aliasing {
+                reason: "one value has many spellings ('77', '077', '77.0', '7.7e1'), so distinct tenant ids can read each other's rows",
+            }),
+            _ => Err(Aliasing {
+                reason: "pg_tenancy cannot prove that distinct tenant ids stay distinct in this type",
+            }),
+        }
+    }
+
     pub fn for_type(type_oid: pg_sys::Oid) -> Getter {
         match type_oid {
             pg_sys::TEXTOID | pg_sys::VARCHAROID => Getter::Text,
@@ -144,6 +180,24 @@ mod unit {
         assert_eq!(Getter::for_type(pg_sys::INT4OID), Getter::Int8);
         assert_eq!(Getter::for_type(pg_sys::VARCHAROID), Getter::Text);
         assert_eq!(Getter::for_type(pg_sys::NUMERICOID), Getter::Cast);
+        assert!(Getter::for_tenant_column(pg_sys::TEXTOID, true).is_ok());
+        assert!(Getter::for_tenant_column(pg_sys::TEXTOID, false).is_err());
+        assert!(Getter::for_tenant_column(pg_sys::VARCHAROID, false).is_err());
+        for refused in [
+            pg_sys::NUMERICOID,
+            pg_sys::BPCHAROID,
+            pg_sys::NAMEOID,
+            pg_sys::FLOAT4OID,
+            pg_sys::FLOAT8OID,
+            pg_sys::MONEYOID,
+            pg_sys::JSONBOID,
+        ] {
+            assert!(Getter::for_tenant_column(refused, true).is_err());
+        }
+        assert_eq!(
+            Getter::for_tenant_column(pg_sys::INT2OID, true).ok(),
+            Some(Getter::Int8)
+        );
         assert_eq!(
             column_default(Getter::Int8, "integer", pg_sys::INT4OID),
             "tenancy.current_tenant_int8()::integer"

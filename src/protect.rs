@@ -186,9 +186,25 @@ pub fn protect_tree(root_oid: pg_sys::Oid, p: &Protection) -> i32 {
     n
 }
 
+/// The getter for the tenant column, or 0A000 when its type lets distinct tenant ids alias.
+fn tenant_getter(rel: &Rel, tenant_column: &str, col: &catalog::Column) -> Getter {
+    Getter::for_tenant_column(col.base_type_oid, col.deterministic).unwrap_or_else(|a| {
+        errors::not_supported(
+            format!(
+                "cannot protect {} on column {} of type {}: {}",
+                rel.qualified(),
+                quote_identifier(tenant_column),
+                col.type_sql,
+                a.reason
+            ),
+            Some("make the tenant column text or varchar (deterministic collation), uuid, bigint, integer or smallint; see docs/schema-design.md"),
+        )
+    })
+}
+
 fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
     let col = catalog::column(rel, &p.tenant_column);
-    let getter = Getter::for_type(col.type_oid);
+    let getter = tenant_getter(rel, &p.tenant_column, &col);
     let qcol = quote_identifier(&p.tenant_column);
     let table = rel.qualified();
     let predicate = policy::isolation_predicate(&qcol, getter, &col.type_sql, placement);

@@ -68,6 +68,73 @@ fn install_triggers(root: &Rel, column: &str) {
     }
 }
 
+/// Whether `tbl` itself carries row quotas.
+pub fn has_quotas(tbl: pg_sys::Oid) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM tenancy.quotas q
+                         WHERE q.tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass)",
+        &[tbl.into()],
+    )
+    .or_bug("reading tenancy.quotas")
+        == Some(true)
+}
+
+/// Keeps the quotas of the partition tree `touched` belongs to whole after DDL (called by the
+/// DDL guard as the extension's owner): a partition created or attached after set_quota() gets
+/// the quota triggers (an insert straight into it is counted), and when `rows_moved` (ALTER
+/// TABLE on a partitioned table: ATTACH or DETACH moves rows into or out of the tree) every
+/// quota of the root is counted again.
+///
+/// Triggers are added only while the root has its own: during a restore, pg_restore creates
+/// every quota trigger itself after the tables' constraints (which are DDL on them), and
+/// would fail on one created here first.
+pub fn follow_partitions(touched: &Rel, rows_moved: bool) {
+    let root_oid = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT coalesce(pg_catalog.pg_partition_root($1), $1::pg_catalog.regclass)::pg_catalog.oid",
+        &[touched.oid.into()],
+    )
+    .or_bug("finding the partition root");
+    let Some(root_oid) = root_oid else { return };
+    let tenants = Spi::connect(|c| {
+        c.select(
+            "SELECT q.tenant FROM tenancy.quotas q
+              WHERE q.tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass ORDER BY q.tenant",
+            None,
+            &[root_oid.into()],
+        )?
+        .map(|r| r.get::<String>(1))
+        .collect::<Result<Vec<_>, _>>()
+    })
+    .or_bug("reading tenancy.quotas");
+    if tenants.is_empty() {
+        return;
+    }
+    let root = catalog::relation(root_oid);
+    let Some(entry) = protect::entry(root_oid) else {
+        return;
+    };
+    let _own = OwnDdl::enter();
+    if has_trigger(&root, INSERT_TRIGGER) {
+        install_triggers(&root, &entry.protection.tenant_column);
+    }
+    if rows_moved {
+        let col = catalog::column(&root, &entry.protection.tenant_column);
+        Spi::run(&format!(
+            "LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE",
+            root.qualified()
+        ))
+        .or_bug("locking the table");
+        for tenant in tenants.into_iter().flatten() {
+            recount(
+                &tenant,
+                &root,
+                &entry.protection.tenant_column,
+                (col.type_oid, &col.type_sql),
+            );
+        }
+    }
+}
+
 /// Removes every quota on `root` (its triggers and the registry rows): unprotect() calls it,
 /// since a quota on an unprotected table could neither be enforced nor removed afterwards.
 pub fn forget(root: &Rel) {
