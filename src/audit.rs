@@ -175,6 +175,59 @@ pub fn write(entry: Entry) -> i64 {
     id
 }
 
+/// [`write`] for an operator's action on a tenant (deactivation, plan, settings, keys, quotas,
+/// export, purge, support sessions): it never waits for the tenant's own transactions. A
+/// tenant that wrote an audit row holds its chain's head until its transaction ends; if the
+/// head is held, the event goes to the system chain instead, with `tenant` and
+/// `tenant_chain_busy: true` added to its detail, so the operator is neither blocked nor
+/// unrecorded (docs/audit.md, "Operator events").
+pub fn write_nowait(entry: Entry) -> i64 {
+    if entry.tenant == SYSTEM_CHAIN || head_free(entry.tenant) {
+        return write(entry);
+    }
+    let mut detail = serde_json::Map::new();
+    detail.insert("tenant".into(), Value::String(entry.tenant.to_string()));
+    detail.insert("tenant_chain_busy".into(), Value::Bool(true));
+    if let Value::Object(m) = entry.detail {
+        for (k, v) in m {
+            detail.entry(k).or_insert(v);
+        }
+    }
+    write(Entry {
+        tenant: SYSTEM_CHAIN,
+        actor: entry.actor,
+        roles: entry.roles,
+        support: entry.support,
+        event: entry.event,
+        detail: Value::Object(detail),
+    })
+}
+
+/// Locks `tenant`'s chain head if nobody holds it (then [`write`] goes ahead at once); false
+/// when another transaction holds it. A chain with no head yet counts as free.
+fn head_free(tenant: &str) -> bool {
+    let _owner = crate::owner::AsExtensionOwner::enter();
+    Spi::connect_mut(|c| {
+        let locked = c.update(
+            "SELECT 1 FROM tenancy.audit_heads
+              WHERE tenant_id OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED",
+            None,
+            &[tenant.into()],
+        )?;
+        if !locked.is_empty() {
+            return Ok(true);
+        }
+        let exists = c.update(
+            "SELECT EXISTS (SELECT 1 FROM tenancy.audit_heads
+                             WHERE tenant_id OPERATOR(pg_catalog.=) $1)",
+            None,
+            &[tenant.into()],
+        )?;
+        Ok::<_, pgrx::spi::Error>(!exists.first().get_one::<bool>()?.unwrap_or(false))
+    })
+    .or_bug("probing the audit chain's head")
+}
+
 /// `now()` as microseconds since the Unix epoch: the value the row's `at` column stores.
 fn transaction_start_micros() -> i64 {
     // SAFETY: reads a backend-local timestamp (PostgreSQL epoch, 2000-01-01).
@@ -186,11 +239,15 @@ fn transaction_start_micros() -> i64 {
 /// support begun, ...) in `tenant`'s chain, or in [`SYSTEM_CHAIN`]. The actor is the acting
 /// database role; a support context for the same tenant adds its support mark.
 pub fn record(tenant: &str, event: &str, detail: Value) -> i64 {
+    // Only a live session's mark: a replayed carrier of an ended session marks nothing.
     let support = crate::context::peek()
         .filter(|c| c.tenant == tenant)
+        .filter(|c| {
+            crate::owner::as_extension_owner(|| crate::context::support_session_state(c).is_ok())
+        })
         .and_then(|c| c.support_mark());
     let actor = acting_role();
-    write(Entry {
+    write_nowait(Entry {
         tenant,
         actor: Some(&actor),
         roles: &[],
