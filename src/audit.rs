@@ -23,8 +23,6 @@ use crate::errors::{self, SpiOrBug};
 /// who read every chain, read it.
 pub const SYSTEM_CHAIN: &str = "(system)";
 
-const MAX_EVENT_CHARS: usize = 200;
-
 thread_local! {
     static PURGING: Cell<bool> = const { Cell::new(false) };
 }
@@ -80,15 +78,19 @@ const RESERVED_EVENTS: &[&str] = &[
 ];
 
 fn check_event(event: &str) {
-    if event.trim().is_empty()
-        || event.chars().count() > MAX_EVENT_CHARS
-        || event.chars().any(char::is_control)
-    {
+    if !ident::valid_event(event) {
         errors::bad_argument(
-            format!("event must be 1 to {MAX_EVENT_CHARS} characters without control characters"),
-            Some("name events like 'invoice.approved'"),
+            "event must be 1 to 64 characters of a-z, 0-9, '_', '.', ':' or '-'".into(),
+            Some("name events like 'invoice.approved' (lowercase ASCII: no event may look like another)"),
         );
     }
+}
+
+/// Whether `event` is, or reads as, one of the extension's own events (see
+/// [`ident::event_key`]: `support.ended` and `support-ended` read as `support_ended`).
+fn is_reserved(event: &str) -> bool {
+    let key = ident::event_key(event);
+    RESERVED_EVENTS.iter().any(|r| *r == key)
 }
 
 /// Appends one row to `entry.tenant`'s chain and returns its id. Stamped here: the
@@ -269,9 +271,10 @@ fn audit(event: Option<&str>, detail: default!(Option<JsonB>, "'{}'")) -> i64 {
     let Some(resolved) = crate::context::current() else {
         errors::no_context()
     };
-    if RESERVED_EVENTS.contains(&event) {
+    check_event(event);
+    if is_reserved(event) {
         errors::bad_argument(
-            format!("event {event:?} is reserved for pg_tenancy's own records"),
+            format!("event {event:?} is reserved for pg_tenancy's own records, or reads as one"),
             Some("name application events like 'invoice.approved'"),
         );
     }

@@ -295,9 +295,9 @@ fn set_tenant(
         );
     }
     if let Some(a) = actor {
-        if a.is_empty() || a.chars().count() > 256 || a.chars().any(char::is_control) {
+        if !ident::valid_text(a, 256) {
             errors::bad_argument(
-                "actor must be 1 to 256 characters without control characters".into(),
+                "actor must be 1 to 256 characters without control or invisible characters, spaces only inside".into(),
                 None,
             );
         }
@@ -334,7 +334,7 @@ pub fn checked_roles(roles: Vec<Option<String>>) -> Vec<String> {
                 }
             }
             _ => errors::bad_argument(
-                "roles must be non-NULL names of 1 to 64 characters without spaces or control characters".into(),
+                "roles must be non-NULL names of 1 to 64 characters without spaces, control or invisible characters".into(),
                 None,
             ),
         }

@@ -44,12 +44,9 @@ fn begin_support(
         errors::bad_argument(format!("invalid tenant id {}", quote_literal(tenant)), None);
     }
     let reason = reason.map(str::trim).unwrap_or_default();
-    if reason.is_empty()
-        || reason.chars().count() > MAX_REASON_CHARS
-        || reason.chars().any(char::is_control)
-    {
+    if !ident::valid_text(reason, MAX_REASON_CHARS) {
         errors::bad_argument(
-            format!("a support session needs a reason of 1 to {MAX_REASON_CHARS} characters without control characters"),
+            format!("a support session needs a reason of 1 to {MAX_REASON_CHARS} characters without control or invisible characters"),
             Some("say why, for example the ticket number: begin_support('acme', 'ticket 4711: payroll export fails')"),
         );
     }

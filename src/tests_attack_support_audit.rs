@@ -390,4 +390,168 @@ mod tests {
         run("RESET ROLE");
         assert_eq!(support_writes(p), 1);
     }
+
+    // ---- class 10: look-alike names ----
+
+    /// App role with a valid token: no event beside a reserved one that reads like it, and no
+    /// event name that differs from another only in what a reader cannot see.
+    #[pg_test]
+    fn atk10_audit_refuses_look_alikes_of_reserved_and_other_events() {
+        let p = "atk10_ev";
+        fixture(p);
+        let tok = token(p, "atk10_ev_a");
+        run(&format!("SET LOCAL ROLE {p}_app"));
+        run(&format!(
+            "SELECT tenancy.set_context({})",
+            quote_literal(&tok)
+        ));
+        for event in [
+            "'support_ended '",
+            r"E'support_ended\u00a0'",
+            r"E'support_ended\u200b'",
+            r"E'\u200dsupport_ended'",
+            "'Support_Ended'",
+            "'SUPPORT_ENDED'",
+            r"E'support_end\u0435d'",
+            r"E'support_ended\n'",
+            r"E'support_ended\u202e'",
+            r"E'invoice.approved\ufeff'",
+            "'invoice approved'",
+        ] {
+            assert_fails(
+                &format!("SELECT tenancy.audit({event})"),
+                "22023",
+                "event must be",
+            );
+        }
+        for event in [
+            "support.ended",
+            "support-ended",
+            "support:ended",
+            "_support_ended",
+            "support__ended",
+            "tenant.deactivated",
+        ] {
+            assert_fails(
+                &format!("SELECT tenancy.audit('{event}')"),
+                "22023",
+                "reserved",
+            );
+        }
+        run("SELECT tenancy.audit('invoice.approved'), tenancy.audit('support.ticket:42-closed')");
+        run("RESET ROLE");
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM tenancy.audit_log
+                  WHERE tenant_id = 'atk10_ev_a' AND seq > 1"
+            ),
+            2
+        );
+    }
+
+    /// Support engineer, trusted service and admin: the free-text names they give (support
+    /// reason, actor, roles, API key label, plan) refuse invisible and control characters,
+    /// whitespace other than inner spaces, and spaces at either end.
+    #[pg_test]
+    fn atk10_names_a_reader_or_a_check_relies_on_refuse_invisible_characters() {
+        let p = "atk10_names";
+        fixture(p);
+        run(&format!(
+            "CREATE ROLE {p}_trusted NOLOGIN; SELECT tenancy.grant_trusted('{p}_trusted')"
+        ));
+        let hidden = [
+            r"\u200b", r"\u200d", r"\u2060", r"\ufeff", r"\u202e", r"\u00a0", r"\u3000", r"\u00ad",
+            r"\ufe0f",
+        ];
+        run(&format!("SET LOCAL ROLE {p}_sup"));
+        for h in hidden {
+            assert_fails(
+                &format!("SELECT tenancy.begin_support('{p}_a', E'ticket{h}13', 5)"),
+                "22023",
+                "needs a reason",
+            );
+        }
+        run(&format!("RESET ROLE; SET LOCAL ROLE {p}_trusted"));
+        for h in hidden {
+            assert_fails(
+                &format!("SELECT tenancy.set_tenant('{p}_a', E'alice{h}')"),
+                "22023",
+                "actor must be",
+            );
+            assert_fails(
+                &format!("SELECT tenancy.set_tenant('{p}_a', 'alice', ARRAY[E'admin{h}'])"),
+                "22023",
+                "roles must be",
+            );
+        }
+        assert_fails(
+            &format!("SELECT tenancy.set_tenant('{p}_a', 'alice ')"),
+            "22023",
+            "actor must be",
+        );
+        run(&format!("RESET ROLE; SET LOCAL ROLE {p}_admin"));
+        for h in hidden {
+            assert_fails(
+                &format!("SELECT tenancy.create_api_key('{p}_a', E'ci-deploy{h}')"),
+                "22023",
+                "label must be",
+            );
+            assert_fails(
+                &format!("SELECT tenancy.set_plan(E'gold{h}', '{{}}')"),
+                "22023",
+                "plan names are",
+            );
+            assert_fails(
+                &format!("SELECT tenancy.set_tenant_plan('{p}_a', E'gold{h}')"),
+                "22023",
+                "plan names are",
+            );
+            assert_fails(
+                &format!("SELECT tenancy.create_tenant('{p}_c', plan => E'gold{h}')"),
+                "22023",
+                "plan names are",
+            );
+        }
+        for name in ["'gold '", "' gold'", r"E'gold\t'"] {
+            assert_fails(
+                &format!("SELECT tenancy.set_tenant_plan('{p}_a', {name})"),
+                "22023",
+                "plan names are",
+            );
+        }
+        // Ordinary names in any script still work.
+        run(&format!(
+            "SELECT tenancy.set_plan('gold plus', '{{}}'), tenancy.set_tenant_plan('{p}_a', 'gold plus'),
+                    tenancy.create_api_key('{p}_a', 'Zürich – CI deploy')"
+        ));
+    }
+
+    /// A token whose subject or roles carry an invisible character is refused: its actor
+    /// would be recorded as a look-alike of another, and a role as a look-alike of a role
+    /// `has_role()` checks.
+    #[pg_test]
+    fn atk10_tokens_with_look_alike_subjects_or_roles_are_refused() {
+        let p = "atk10_tok";
+        fixture(p);
+        let now = one::<i64>("SELECT extract(epoch FROM now())::bigint").unwrap();
+        for claims in [
+            json!({"tenant_id": "atk10_tok_a", "sub": "alice\u{200b}", "exp": now + 60}),
+            json!({"tenant_id": "atk10_tok_a", "sub": "alice ", "exp": now + 60}),
+            json!({"tenant_id": "atk10_tok_a", "sub": "\u{202e}ecila", "exp": now + 60}),
+            json!({"tenant_id": "atk10_tok_a", "roles": ["admin\u{2060}"], "exp": now + 60}),
+            json!({"tenant_id": "atk10_tok_a", "roles": ["hr\u{feff}"], "exp": now + 60}),
+        ] {
+            let tok = text(&format!(
+                "SELECT tenancy.sign_token({}::jsonb, '{p}_k')",
+                quote_literal(claims.to_string())
+            ));
+            run(&format!("SET LOCAL ROLE {p}_app"));
+            assert_fails(
+                &format!("SELECT tenancy.set_context({})", quote_literal(&tok)),
+                "28000",
+                "token refused",
+            );
+            run("RESET ROLE");
+        }
+    }
 }
