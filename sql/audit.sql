@@ -32,6 +32,22 @@ CREATE TABLE tenancy.audit_heads (
     hash       bytea NOT NULL DEFAULT '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea
 );
 
+-- Support sessions: one row per begin_support(), ended by end_support() (or by the next
+-- begin_support() of the same session). A support carrier names its row, and verification
+-- refuses it once the row is ended, so a carrier copied before end_support() dies with the
+-- session on every backend (a change here is a registry change: roles.sql). Written only by
+-- the extension's code; admins read it. Not dumped: carriers do not survive a restore.
+CREATE TABLE tenancy.support_sessions (
+    id          text PRIMARY KEY,
+    tenant      text NOT NULL,
+    opened_by   oid NOT NULL,       -- the role that opened it; only it may use the carrier
+    opened_by_name name NOT NULL,
+    reason      text NOT NULL,
+    began_at    timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    ended_at    timestamptz
+);
+
 -- Append-only, even for the table's owner. Only tenancy.purge_audit() (superuser) deletes,
 -- and it says so through a backend-local flag that SQL cannot set.
 CREATE FUNCTION tenancy._audit_log_append_only() RETURNS trigger

@@ -108,6 +108,10 @@ CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON 
 CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.plans
     FOR EACH STATEMENT EXECUTE FUNCTION tenancy._on_registry_change();
 
+-- Ending a support session kills every copy of its carrier (src/support.rs).
+CREATE TRIGGER registry_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenancy.support_sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION tenancy._on_registry_change();
+
 -- Limits are checked when they are written (22023 naming the bad key), not when a tenant next
 -- sets its context.
 ALTER TABLE tenancy.plans ADD CONSTRAINT plans_limits_valid CHECK (tenancy._limits_valid(limits, true));
@@ -276,6 +280,7 @@ BEGIN
     EXECUTE pg_catalog.format(
         'GRANT SELECT (id, created_at) ON tenancy.pseudonym_secrets TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.tenants TO %s', role);
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.support_sessions TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.plans, tenancy.quotas, tenancy.quota_slots TO %s', role);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (kid, alg, created_at, retired_at) ON tenancy.signing_keys TO %s', role);

@@ -21,10 +21,9 @@ fn create_api_key(
     if !ident::valid_tenant_id(tenant) {
         errors::bad_argument(format!("invalid tenant id {}", quote_literal(tenant)), None);
     }
-    if label.trim().is_empty() || label.chars().count() > 200 || label.chars().any(char::is_control)
-    {
+    if !ident::valid_text(label, 200) {
         errors::bad_argument(
-            "label must be 1 to 200 characters without control characters".into(),
+            "label must be 1 to 200 characters without control or invisible characters, spaces only inside".into(),
             None,
         );
     }

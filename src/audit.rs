@@ -23,8 +23,6 @@ use crate::errors::{self, SpiOrBug};
 /// who read every chain, read it.
 pub const SYSTEM_CHAIN: &str = "(system)";
 
-const MAX_EVENT_CHARS: usize = 200;
-
 thread_local! {
     static PURGING: Cell<bool> = const { Cell::new(false) };
 }
@@ -80,15 +78,19 @@ const RESERVED_EVENTS: &[&str] = &[
 ];
 
 fn check_event(event: &str) {
-    if event.trim().is_empty()
-        || event.chars().count() > MAX_EVENT_CHARS
-        || event.chars().any(char::is_control)
-    {
+    if !ident::valid_event(event) {
         errors::bad_argument(
-            format!("event must be 1 to {MAX_EVENT_CHARS} characters without control characters"),
-            Some("name events like 'invoice.approved'"),
+            "event must be 1 to 64 characters of a-z, 0-9, '_', '.', ':' or '-'".into(),
+            Some("name events like 'invoice.approved' (lowercase ASCII: no event may look like another)"),
         );
     }
+}
+
+/// Whether `event` is, or reads as, one of the extension's own events (see
+/// [`ident::event_key`]: `support.ended` and `support-ended` read as `support_ended`).
+fn is_reserved(event: &str) -> bool {
+    let key = ident::event_key(event);
+    RESERVED_EVENTS.iter().any(|r| *r == key)
 }
 
 /// Appends one row to `entry.tenant`'s chain and returns its id. Stamped here: the
@@ -175,6 +177,59 @@ pub fn write(entry: Entry) -> i64 {
     id
 }
 
+/// [`write`] for an operator's action on a tenant (deactivation, plan, settings, keys, quotas,
+/// export, purge, support sessions): it never waits for the tenant's own transactions. A
+/// tenant that wrote an audit row holds its chain's head until its transaction ends; if the
+/// head is held, the event goes to the system chain instead, with `tenant` and
+/// `tenant_chain_busy: true` added to its detail, so the operator is neither blocked nor
+/// unrecorded (docs/audit.md, "Operator events").
+pub fn write_nowait(entry: Entry) -> i64 {
+    if entry.tenant == SYSTEM_CHAIN || head_free(entry.tenant) {
+        return write(entry);
+    }
+    let mut detail = serde_json::Map::new();
+    detail.insert("tenant".into(), Value::String(entry.tenant.to_string()));
+    detail.insert("tenant_chain_busy".into(), Value::Bool(true));
+    if let Value::Object(m) = entry.detail {
+        for (k, v) in m {
+            detail.entry(k).or_insert(v);
+        }
+    }
+    write(Entry {
+        tenant: SYSTEM_CHAIN,
+        actor: entry.actor,
+        roles: entry.roles,
+        support: entry.support,
+        event: entry.event,
+        detail: Value::Object(detail),
+    })
+}
+
+/// Locks `tenant`'s chain head if nobody holds it (then [`write`] goes ahead at once); false
+/// when another transaction holds it. A chain with no head yet counts as free.
+fn head_free(tenant: &str) -> bool {
+    let _owner = crate::owner::AsExtensionOwner::enter();
+    Spi::connect_mut(|c| {
+        let locked = c.update(
+            "SELECT 1 FROM tenancy.audit_heads
+              WHERE tenant_id OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED",
+            None,
+            &[tenant.into()],
+        )?;
+        if !locked.is_empty() {
+            return Ok(true);
+        }
+        let exists = c.update(
+            "SELECT EXISTS (SELECT 1 FROM tenancy.audit_heads
+                             WHERE tenant_id OPERATOR(pg_catalog.=) $1)",
+            None,
+            &[tenant.into()],
+        )?;
+        Ok::<_, pgrx::spi::Error>(!exists.first().get_one::<bool>()?.unwrap_or(false))
+    })
+    .or_bug("probing the audit chain's head")
+}
+
 /// `now()` as microseconds since the Unix epoch: the value the row's `at` column stores.
 fn transaction_start_micros() -> i64 {
     // SAFETY: reads a backend-local timestamp (PostgreSQL epoch, 2000-01-01).
@@ -186,11 +241,15 @@ fn transaction_start_micros() -> i64 {
 /// support begun, ...) in `tenant`'s chain, or in [`SYSTEM_CHAIN`]. The actor is the acting
 /// database role; a support context for the same tenant adds its support mark.
 pub fn record(tenant: &str, event: &str, detail: Value) -> i64 {
+    // Only a live session's mark: a replayed carrier of an ended session marks nothing.
     let support = crate::context::peek()
         .filter(|c| c.tenant == tenant)
+        .filter(|c| {
+            crate::owner::as_extension_owner(|| crate::context::support_session_state(c).is_ok())
+        })
         .and_then(|c| c.support_mark());
     let actor = acting_role();
-    write(Entry {
+    write_nowait(Entry {
         tenant,
         actor: Some(&actor),
         roles: &[],
@@ -212,9 +271,10 @@ fn audit(event: Option<&str>, detail: default!(Option<JsonB>, "'{}'")) -> i64 {
     let Some(resolved) = crate::context::current() else {
         errors::no_context()
     };
-    if RESERVED_EVENTS.contains(&event) {
+    check_event(event);
+    if is_reserved(event) {
         errors::bad_argument(
-            format!("event {event:?} is reserved for pg_tenancy's own records"),
+            format!("event {event:?} is reserved for pg_tenancy's own records, or reads as one"),
             Some("name application events like 'invoice.approved'"),
         );
     }

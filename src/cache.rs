@@ -25,6 +25,10 @@ pub struct Resolved {
     pub ctx: Context,
     pub tenant_uuid: Option<pgrx::Uuid>,
     pub tenant_int8: Option<i64>,
+    /// The role (`SET ROLE`'s, outside any SECURITY DEFINER) it was verified for: a support
+    /// context holds only for the role that opened it, so a cached one is verified again
+    /// after a `SET ROLE` (`context::current`).
+    pub verified_for: pg_sys::Oid,
 }
 
 impl Resolved {
@@ -35,8 +39,15 @@ impl Resolved {
             ctx,
             tenant_uuid,
             tenant_int8,
+            verified_for: outer_user(),
         }
     }
+}
+
+/// The role acting outside any SECURITY DEFINER function (the session user or `SET ROLE`'s).
+pub fn outer_user() -> pg_sys::Oid {
+    // SAFETY: reads a backend global.
+    unsafe { pg_sys::GetOuterUserId() }
 }
 
 /// Canonical decimal only: "007" or "+7" would make two tenant ids map to one bigint.
@@ -94,6 +105,39 @@ thread_local! {
     static REGISTRY_OIDS: Cell<Option<([pg_sys::Oid; MAX_REGISTRY_OIDS], usize)>> = const { Cell::new(None) };
     /// A registry change arrived during the current transaction.
     static CHANGED_IN_XACT: Cell<bool> = const { Cell::new(false) };
+    /// Every support context the current transaction has resolved, whatever the carrier
+    /// holds now (see [`saw_support`]).
+    static SUPPORT_SEEN: RefCell<Vec<Rc<Resolved>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Notes that the current transaction acted under a support context. Two things follow:
+///
+/// * its writes to protected tables are recorded as support writes even if the statement
+///   clears or replaces `tenancy.context` before its end (the support-write trigger fires at
+///   statement end; a CTE, a volatile function or a `RESET` inside the statement could
+///   otherwise hide the write): see `support::_support_active`;
+/// * the next transaction verifies the support carrier again (session still open, role still
+///   holding the support grant), because a `REVOKE` sends no registry invalidation.
+pub fn saw_support(r: &Rc<Resolved>) {
+    SUPPORT_SEEN.with(|s| {
+        let mut s = s.borrow_mut();
+        let known = s.iter().any(|x| {
+            x.ctx.support_session == r.ctx.support_session && x.ctx.tenant == r.ctx.tenant
+        });
+        if !known && s.len() < 16 {
+            s.push(r.clone());
+        }
+    });
+}
+
+pub fn any_support_seen() -> bool {
+    SUPPORT_SEEN.with(|s| !s.borrow().is_empty())
+}
+
+/// The support contexts the current transaction has resolved (at most 16 distinct ones; a
+/// transaction that used more still has its writes recorded under the first 16).
+pub fn support_seen() -> Vec<Rc<Resolved>> {
+    SUPPORT_SEEN.with(|s| s.borrow().clone())
 }
 
 pub fn init() {
@@ -117,7 +161,16 @@ unsafe extern "C-unwind" fn xact_ended(event: pg_sys::XactEvent::Type, _arg: *mu
             | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
             | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
     );
-    if ended && CHANGED_IN_XACT.with(|c| c.replace(false)) {
+    if !ended {
+        return;
+    }
+    let saw_support = SUPPORT_SEEN.with(|s| {
+        let mut s = s.borrow_mut();
+        let any = !s.is_empty();
+        s.clear();
+        any
+    });
+    if CHANGED_IN_XACT.with(|c| c.replace(false)) || saw_support {
         bump_generation();
     }
 }

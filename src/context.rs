@@ -195,6 +195,7 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> J
             api_key_id: None,
             kid: Some(kid),
             support_reason: None,
+            support_session: None,
         },
         limits,
         is_local,
@@ -260,6 +261,7 @@ fn set_context_from_key(api_key: Option<&str>, is_local: default!(Option<bool>, 
             api_key_id: Some(key_id.to_string()),
             kid: None,
             support_reason: None,
+            support_session: None,
         },
         limits,
         is_local,
@@ -293,9 +295,9 @@ fn set_tenant(
         );
     }
     if let Some(a) = actor {
-        if a.is_empty() || a.chars().count() > 256 || a.chars().any(char::is_control) {
+        if !ident::valid_text(a, 256) {
             errors::bad_argument(
-                "actor must be 1 to 256 characters without control characters".into(),
+                "actor must be 1 to 256 characters without control or invisible characters, spaces only inside".into(),
                 None,
             );
         }
@@ -313,6 +315,7 @@ fn set_tenant(
             api_key_id: None,
             kid: None,
             support_reason: None,
+            support_session: None,
         },
         limits,
         is_local.unwrap_or(true),
@@ -331,7 +334,7 @@ pub fn checked_roles(roles: Vec<Option<String>>) -> Vec<String> {
                 }
             }
             _ => errors::bad_argument(
-                "roles must be non-NULL names of 1 to 64 characters without spaces or control characters".into(),
+                "roles must be non-NULL names of 1 to 64 characters without spaces, control or invisible characters".into(),
                 None,
             ),
         }
@@ -378,6 +381,9 @@ fn _resolve_context(carrier_value: &str) -> bool {
             );
         }
     }
+    if ctx.source == Source::Support {
+        check_support_session(&ctx);
+    }
     if let Some(kid) = &ctx.kid {
         if !registry::signing_keys().iter().any(|k| &k.kid == kid) {
             log_refusal_for("context", "signing_key_retired", Some(&ctx.tenant));
@@ -390,6 +396,66 @@ fn _resolve_context(carrier_value: &str) -> bool {
     }
     cache::remember_verified(carrier_value.as_bytes(), Rc::new(Resolved::new(ctx)));
     true
+}
+
+/// A support carrier lives only as long as its session (`tenancy.support_sessions`), and
+/// only in sessions of the role that opened it while that role holds the support grant.
+/// Checked on every verification; a support context is verified again in each transaction
+/// (`cache::saw_support`), so a `REVOKE` counts from the next transaction.
+fn check_support_session(ctx: &Context) {
+    if let Err((reason, message)) = support_session_state(ctx) {
+        log_refusal_for("context", reason, Some(&ctx.tenant));
+        errors::refused(
+            "support context",
+            message,
+            "a support engineer opens a new session with tenancy.begin_support()",
+        )
+    }
+}
+
+/// Whether a support context's session is open and may be used by the acting role: `Err`
+/// carries the refusal's reason and message. Needs read access to `tenancy.support_sessions`
+/// (the extension owner's).
+pub fn support_session_state(ctx: &Context) -> Result<(), (&'static str, &'static str)> {
+    const ENDED: (&str, &str) = ("support_session_ended", "its support session has ended");
+    let Some(sid) = &ctx.support_session else {
+        return Err(ENDED);
+    };
+    let user = cache::outer_user();
+    let row = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT s.ended_at IS NULL, s.opened_by OPERATOR(pg_catalog.=) $3,
+                    pg_catalog.has_function_privilege($3,
+                        'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
+                        'EXECUTE')
+               FROM tenancy.support_sessions s
+              WHERE s.id OPERATOR(pg_catalog.=) $1 AND s.tenant OPERATOR(pg_catalog.=) $2",
+            Some(1),
+            &[sid.as_str().into(), ctx.tenant.as_str().into(), user.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>(Some((
+            r.get::<bool>(1)?.unwrap_or(false),
+            r.get::<bool>(2)?.unwrap_or(false),
+            r.get::<bool>(3)?.unwrap_or(false),
+        )))
+    })
+    .unwrap_or_else(|e| errors::internal("reading support sessions", e));
+    match row {
+        None | Some((false, _, _)) => Err(ENDED),
+        Some((true, false, _)) => Err((
+            "support_session_other_role",
+            "its support session belongs to another role",
+        )),
+        Some((true, true, false)) => Err((
+            "support_grant_revoked",
+            "the role no longer holds the support grant",
+        )),
+        Some((true, true, true)) => Ok(()),
+    }
 }
 
 fn context_expired(tenant: &str) -> ! {
@@ -410,12 +476,22 @@ enum Probe {
 /// The verified context of the current statement, if any.
 pub fn current() -> Option<Rc<Resolved>> {
     let value = match cache::current_if_fresh() {
+        Some(Some(r))
+            if r.ctx.source == Source::Support && r.verified_for != cache::outer_user() =>
+        {
+            // A support context verified for another role (a SET ROLE since): verify again.
+            let value = Some(resolve(gucs::with_carrier(<[u8]>::to_vec)));
+            cache::set_current(value.clone());
+            value
+        }
         Some(v) => v,
         None => {
             let probe = gucs::with_carrier(|c| {
                 if c.is_empty() {
                     Probe::Empty
-                } else if let Some(r) = cache::verified(c) {
+                } else if let Some(r) = cache::verified(c).filter(|r| {
+                    r.ctx.source != Source::Support || r.verified_for == cache::outer_user()
+                }) {
                     Probe::Hit(r)
                 } else {
                     Probe::Miss(c.to_vec())
@@ -433,6 +509,9 @@ pub fn current() -> Option<Rc<Resolved>> {
     if let Some(r) = &value {
         if r.ctx.expired_at(cache::statement_now()) {
             context_expired(&r.ctx.tenant);
+        }
+        if r.ctx.source == Source::Support {
+            cache::saw_support(r);
         }
     }
     value

@@ -46,6 +46,8 @@ mod tests_attack_owner_code;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_protection;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_attack_support_audit;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_audit;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_check;

@@ -249,18 +249,24 @@ fn _limits_valid(value: JsonB, strict: bool) -> bool {
     true
 }
 
+/// 22023 unless `plan` is a name no other can look like (`ident::valid_text`): a tenant put
+/// on `gold` + NBSP would run without gold's limits while every listing shows `gold`.
+pub fn check_plan_name(plan: &str) {
+    if !tenancy_core::ident::valid_text(plan, 64) {
+        errors::bad_argument(
+            "plan names are 1 to 64 characters without control or invisible characters, spaces only inside".into(),
+            None,
+        );
+    }
+}
+
 /// Defines or replaces a plan's limits; NULL limits remove the plan (its tenants then have
 /// no plan limits).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn set_plan(plan: Option<&str>, limits: Option<JsonB>) {
     let plan = errors::required(plan, "plan");
-    if plan.is_empty() || plan.chars().count() > 64 || plan.chars().any(char::is_control) {
-        errors::bad_argument(
-            "plan names are 1 to 64 characters without control characters".into(),
-            None,
-        );
-    }
+    check_plan_name(plan);
     if limits.as_ref().is_some_and(|l| !l.0.is_object()) {
         errors::bad_argument(
             "limits must be a jsonb object".into(),

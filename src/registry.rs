@@ -76,7 +76,7 @@ fn fresh<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
             c.select(
                 "SELECT c.oid::pg_catalog.int8 FROM pg_catalog.pg_class c
                   WHERE c.relnamespace = 'tenancy'::pg_catalog.regnamespace
-                    AND c.relname OPERATOR(pg_catalog.=) ANY ('{tenants,signing_keys,api_keys,carrier_key,pseudonym_secrets,plans}'::pg_catalog.text[])",
+                    AND c.relname OPERATOR(pg_catalog.=) ANY ('{tenants,signing_keys,api_keys,carrier_key,pseudonym_secrets,plans,support_sessions}'::pg_catalog.text[])",
                 None,
                 &[],
             )?

@@ -14,7 +14,7 @@ use pgrx::{pg_shmem_init, PgAtomic};
 
 /// Every reason a refusal can carry (the `reason` of the LOG line), in the order stats() lists
 /// them. Anything else counts as "other", which would be a bug worth seeing.
-const REASONS: [&str; 24] = [
+const REASONS: [&str; 27] = [
     // tokens (tenancy_core::Refusal::reason) and carriers
     "too_long",
     "malformed",
@@ -42,6 +42,10 @@ const REASONS: [&str; 24] = [
     // a context set earlier that no longer holds
     "api_key_no_longer_valid",
     "signing_key_retired",
+    // a support carrier whose session ended, used by another role, or whose role lost the grant
+    "support_session_ended",
+    "support_session_other_role",
+    "support_grant_revoked",
     "other",
 ];
 const N: usize = REASONS.len();

@@ -7,6 +7,13 @@
 //! transactions until `end_support()` or the expiry, after which every use raises 28000 like
 //! any expired context. Opening, ending and every write to a protected table under it are
 //! recorded in the tenant's audit chain, marked as support.
+//!
+//! The audit trail and the carrier cannot disagree: each session is a row of
+//! `tenancy.support_sessions` named inside the carrier, and verification refuses a carrier
+//! whose session has ended, that another role presents, or whose role lost the support grant
+//! (`context::check_support_session`), on every backend from its next transaction. Clearing
+//! the context or disconnecting does not end the session on the record: it stays open, usable
+//! only by the role that opened it, until it expires (at most `tenancy.max_support_minutes`).
 
 use pgrx::prelude::*;
 use pgrx::spi::quote_literal;
@@ -16,7 +23,7 @@ use tenancy_core::carrier::{Context, Source};
 use tenancy_core::ident;
 
 use crate::audit;
-use crate::errors;
+use crate::errors::{self, SpiOrBug};
 use crate::gucs;
 
 const MAX_REASON_CHARS: usize = 500;
@@ -37,12 +44,9 @@ fn begin_support(
         errors::bad_argument(format!("invalid tenant id {}", quote_literal(tenant)), None);
     }
     let reason = reason.map(str::trim).unwrap_or_default();
-    if reason.is_empty()
-        || reason.chars().count() > MAX_REASON_CHARS
-        || reason.chars().any(char::is_control)
-    {
+    if !ident::valid_text(reason, MAX_REASON_CHARS) {
         errors::bad_argument(
-            format!("a support session needs a reason of 1 to {MAX_REASON_CHARS} characters without control characters"),
+            format!("a support session needs a reason of 1 to {MAX_REASON_CHARS} characters without control or invisible characters"),
             Some("say why, for example the ticket number: begin_support('acme', 'ticket 4711: payroll export fails')"),
         );
     }
@@ -59,6 +63,10 @@ fn begin_support(
     let expires_at = now
         .saturating_add(i64::from(minutes) * 60)
         .min(now.saturating_add(i64::from(gucs::CONTEXT_MAX_AGE.get())));
+    let sid: String = crate::tenants::strong_random::<16>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let ctx = Context {
         tenant: tenant.to_string(),
         actor: Some(audit::acting_role()),
@@ -68,13 +76,16 @@ fn begin_support(
         api_key_id: None,
         kid: None,
         support_reason: Some(reason.to_string()),
+        support_session: Some(sid.clone()),
     };
     let shown = ctx.to_json();
-    // One support session at a time: an open one is ended first, on the record.
-    if let Some(old) =
-        crate::context::peek_unexpired_or_not().filter(|c| c.source == Source::Support)
+    // One support session at a time: an open one is ended first, on the record (a carrier of
+    // a session already ended, or another role's, ends nothing and records nothing).
+    if let Some(old) = crate::context::peek_unexpired_or_not()
+        .filter(|c| c.source == Source::Support)
+        .filter(end_session)
     {
-        audit::write(audit::Entry {
+        audit::write_nowait(audit::Entry {
             tenant: &old.tenant,
             actor: old.actor.as_deref(),
             roles: &[],
@@ -83,7 +94,21 @@ fn begin_support(
             detail: json!({ "expired": old.expired_at(now), "replaced": true }),
         });
     }
-    audit::write(audit::Entry {
+    Spi::run_with_args(
+        "INSERT INTO tenancy.support_sessions
+                (id, tenant, opened_by, opened_by_name, reason, expires_at)
+         VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6))",
+        &[
+            sid.as_str().into(),
+            tenant.into(),
+            crate::cache::outer_user().into(),
+            ctx.actor.as_deref().into(),
+            reason.into(),
+            (expires_at as f64).into(),
+        ],
+    )
+    .or_bug("recording the support session");
+    audit::write_nowait(audit::Entry {
         tenant,
         actor: ctx.actor.as_deref(),
         roles: &[],
@@ -91,9 +116,29 @@ fn begin_support(
         event: "support_begun",
         detail: json!({ "minutes": minutes }),
     });
+    // This backend forgets what it verified under the old session list at once; the others
+    // at their next transaction (the table's registry trigger).
+    crate::cache::bump_generation();
     // Support staff are not the tenant's workload: the tenant's plan limits are not applied.
     crate::context::install(ctx, None, false);
     JsonB(shown)
+}
+
+/// Marks the carrier's session ended; false when there is nothing to end (no session id,
+/// already ended, or opened by another role).
+fn end_session(ctx: &Context) -> bool {
+    let Some(sid) = &ctx.support_session else {
+        return false;
+    };
+    crate::spi_util::dml_returning::<String>(
+        "UPDATE tenancy.support_sessions SET ended_at = pg_catalog.now()
+          WHERE id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL
+            AND opened_by OPERATOR(pg_catalog.=) $2
+          RETURNING id",
+        &[sid.as_str().into(), crate::cache::outer_user().into()],
+    )
+    .or_bug("ending the support session")
+    .is_some()
 }
 
 /// Ends the support session (also one that has already expired) and records that.
@@ -105,7 +150,13 @@ fn end_support() {
         errors::no_support_session()
     };
     let expired = ctx.expired_at(crate::cache::statement_now());
-    audit::write(audit::Entry {
+    if !end_session(&ctx) {
+        errors::not_in_state(
+            "this support session has already ended or was opened by another role".into(),
+            Some("tenancy.clear_context() removes the carrier; tenancy.begin_support() opens a new session"),
+        );
+    }
+    audit::write_nowait(audit::Entry {
         tenant: &ctx.tenant,
         actor: ctx.actor.as_deref(),
         roles: &[],
@@ -114,25 +165,31 @@ fn end_support() {
         detail: json!({ "expired": expired }),
     });
     crate::context::clear();
+    crate::cache::bump_generation();
 }
 
-/// For the statement trigger on protected tables: is this statement under a support context?
-/// Costs a cached lookup; a normal context or none returns false at once.
+/// For the statement trigger on protected tables (its WHEN clause, evaluated at statement
+/// end): did this statement's transaction act under a support context, up to now? Not only
+/// "is the context support now": a statement can clear or replace `tenancy.context` before
+/// its end (a CTE calling `set_config()` or `clear_context()`, a volatile function, a
+/// `RESET` inside a function) after writing under support. Costs a cached lookup; without a
+/// support context it returns false at once.
 #[pg_extern(stable, parallel_safe)]
 fn _support_active() -> bool {
-    crate::context::current().is_some_and(|r| r.ctx.source == Source::Support)
+    crate::cache::any_support_seen()
+        || crate::context::current().is_some_and(|r| r.ctx.source == Source::Support)
 }
 
-/// Records a write to a protected table under the current support context; does nothing
-/// otherwise. Called only by the SECURITY DEFINER trigger function (granted to nobody).
+/// Records a write to a protected table under the support contexts its transaction used;
+/// does nothing otherwise. Called only by the SECURITY DEFINER trigger function (granted to
+/// nobody).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn _audit_support_write(tbl: pg_sys::Oid, operation: &str) {
-    let Some(resolved) = crate::context::current() else {
-        return;
-    };
-    let ctx = &resolved.ctx;
-    if ctx.source != Source::Support {
+    // Resolving the present carrier adds it to the transaction's support contexts if it is one.
+    let _ = crate::context::current();
+    let sessions = crate::cache::support_seen();
+    if sessions.is_empty() {
         return;
     }
     // Called by hand, it may only state a true kind of write on a protected table.
@@ -152,12 +209,15 @@ fn _audit_support_write(tbl: pg_sys::Oid, operation: &str) {
             Some("this function is called by the tenancy_support_audit trigger"),
         )
     });
-    audit::write(audit::Entry {
-        tenant: &ctx.tenant,
-        actor: ctx.actor.as_deref(),
-        roles: &ctx.roles,
-        support: ctx.support_mark(),
-        event: "support_write",
-        detail: json!({ "table": table, "operation": operation.to_lowercase() }),
-    });
+    for resolved in sessions {
+        let ctx = &resolved.ctx;
+        audit::write(audit::Entry {
+            tenant: &ctx.tenant,
+            actor: ctx.actor.as_deref(),
+            roles: &ctx.roles,
+            support: ctx.support_mark(),
+            event: "support_write",
+            detail: json!({ "table": table, "operation": operation.to_lowercase() }),
+        });
+    }
 }

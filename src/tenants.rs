@@ -40,6 +40,9 @@ fn create_tenant(
     settings: default!(Option<JsonB>, "'{}'"),
 ) -> String {
     check_id(id);
+    if let Some(p) = plan {
+        crate::limits::check_plan_name(p);
+    }
     let settings = settings.unwrap_or(JsonB(serde_json::json!({})));
     if !settings.0.is_object() {
         errors::bad_argument("settings must be a jsonb object".into(), None);
@@ -142,6 +145,9 @@ fn _registry_changed(rel: pg_sys::Oid) {
 fn set_tenant_plan(id: Option<&str>, plan: Option<&str>) {
     let id = errors::required(id, "id");
     check_id(id);
+    if let Some(p) = plan {
+        crate::limits::check_plan_name(p);
+    }
     let found = crate::spi_util::dml_returning::<String>(
         "UPDATE tenancy.tenants SET plan = $2 WHERE id = $1 RETURNING id",
         &[id.into(), plan.into()],

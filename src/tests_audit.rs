@@ -825,11 +825,16 @@ mod tests {
     fn an_expired_support_session_stops_and_can_still_be_ended() {
         let p = "sup_exp";
         fixture(p);
-        run(&format!("SET LOCAL ROLE {p}_sup"));
         // A support carrier that expired a second ago, as begin_support would have made it
         // (statement clocks do not move inside one test, so the expiry is made, not waited
-        // for; scripts/audit-concurrency-test.sh waits for a real one).
+        // for; scripts/audit-concurrency-test.sh waits for a real one), with its session.
         let now = crate::cache::statement_now();
+        run(&format!(
+            "INSERT INTO tenancy.support_sessions (id, tenant, opened_by, opened_by_name, reason, expires_at)
+             VALUES ('sup_exp_s1', 'sup_exp_a', '{p}_sup'::regrole, '{p}_sup', 'ticket 9', to_timestamp({}))",
+            now - 1
+        ));
+        run(&format!("SET LOCAL ROLE {p}_sup"));
         crate::context::install(
             Context {
                 tenant: "sup_exp_a".into(),
@@ -840,6 +845,7 @@ mod tests {
                 api_key_id: None,
                 kid: None,
                 support_reason: Some("ticket 9".into()),
+                support_session: Some("sup_exp_s1".into()),
             },
             None,
             false,

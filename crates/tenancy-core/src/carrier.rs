@@ -53,6 +53,11 @@ pub struct Context {
     pub kid: Option<String>,
     #[serde(rename = "sr", default, skip_serializing_if = "Option::is_none")]
     pub support_reason: Option<String>,
+    /// The support session this context belongs to (a row of `tenancy.support_sessions`):
+    /// a support carrier is only as alive as its session, so that ending the session ends
+    /// every copy of the carrier.
+    #[serde(rename = "sid", default, skip_serializing_if = "Option::is_none")]
+    pub support_session: Option<String>,
 }
 
 impl Context {
@@ -139,6 +144,7 @@ mod tests {
             api_key_id: None,
             kid: Some("k1".into()),
             support_reason: None,
+            support_session: None,
         }
     }
 
@@ -169,6 +175,7 @@ mod tests {
             api_key_id: Some("abcdefghijklmnop".into()),
             kid: None,
             support_reason: Some("ticket 42".into()),
+            support_session: Some("s1".into()),
         };
         assert_eq!(decode(&encode(&full, KEY), KEY).unwrap(), full);
     }
@@ -352,6 +359,7 @@ mod tests {
             expires_at: None,
             api_key_id: Some("abcdefghijklmnop".into()),
             support_reason: Some("ticket 42".into()),
+            support_session: Some("s1".into()),
             ..ctx()
         };
         assert_eq!(

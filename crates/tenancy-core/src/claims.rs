@@ -113,11 +113,7 @@ pub fn validate(claims: &Map<String, Value>, rules: &Rules) -> Result<Identity, 
     }
     let actor = match claims.get("sub") {
         None => None,
-        Some(Value::String(s))
-            if (1..=256).contains(&s.chars().count()) && !s.chars().any(char::is_control) =>
-        {
-            Some(s.clone())
-        }
+        Some(Value::String(s)) if ident::valid_text(s, 256) => Some(s.clone()),
         Some(_) => return Err(Refusal::BadClaim("sub")),
     };
     let roles = match claims.get("roles") {

@@ -29,9 +29,64 @@ pub fn valid_feature(s: &str) -> bool {
     valid_kid(s)
 }
 
-/// 1–64 characters, no whitespace or control characters.
+/// 1–64 characters, no whitespace, control or invisible characters (see [`is_invisible`]):
+/// `has_role('admin')` and a reader of the audit trail must not meet an `admin` that is not
+/// `admin`.
 pub fn valid_role(s: &str) -> bool {
-    chars_in(s, 1, 64, |c| !c.is_whitespace() && !c.is_control())
+    chars_in(s, 1, 64, |c| {
+        !c.is_whitespace() && !c.is_control() && !is_invisible(c)
+    })
+}
+
+/// Characters that change a name without showing: Unicode format characters (general category
+/// Cf: zero-width space and joiners, bidirectional controls, the BOM, soft hyphen, tags),
+/// variation selectors, the combining grapheme joiner and the Hangul fillers. A name carrying
+/// one looks like, but is not, the name without it.
+pub fn is_invisible(c: char) -> bool {
+    matches!(u32::from(c),
+        0xAD | 0x34F | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x890..=0x891 | 0x8E2
+        | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F | 0x200B..=0x200F
+        | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0
+        | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3
+        | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
+}
+
+/// Free text that names something a reader or a check relies on (API key labels, support
+/// reasons, actors, plan names): 1 to `max` characters, no control or invisible characters,
+/// and no whitespace but the ASCII space, never at either end (so `gold`, `gold `, `gold` +
+/// NBSP and `gold` + zero-width space cannot stand side by side).
+pub fn valid_text(s: &str, max: usize) -> bool {
+    chars_in(s, 1, max, |c| {
+        !c.is_control() && !is_invisible(c) && (c == ' ' || !c.is_whitespace())
+    }) && !s.starts_with(' ')
+        && !s.ends_with(' ')
+}
+
+/// Application event names (`tenancy.audit()`): 1–64 of `[a-z0-9_.:-]`. Lowercase ASCII only,
+/// so that no event can differ from another, or from a reserved one, only in case, in an
+/// invisible character or in a look-alike letter from another script.
+pub fn valid_event(s: &str) -> bool {
+    chars_in(s, 1, 64, |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | ':' | '-')
+    })
+}
+
+/// The form in which event names are compared with the reserved ones: the separators `.`,
+/// `:` and `-` read as `_`, runs of `_` as one, none at either end (`support.ended`,
+/// `support--ended` and `_support_ended` all read `support_ended`).
+pub fn event_key(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = if matches!(c, '.' | ':' | '-') { '_' } else { c };
+        if c == '_' && (out.is_empty() || out.ends_with('_')) {
+            continue;
+        }
+        out.push(c);
+    }
+    while out.ends_with('_') {
+        out.pop();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -56,6 +111,56 @@ mod tests {
         assert!(!valid_tenant_id("a%b"));
         assert!(!valid_tenant_id(&"a".repeat(129)));
         assert!(valid_tenant_id(&"a".repeat(128)));
+    }
+
+    #[test]
+    fn look_alikes() {
+        for bad in [
+            "support_ended ",
+            "support_ended\u{a0}",
+            "support_ended\u{200b}",
+            "Support_Ended",
+            "support_end\u{435}d", // Cyrillic e
+            "support_ended\n",
+            "",
+        ] {
+            assert!(!valid_event(bad), "{bad:?}");
+        }
+        assert!(valid_event("invoice.approved"));
+        assert!(valid_event("a:b-c_d.9"));
+        assert!(valid_event(&"e".repeat(64)));
+        assert!(!valid_event(&"e".repeat(65)));
+        for (name, key) in [
+            ("support_ended", "support_ended"),
+            ("support.ended", "support_ended"),
+            ("support-ended", "support_ended"),
+            ("support:ended", "support_ended"),
+            ("_support__ended_", "support_ended"),
+            ("support_ended.", "support_ended"),
+            ("supportended", "supportended"),
+        ] {
+            assert_eq!(event_key(name), key, "{name}");
+        }
+        for bad in [
+            "gold ",
+            " gold",
+            "gold\u{a0}",
+            "gold\u{200b}",
+            "go\u{200d}ld",
+            "gold\u{feff}",
+            "\u{202e}dlog",
+            "gold\t",
+            "go\nld",
+            "go\u{3000}ld",
+            "",
+        ] {
+            assert!(!valid_text(bad, 64), "{bad:?}");
+        }
+        assert!(valid_text("ticket 4711: payroll export fails", 500));
+        assert!(valid_text("Ärztin – Zürich", 64));
+        assert!(!valid_text(&"a".repeat(65), 64));
+        assert!(!valid_role("admin\u{200b}"));
+        assert!(!valid_role("ad\u{2060}min"));
     }
 
     #[test]

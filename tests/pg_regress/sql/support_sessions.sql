@@ -1,0 +1,72 @@
+-- Support sessions end everywhere, and no statement hides a support write (issue 13, class 5);
+-- event names cannot look like one another (class 10). Carriers are kept in psql variables,
+-- never shown.
+DROP ROLE IF EXISTS regress_sup_a;
+DROP ROLE IF EXISTS regress_sup_b;
+CREATE ROLE regress_sup_a NOLOGIN;
+CREATE ROLE regress_sup_b NOLOGIN;
+SELECT tenancy.grant_support('regress_sup_a'), tenancy.grant_support('regress_sup_b');
+CREATE TABLE cases (id int PRIMARY KEY, tenant_id text, note text);
+INSERT INTO cases VALUES (1, 'acme', 'open'), (2, 'acme', 'open'), (3, 'globex', 'open');
+SELECT tenancy.protect('cases');
+GRANT SELECT, INSERT, UPDATE, DELETE ON cases TO regress_sup_a, regress_sup_b, regress_app;
+
+-- 1. A support carrier copied before end_support() is dead after it, and the trail cannot be
+--    made to say the session ended twice.
+SET ROLE regress_sup_a;
+SELECT tenancy.begin_support('acme', 'INC-13: replay', 5) IS NOT NULL AS begun;
+SELECT current_setting('tenancy.context') AS saved \gset
+SELECT count(*) AS acme_cases FROM cases;
+SELECT tenancy.end_support();
+SELECT set_config('tenancy.context', :'saved', false) <> '' AS replayed;
+SELECT count(*) FROM cases;
+SELECT tenancy.end_support();
+SELECT set_config('tenancy.context', '', false) = '' AS cleared;
+RESET ROLE;
+
+-- 2. A support carrier works only for the role that opened it.
+SET ROLE regress_sup_a;
+SELECT tenancy.begin_support('acme', 'INC-13: roles', 5) IS NOT NULL AS begun;
+SELECT current_setting('tenancy.context') AS saved \gset
+SET ROLE regress_app;
+SELECT count(*) FROM cases;
+SET ROLE regress_sup_b;
+SELECT count(*) FROM cases;
+SET ROLE regress_sup_a;
+SELECT count(*) AS acme_cases FROM cases;
+
+-- 3. A statement that clears the context after the isolation policy has read it still leaves
+--    its support_write row.
+WITH c AS (SELECT set_config('tenancy.context', '', false) AS v)
+DELETE FROM cases d
+ WHERE d.id = 1 AND EXISTS (SELECT 1 FROM c WHERE c.v <> d.note);
+SELECT tenancy.current_tenant() IS NULL AS cleared_by_the_statement;
+SELECT set_config('tenancy.context', :'saved', false) <> '' AS back;
+SELECT tenancy.end_support();
+RESET ROLE;
+SELECT id, tenant_id FROM cases ORDER BY id;
+SELECT event, detail ->> 'table' AS tbl, detail ->> 'operation' AS op, support ->> 'reason' AS reason
+  FROM tenancy.audit_log
+ WHERE tenant_id = 'acme' AND support ->> 'reason' LIKE 'INC-13:%' ORDER BY seq;
+SELECT tenant, opened_by_name, reason, ended_at IS NOT NULL AS ended
+  FROM tenancy.support_sessions WHERE reason LIKE 'INC-13:%' ORDER BY began_at, reason;
+
+-- 4. Event names: lowercase ASCII, and nothing that reads as the extension's own events.
+SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'acme', 'sub', 'ada',
+         'exp', extract(epoch FROM now() + interval '1 hour')::bigint)) AS tok \gset
+SET ROLE regress_app;
+BEGIN;
+SELECT tenancy.set_context(:'tok') IS NOT NULL AS set;
+SAVEPOINT s;
+SELECT tenancy.audit('support_ended ');
+ROLLBACK TO s;
+SELECT tenancy.audit(E'support_ended\u200b');
+ROLLBACK TO s;
+SELECT tenancy.audit('Support_Ended');
+ROLLBACK TO s;
+SELECT tenancy.audit('support.ended');
+ROLLBACK TO s;
+SELECT tenancy.audit('case.closed') > 0 AS recorded;
+COMMIT;
+RESET ROLE;
+DROP TABLE cases;
