@@ -79,6 +79,28 @@ pub fn no_support_session() -> ! {
     )
 }
 
+/// How much of a caller's input an error message or log line may quote.
+pub const QUOTE_CHARS: usize = 64;
+
+/// At most the first [`QUOTE_CHARS`] characters of user input, with an ellipsis when cut, for
+/// error messages and log lines: quoting a whole argument would let any caller write megabytes
+/// into the server log and into every client's error.
+pub fn user_input(s: &str) -> String {
+    match s.char_indices().nth(QUOTE_CHARS) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+    }
+}
+
+/// 54000: an input or a state past a documented limit.
+pub fn too_large(message: String, hint: Option<&str>) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        format!("pg_tenancy: {message}"),
+        hint,
+    )
+}
+
 /// 22023: a malformed argument.
 pub fn bad_argument(message: String, hint: Option<&str>) -> ! {
     raise(

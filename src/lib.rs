@@ -42,6 +42,8 @@ mod tests;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_audit;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_attack_guard;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_check;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_deid;

@@ -9,7 +9,7 @@ use super::numeric::{DecimalSum, NumericView};
 use super::set::{CappedSet, KeyHasher};
 use super::Key;
 
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 
 /// What the aggregate accumulates besides contributors.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -19,7 +19,7 @@ pub enum ValueKind {
     Int,
     Float,
     Numeric,
-    /// guarded_percentile: every value is kept.
+    /// guarded_percentile: every value is kept, with its contributor's key.
     Values,
 }
 
@@ -51,7 +51,9 @@ pub enum ValueAcc {
     Int(i128),
     Float(f64),
     Numeric(DecimalSum),
-    Values(Vec<f64>),
+    /// Each value with its contributor's key: the percentile rule counts people on either
+    /// side of the result.
+    Values(Vec<(f64, Key)>),
 }
 
 impl ValueAcc {
@@ -178,10 +180,23 @@ impl State {
     }
 
     #[inline]
-    pub fn push_value(&mut self, v: f64) {
+    pub fn push_value(&mut self, v: f64, contributor: Key) {
         if let ValueAcc::Values(vs) = &mut self.acc {
-            vs.push(v);
+            vs.push((v, contributor));
         }
+    }
+
+    /// Values kept by guarded_percentile (0 for the other forms).
+    pub fn values_len(&self) -> usize {
+        match &self.acc {
+            ValueAcc::Values(vs) => vs.len(),
+            _ => 0,
+        }
+    }
+
+    /// Tenants tracked by a pooled form (0 for the plain forms).
+    pub fn tenants_len(&self) -> usize {
+        self.tenants.as_ref().map_or(0, |t| t.len())
     }
 
     /// Percentile fraction: one per group; Err when a row brings another.
@@ -293,8 +308,9 @@ impl State {
             ValueAcc::Numeric(s) => s.encode(&mut out),
             ValueAcc::Values(vs) => {
                 out.extend_from_slice(&(vs.len() as u64).to_le_bytes());
-                for v in vs {
+                for (v, k) in vs {
                     out.extend_from_slice(&v.to_le_bytes());
+                    out.extend_from_slice(&k.to_le_bytes());
                 }
             }
         }
@@ -348,12 +364,12 @@ impl State {
             ValueKind::Numeric => ValueAcc::Numeric(DecimalSum::decode(r)?),
             ValueKind::Values => {
                 let n = r.u64()? as usize;
-                if n > r.b.len() / 8 {
+                if n > r.b.len() / 24 {
                     return None;
                 }
                 let mut vs = Vec::with_capacity(n);
                 for _ in 0..n {
-                    vs.push(r.f64()?);
+                    vs.push((r.f64()?, r.u128()?));
                 }
                 ValueAcc::Values(vs)
             }
