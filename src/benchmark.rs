@@ -60,10 +60,7 @@ fn fraction_label(f: f64) -> String {
 fn parse_measure(spec: &str) -> Measure {
     let bad = || -> ! {
         errors::bad_argument(
-            format!(
-                "measure {} is not understood",
-                pgrx::spi::quote_literal(spec)
-            ),
+            format!("measure {} is not understood", errors::quoted(spec)),
             Some("write count, sum(column), avg(column) or percentile(column, 0.9)"),
         )
     };

@@ -7,7 +7,16 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use tenancy_core::Refusal;
 
+/// Longest message any error of the extension carries: a backstop behind [`user_input`], so
+/// that no path, even one that forgot to shorten what it quotes, can send megabytes into the
+/// server log and the client's error.
+const MAX_MESSAGE_CHARS: usize = 1024;
+
 fn raise(code: PgSqlErrorCode, message: String, hint: Option<&str>) -> ! {
+    let message = match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        None => message,
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+    };
     let mut report = ErrorReport::new(code, message, "pg_tenancy");
     if let Some(hint) = hint {
         report = report.set_hint(hint);
@@ -90,6 +99,11 @@ pub fn user_input(s: &str) -> String {
         None => s.to_string(),
         Some((cut, _)) => format!("{}…", &s[..cut]),
     }
+}
+
+/// A caller's string as an SQL literal for a message, shortened by [`user_input`] first.
+pub fn quoted(s: &str) -> String {
+    pgrx::spi::quote_literal(&user_input(s))
 }
 
 /// 54000: an input or a state past a documented limit.

@@ -329,9 +329,9 @@ unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo, layout: Layout) -> Intern
 /// argument is a different text on every row) from growing until the server runs out.
 fn check_group_size(s: &State) {
     let limit = gucs::GUARD_GROUP_LIMIT.get().max(1) as usize;
-    if s.values_len() > limit || s.tenants_len() > limit {
+    if s.values_len() > limit || s.tenants_len() > limit || s.tenant_keys() > limit as u64 {
         errors::too_large(
-            format!("a guarded aggregate group holds more than {limit} values or tenants"),
+            format!("a guarded aggregate group holds more than {limit} values, tenants or contributors"),
             Some("aggregate over smaller groups, or have a superuser raise tenancy.guard_group_limit"),
         );
     }

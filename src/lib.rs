@@ -40,9 +40,11 @@ mod test_support;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
-mod tests_audit;
-#[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_guard;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_attack_resources;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_audit;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_check;
 #[cfg(any(test, feature = "pg_test"))]

@@ -9,7 +9,7 @@
 //! spills to disk past work_mem, so no export is ever held in a Rust collection.
 
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, quote_literal};
+use pgrx::spi::quote_identifier;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 use tenancy_core::ident;
@@ -42,7 +42,7 @@ pub struct TenantTable {
 fn check_tenant_id(id: &str) {
     if !ident::valid_tenant_id(id) {
         errors::bad_argument(
-            format!("invalid tenant id {}", quote_literal(id)),
+            format!("invalid tenant id {}", errors::quoted(id)),
             Some(
                 "tenant ids are 1 to 128 characters of letters, digits, '.', '_', ':', '@' or '-'",
             ),
@@ -300,7 +300,7 @@ fn purge_tenant(
         errors::bad_argument(
             format!(
                 "purge_tenant was not confirmed (confirm must be {}); nothing was deleted",
-                quote_literal(&expected)
+                errors::quoted(&expected)
             ),
             Some("the confirmation names the tenant so that a purge cannot be run for the wrong one by accident"),
         );
@@ -320,17 +320,17 @@ fn purge_tenant(
     .or_bug("locking the tenant");
     match status.as_deref() {
         None => errors::not_found(
-            format!("tenant {} does not exist", quote_literal(tenant)),
+            format!("tenant {} does not exist", errors::quoted(tenant)),
             None,
         ),
         Some("active") => errors::not_in_state(
             format!(
                 "tenant {} is still active: only a deactivated tenant can be purged",
-                quote_literal(tenant)
+                errors::quoted(tenant)
             ),
             Some(&format!(
                 "deactivate it first (SELECT tenancy.deactivate_tenant({})) so no session writes while its rows are deleted",
-                quote_literal(tenant)
+                errors::quoted(tenant)
             )),
         ),
         Some(_) => {}

@@ -9,7 +9,6 @@
 //! recorded in the tenant's audit chain, marked as support.
 
 use pgrx::prelude::*;
-use pgrx::spi::quote_literal;
 use pgrx::JsonB;
 use serde_json::json;
 use tenancy_core::carrier::{Context, Source};
@@ -34,7 +33,10 @@ fn begin_support(
         errors::bad_argument("tenant must not be NULL".into(), None)
     };
     if !ident::valid_tenant_id(tenant) {
-        errors::bad_argument(format!("invalid tenant id {}", quote_literal(tenant)), None);
+        errors::bad_argument(
+            format!("invalid tenant id {}", errors::quoted(tenant)),
+            None,
+        );
     }
     let reason = reason.map(str::trim).unwrap_or_default();
     if reason.is_empty()

@@ -110,8 +110,10 @@ mod tests {
             Some("eng")
         );
         // Cells with nothing suppressed are whole.
-        yes("SELECT count = 18 AND avg_pay * count = sum_pay AND status = 'ok'
-               FROM tests.agvc_a WHERE role = 'ops'");
+        yes(
+            "SELECT count = 18 AND avg_pay * count = sum_pay AND status = 'ok'
+               FROM tests.agvc_a WHERE role = 'ops'",
+        );
     }
 
     /// Difference of totals: a second grouping of the same rows (coarser, finer, crossed, the
@@ -142,8 +144,10 @@ mod tests {
             assert!(f.contains("tests.aggr_fine"), "{f}");
         }
         // Same columns in another order, other measures: the same cells.
-        run("SELECT tenancy.create_benchmark_view('tests.aggr_same', 'tests.aggr_pay',
-                      ARRAY['level', 'role'], ARRAY['sum(bonus)'], 'person')");
+        run(
+            "SELECT tenancy.create_benchmark_view('tests.aggr_same', 'tests.aggr_pay',
+                      ARRAY['level', 'role'], ARRAY['sum(bonus)'], 'person')",
+        );
         // A partition and its parent pool the same people.
         run("RESET ROLE;
              CREATE TABLE tests.aggr_part (tenant_id text NOT NULL, person int, role text, pay numeric)
@@ -191,17 +195,23 @@ mod tests {
         yes("SELECT tenancy.guarded_percentile(pay, 0.75, person) = percentile_cont(0.75) WITHIN GROUP (ORDER BY pay)
                AND tenancy.guarded_percentile(pay, 0.5, person) = 1010.5 FROM tests.agxp_t");
         // The top earner with a hundred rows is still one person at the top.
-        run("RESET ROLE; INSERT INTO tests.agxp_t SELECT 20, 1020 FROM generate_series(1, 100);
-             SET LOCAL ROLE agxp_app");
+        run(
+            "RESET ROLE; INSERT INTO tests.agxp_t SELECT 20, 1020 FROM generate_series(1, 100);
+             SET LOCAL ROLE agxp_app",
+        );
         yes("SELECT tenancy.guarded_percentile(pay, 0.9, person) IS NULL FROM tests.agxp_t");
         // Pooled, as the admin: the maximum of 36 people across six tenants.
         run("RESET ROLE; SET LOCAL ROLE agxp_admin");
-        yes("SELECT tenancy.guarded_percentile(pay, 1, person, tenant_id) IS NULL
+        yes(
+            "SELECT tenancy.guarded_percentile(pay, 1, person, tenant_id) IS NULL
                 AND tenancy.guarded_percentile(pay, 0.0, person, tenant_id) IS NULL
                 AND tenancy.guarded_percentile(pay, 0.5, person, tenant_id) IS NOT NULL
-               FROM tests.agxp_flat WHERE role = 'ops'");
-        run("SELECT tenancy.create_benchmark_view('tests.agxp_v', 'tests.agxp_pay', ARRAY['role'],
-                      ARRAY['count', 'percentile(pay, 1)', 'percentile(pay, 0.5)'], 'person')");
+               FROM tests.agxp_flat WHERE role = 'ops'",
+        );
+        run(
+            "SELECT tenancy.create_benchmark_view('tests.agxp_v', 'tests.agxp_pay', ARRAY['role'],
+                      ARRAY['count', 'percentile(pay, 1)', 'percentile(pay, 0.5)'], 'person')",
+        );
         assert_eq!(
             text("SELECT v::text FROM tests.agxp_v v WHERE role = 'ops'").as_deref(),
             Some("(ops,18,,2037,ok)")

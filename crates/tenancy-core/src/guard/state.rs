@@ -91,6 +91,8 @@ pub struct State {
     contributors: CappedSet,
     tenant_cap: u32,
     tenants: Option<TenantMap>,
+    /// Contributor keys held across all tenants of a pooled form.
+    tenant_keys: u64,
     pub rows: u64,
     pub acc: ValueAcc,
     pub fraction: Option<f64>,
@@ -110,6 +112,7 @@ impl State {
             contributors: CappedSet::new(if pooled { 1 } else { min_n_cap }),
             tenant_cap: tenant_cap.max(1),
             tenants: pooled.then(TenantMap::default),
+            tenant_keys: 0,
             rows: 0,
             acc: ValueAcc::new(kind),
             fraction: None,
@@ -146,7 +149,9 @@ impl State {
                 });
                 acc.rows += 1;
                 acc.weight += magnitude;
+                let before = acc.set.len();
                 acc.set.insert(contributor);
+                self.tenant_keys += u64::from(acc.set.len() - before);
             }
             _ => self.contributors.insert(contributor),
         }
@@ -199,6 +204,11 @@ impl State {
         self.tenants.as_ref().map_or(0, |t| t.len())
     }
 
+    /// Contributor keys held across a pooled form's tenants (0 for the plain forms).
+    pub fn tenant_keys(&self) -> u64 {
+        self.tenant_keys
+    }
+
     /// Percentile fraction: one per group; Err when a row brings another.
     pub fn set_fraction(&mut self, f: f64) -> Result<(), (f64, f64)> {
         match self.fraction {
@@ -231,6 +241,7 @@ impl State {
                 acc.weight += t.weight;
                 acc.set.merge(&t.set);
             }
+            self.tenant_keys = mine.values().map(|t| u64::from(t.set.len())).sum();
         }
         match (&mut self.acc, &other.acc) {
             (ValueAcc::Int(a), ValueAcc::Int(b)) => *a += *b,
@@ -374,10 +385,14 @@ impl State {
                 ValueAcc::Values(vs)
             }
         };
+        let tenant_keys = tenants
+            .as_ref()
+            .map_or(0, |m| m.values().map(|t| u64::from(t.set.len())).sum());
         Some(State {
             contributors,
             tenant_cap,
             tenants,
+            tenant_keys,
             rows,
             acc,
             fraction,

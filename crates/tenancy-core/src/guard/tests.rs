@@ -449,7 +449,11 @@ fn percentiles_need_a_crowd_on_both_sides() {
     let people = |n: i64| -> Vec<(f64, Key)> { (0..n).map(|p| (p as f64, hash_i64(p))).collect() };
     // Ten people, min_n 5: the ends and near-ends are refused, the median is shown.
     for f in [0.0, 1.0, 0.1, 0.9, 0.3] {
-        assert_eq!(percentile_guarded(&mut people(10), f, 5), None, "fraction {f}");
+        assert_eq!(
+            percentile_guarded(&mut people(10), f, 5),
+            None,
+            "fraction {f}"
+        );
     }
     assert_eq!(percentile_guarded(&mut people(10), 0.5, 5), Some(4.5));
     // Five people: even the median is one person's exact value with two on either side.
@@ -483,19 +487,38 @@ fn averages_follow_the_sum_dominance() {
         weight: w,
     };
     let ts = [t(100.0), t(1.0), t(1.0), t(1.0), t(1.0), t(1.0)];
-    assert_eq!(decide(0, Some(&ts), &TH, Weighting::AbsoluteSum), Status::Dominated);
-    assert_eq!(decide(0, Some(&ts), &TH, Weighting::Both), Status::Dominated);
-    assert_eq!(decide(0, Some(&ts), &TH, Weighting::Contributors), Status::Ok);
+    assert_eq!(
+        decide(0, Some(&ts), &TH, Weighting::AbsoluteSum),
+        Status::Dominated
+    );
+    assert_eq!(
+        decide(0, Some(&ts), &TH, Weighting::Both),
+        Status::Dominated
+    );
+    assert_eq!(
+        decide(0, Some(&ts), &TH, Weighting::Contributors),
+        Status::Ok
+    );
     // And its count's: one tenant with most of the people.
     let ts = [
-        TenantTally { lo: 30, hi: 30, weight: 1.0 },
+        TenantTally {
+            lo: 30,
+            hi: 30,
+            weight: 1.0,
+        },
         t(1.0),
         t(1.0),
         t(1.0),
         t(1.0),
     ];
-    assert_eq!(decide(0, Some(&ts), &TH, Weighting::Both), Status::Dominated);
-    assert_eq!(decide(0, Some(&ts), &TH, Weighting::AbsoluteSum), Status::Ok);
+    assert_eq!(
+        decide(0, Some(&ts), &TH, Weighting::Both),
+        Status::Dominated
+    );
+    assert_eq!(
+        decide(0, Some(&ts), &TH, Weighting::AbsoluteSum),
+        Status::Ok
+    );
     let ts = [t(1.0); 6];
     assert_eq!(decide(0, Some(&ts), &TH, Weighting::Both), Status::Ok);
 }
