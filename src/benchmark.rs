@@ -276,7 +276,7 @@ fn _create_benchmark_view(
             errors::bad_argument(
                 format!(
                     "cannot group by a column named {}",
-                    quote_identifier(&errors::user_input(g))
+                    quote_identifier(errors::user_input(g))
                 ),
                 Some("the view's status column and its internal columns use these names"),
             );
@@ -311,7 +311,7 @@ fn _create_benchmark_view(
             errors::bad_argument(
                 format!(
                     "two output columns would be named {}",
-                    quote_identifier(&errors::user_input(&out))
+                    quote_identifier(errors::user_input(&out))
                 ),
                 None,
             );

@@ -103,7 +103,7 @@ pub fn user_input(s: &str) -> String {
 
 /// A caller's string as an SQL literal for a message, shortened by [`user_input`] first.
 pub fn quoted(s: &str) -> String {
-    pgrx::spi::quote_literal(&user_input(s))
+    pgrx::spi::quote_literal(user_input(s))
 }
 
 /// 54000: an input or a state past a documented limit.

@@ -100,9 +100,8 @@ mod tests {
             format!("SELECT tenancy.entitled({big})"),
             format!("SELECT tenancy.has_role({big})"),
             format!("SELECT tenancy.generalize_date(current_date, {big})"),
-            format!(
-                "SELECT tenancy.k_anonymity('pg_catalog.pg_class', array_fill('x'::name, ARRAY[100000]))"
-            ),
+            "SELECT tenancy.k_anonymity('pg_catalog.pg_class', array_fill('x'::name, ARRAY[100000]))"
+                .to_string(),
             format!("SELECT set_config('tenancy.context', {big}, true), tenancy.current_tenant()"),
         ] {
             short_or_ok("arov_nobody", &sql, &errs);
