@@ -7,10 +7,11 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use tenancy_core::Refusal;
 
-/// Longest message any error of the extension carries: a backstop behind [`user_input`], so
-/// that no path, even one that forgot to shorten what it quotes, can send megabytes into the
-/// server log and the client's error.
-const MAX_MESSAGE_CHARS: usize = 1024;
+/// Longest message any error of the extension carries (assert_isolated lists every finding,
+/// so it is not short): a backstop behind [`user_input`], so that no path, even one that
+/// forgot to shorten what it quotes, can send megabytes into the server log and the client's
+/// error.
+const MAX_MESSAGE_CHARS: usize = 8192;
 
 fn raise(code: PgSqlErrorCode, message: String, hint: Option<&str>) -> ! {
     let message = match message.char_indices().nth(MAX_MESSAGE_CHARS) {
