@@ -122,5 +122,8 @@ CREATE TABLE tenancy.benchmark_views (
     source      text NOT NULL,
     definition  text NOT NULL,
     created_by  text NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- The grouping columns, sorted: every view over one table (or partition tree) must group
+    -- by the same set, or a hidden cell could be computed from the other view's totals.
+    group_by    text[]
 );

@@ -42,8 +42,24 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    auth text := pg_catalog.current_setting('request.headers', true)::pg_catalog.json OPERATOR(pg_catalog.->>) 'authorization';
+    headers text := pg_catalog.current_setting('request.headers', true);
+    auth text;
 BEGIN
+    IF headers IS NULL OR headers OPERATOR(pg_catalog.=) '' THEN
+        RETURN;
+    END IF;
+    -- Anyone may SET request.headers: bound it, and never let the JSON parser's error (which
+    -- quotes the offending token whole) carry the caller's text into the log.
+    IF pg_catalog.octet_length(headers) OPERATOR(pg_catalog.>) 65536 THEN
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = 'pg_tenancy: request.headers is longer than 65536 bytes';
+    END IF;
+    BEGIN
+        auth := headers::pg_catalog.json OPERATOR(pg_catalog.->>) 'authorization';
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'pg_tenancy: request.headers is not JSON';
+    END;
     IF auth IS NULL OR auth OPERATOR(pg_catalog.=) '' THEN
         RETURN;
     END IF;

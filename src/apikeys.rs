@@ -2,7 +2,6 @@
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
-use pgrx::spi::quote_literal;
 use tenancy_core::{apikey, ident};
 
 use crate::errors::{self, SpiOrBug};
@@ -19,7 +18,10 @@ fn create_api_key(
     expires_at: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) -> String {
     if !ident::valid_tenant_id(tenant) {
-        errors::bad_argument(format!("invalid tenant id {}", quote_literal(tenant)), None);
+        errors::bad_argument(
+            format!("invalid tenant id {}", errors::quoted(tenant)),
+            None,
+        );
     }
     if !ident::valid_text(label, 200) {
         errors::bad_argument(
@@ -88,7 +90,7 @@ fn revoke_api_key(key: &str) {
             );
         }
         Ok(None) => errors::not_found(
-            format!("no live API key with id {}", quote_literal(key_id)),
+            format!("no live API key with id {}", errors::quoted(key_id)),
             None,
         ),
         Err(e) => errors::internal("revoking an API key", e),

@@ -9,7 +9,6 @@
 use std::cell::Cell;
 
 use pgrx::prelude::*;
-use pgrx::spi::quote_literal;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 use tenancy_core::audit::{self as chain, Row, Walker};
@@ -334,7 +333,10 @@ fn verify_audit(
         errors::bad_argument("tenant must not be NULL".into(), None)
     };
     if tenant != SYSTEM_CHAIN && !ident::valid_tenant_id(tenant) {
-        errors::bad_argument(format!("invalid tenant id {}", quote_literal(tenant)), None);
+        errors::bad_argument(
+            format!("invalid tenant id {}", errors::quoted(tenant)),
+            None,
+        );
     }
     if !acting_role_is_admin() {
         match crate::context::current() {

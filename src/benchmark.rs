@@ -60,10 +60,7 @@ fn fraction_label(f: f64) -> String {
 fn parse_measure(spec: &str) -> Measure {
     let bad = || -> ! {
         errors::bad_argument(
-            format!(
-                "measure {} is not understood",
-                pgrx::spi::quote_literal(spec)
-            ),
+            format!("measure {} is not understood", errors::quoted(spec)),
             Some("write count, sum(column), avg(column) or percentile(column, 0.9)"),
         )
     };
@@ -264,6 +261,7 @@ fn _create_benchmark_view(
         );
     }
     let mut groups = Vec::new();
+    let mut group_names: Vec<String> = Vec::new();
     for g in &group_by {
         let Some(g) = g.as_deref() else {
             errors::bad_argument("group_by must not contain NULL".into(), None)
@@ -274,16 +272,33 @@ fn _create_benchmark_view(
                 Some("a benchmark pools tenants; grouping by tenant would show each tenant alone"),
             );
         }
+        if g == "status" || g.starts_with("_tenancy_") {
+            errors::bad_argument(
+                format!(
+                    "cannot group by a column named {}",
+                    quote_identifier(errors::user_input(g))
+                ),
+                Some("the view's status column and its internal columns use these names"),
+            );
+        }
         groups.push(column(source, g, &qsource).quoted);
+        if !group_names.iter().any(|n| n == g) {
+            group_names.push(g.to_string());
+        }
     }
     let contrib = contributor_expr(&column(source, contributor, &qsource), contributor);
     let tenant = format!(
         "CAST({} AS pg_catalog.text)",
         column(source, &tenant_column, &qsource).quoted
     );
-    let mut outputs: Vec<String> = Vec::new();
+    // Every measure is computed in the inner query under an internal name, with the status of
+    // the rows it counts; the outer query decides once per cell and shows every measure of a
+    // cell or none (see `cell_status`).
+    let mut inner: Vec<String> = Vec::new();
+    let mut outer: Vec<String> = Vec::new();
+    let mut checks: Vec<String> = Vec::new();
     let mut names: Vec<String> = Vec::new();
-    for m in &measures {
+    for (i, m) in measures.iter().enumerate() {
         let Some(m) = m.as_deref() else {
             errors::bad_argument("measures must not contain NULL".into(), None)
         };
@@ -296,57 +311,109 @@ fn _create_benchmark_view(
             errors::bad_argument(
                 format!(
                     "two output columns would be named {}",
-                    quote_identifier(&out)
+                    quote_identifier(errors::user_input(&out))
                 ),
                 None,
             );
         }
-        let expr = match (&m, value) {
-            (Measure::Count, _) => format!("tenancy.guarded_count({contrib}, {tenant})"),
-            (Measure::Sum(_), Some(v)) => format!("tenancy.guarded_sum({v}, {contrib}, {tenant})"),
-            (Measure::Avg(_), Some(v)) => format!("tenancy.guarded_avg({v}, {contrib}, {tenant})"),
-            (Measure::Percentile(_, f), Some(v)) => format!(
-                "tenancy.guarded_percentile({v}, CAST({f:?} AS pg_catalog.float8), {contrib}, {tenant})"
+        let (expr, why_null) = match (&m, &value) {
+            (Measure::Count, _) => (
+                format!("tenancy.guarded_count({contrib}, {tenant})"),
+                "too_few_contributors",
+            ),
+            (Measure::Sum(_), Some(v)) => (
+                format!("tenancy.guarded_sum({v}, {contrib}, {tenant})"),
+                "dominated",
+            ),
+            (Measure::Avg(_), Some(v)) => (
+                format!("tenancy.guarded_avg({v}, {contrib}, {tenant})"),
+                "dominated",
+            ),
+            (Measure::Percentile(_, f), Some(v)) => (
+                format!(
+                    "tenancy.guarded_percentile({v}, CAST({f:?} AS pg_catalog.float8), {contrib}, {tenant})"
+                ),
+                "too_few_contributors",
             ),
             _ => unreachable!("measures with a column have a value"),
         };
-        outputs.push(format!("{expr} AS {}", quote_identifier(&out)));
+        inner.push(format!("{expr} AS _tenancy_m{i}"));
+        if let Some(v) = &value {
+            inner.push(format!(
+                "tenancy.guard_status({contrib}, {tenant}) FILTER (WHERE {v} IS NOT NULL) AS _tenancy_s{i}"
+            ));
+        }
+        // The other measures are NULL exactly when suppressed; their reason is the status of
+        // the rows they count (those with a value) or, when those pass, the rule only they
+        // apply (dominance by magnitude for sum and avg). A percentile NULL only because it
+        // would stand at the edge of the crowd blanks itself alone: no other measure (count,
+        // sum, average, another fraction) gives back a minimum or a maximum.
+        checks.push(match (&m, &value) {
+            (Measure::Percentile(..), _) => format!(
+                "WHEN a._tenancy_s{i} OPERATOR(pg_catalog.<>) 'ok' THEN a._tenancy_s{i}"
+            ),
+            (_, Some(_)) => format!(
+                "WHEN a._tenancy_m{i} IS NULL THEN COALESCE(NULLIF(a._tenancy_s{i}, 'ok'), '{why_null}')"
+            ),
+            (_, None) => format!("WHEN a._tenancy_m{i} IS NULL THEN '{why_null}'"),
+        });
+        outer.push(format!(
+            "CASE WHEN c._tenancy_status OPERATOR(pg_catalog.=) 'ok' THEN c._tenancy_m{i} END AS {}",
+            quote_identifier(&out)
+        ));
         names.push(out);
     }
     let status = format!("tenancy.guard_status({contrib}, {tenant})");
-    let select_groups = if groups.is_empty() {
+    let (inner_groups, outer_groups, group_clause) = if groups.is_empty() {
+        (String::new(), String::new(), String::new())
+    } else {
+        (
+            format!("{}, ", groups.join(", ")),
+            format!(
+                "{}, ",
+                groups
+                    .iter()
+                    .map(|g| format!("c.{g}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            format!(" GROUP BY {}", groups.join(", ")),
+        )
+    };
+    let filter = if include_suppressed {
         String::new()
     } else {
-        format!("{}, ", groups.join(", "))
+        " WHERE c._tenancy_status OPERATOR(pg_catalog.=) 'ok'".to_string()
     };
-    let group_clause = if groups.is_empty() {
-        String::new()
-    } else {
-        format!(" GROUP BY {}", groups.join(", "))
-    };
-    let having = if include_suppressed {
-        String::new()
-    } else {
-        format!(" HAVING {status} OPERATOR(pg_catalog.=) 'ok'")
-    };
+    // cell_status: the first reason any measure of the cell is suppressed. One suppressed
+    // measure blanks the whole cell, so that no shown measure rebuilds a hidden one (an
+    // average times the count is the sum).
     let sql = format!(
-        "CREATE VIEW {qview} WITH (security_barrier = true) AS SELECT {select_groups}{}, {status} AS status FROM {qsource}{group_clause}{having}",
-        outputs.join(", ")
+        "CREATE VIEW {qview} WITH (security_barrier = true) AS \
+         SELECT {outer_groups}{}, c._tenancy_status AS status FROM (\
+           SELECT a.*, CASE WHEN a._tenancy_s OPERATOR(pg_catalog.<>) 'ok' THEN a._tenancy_s {} ELSE 'ok' END AS _tenancy_status FROM (\
+             SELECT {inner_groups}{}, {status} AS _tenancy_s FROM {qsource}{group_clause}) a) c{filter}",
+        outer.join(", "),
+        checks.join(" "),
+        inner.join(", "),
     );
     // SAFETY: the caller's name, read before switching identity.
     let caller = unsafe {
         let p = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
         std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
     };
+    group_names.sort();
     crate::owner::as_extension_owner(|| {
+        refuse_other_groupings(source, &group_names);
         Spi::run(&sql).or_bug("creating the benchmark view");
         Spi::run_with_args(
-            "INSERT INTO tenancy.benchmark_views (view_name, source, definition, created_by)
-             VALUES ($1, $2, pg_catalog.pg_get_viewdef(pg_catalog.to_regclass($1)), $3)",
+            "INSERT INTO tenancy.benchmark_views (view_name, source, definition, created_by, group_by)
+             VALUES ($1, $2, pg_catalog.pg_get_viewdef(pg_catalog.to_regclass($1)), $3, $4)",
             &[
                 qview.as_str().into(),
                 qsource.as_str().into(),
                 caller.as_str().into(),
+                group_names.clone().into(),
             ],
         )
         .or_bug("registering the benchmark view");
@@ -357,6 +424,42 @@ fn _create_benchmark_view(
         .or_bug("granting the benchmark view");
     });
     qview
+}
+
+/// Complementary disclosure: two benchmark views over the same rows with different groupings
+/// share a margin (the totals over the columns they have in common, at least the grand total),
+/// so a cell one view hides can be computed from the other view's cells minus the cells the
+/// first shows. Within one view the cells are disjoint and no margin is shown, so the only
+/// enforceable rule is at creation: every benchmark view over one table (or one partition
+/// tree: a partition's cells are parts of its parent's) uses the same table and the same set
+/// of grouping columns. Serialised by a lock so two admins cannot race past it.
+fn refuse_other_groupings(source: pg_sys::Oid, group_names: &[String]) {
+    Spi::run("LOCK TABLE tenancy.benchmark_views IN SHARE ROW EXCLUSIVE MODE")
+        .or_bug("locking the benchmark views");
+    let other = crate::spi_util::select_row(
+        "SELECT b.view_name FROM tenancy.benchmark_views b
+          WHERE pg_catalog.to_regclass(b.source) IS NOT NULL
+            AND COALESCE(pg_catalog.pg_partition_root(pg_catalog.to_regclass(b.source)),
+                                    pg_catalog.to_regclass(b.source))
+                OPERATOR(pg_catalog.=)
+                COALESCE(pg_catalog.pg_partition_root($1::pg_catalog.regclass), $1::pg_catalog.regclass)
+            AND (pg_catalog.to_regclass(b.source) OPERATOR(pg_catalog.<>) $1::pg_catalog.regclass
+                 OR b.group_by IS NULL
+                 OR NOT (b.group_by OPERATOR(pg_catalog.@>) $2 AND b.group_by OPERATOR(pg_catalog.<@) $2))
+          ORDER BY b.view_name LIMIT 1",
+        &[source.into(), group_names.to_vec().into()],
+        |r| r.get::<String>(1),
+    )
+    .or_bug("reading the benchmark views");
+    if let Some(Some(other)) = other {
+        errors::not_supported(
+            format!(
+                "benchmark view {} already pools these rows with another grouping",
+                errors::user_input(&other)
+            ),
+            Some("a second grouping of the same rows would let a hidden cell be computed from the other view's totals (complementary disclosure); group by the same columns as the existing view, or drop it first with tenancy.drop_benchmark_view()"),
+        );
+    }
 }
 
 /// Drops a view made by create_benchmark_view (the caller does not own it) and forgets it.

@@ -9,7 +9,6 @@
 use std::rc::Rc;
 
 use pgrx::prelude::*;
-use pgrx::spi::quote_literal;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 use tenancy_core::carrier::{self, Context, Source};
@@ -288,7 +287,7 @@ fn set_tenant(
     };
     if !ident::valid_tenant_id(tenant) {
         errors::bad_argument(
-            format!("invalid tenant id {}", quote_literal(tenant)),
+            format!("invalid tenant id {}", errors::quoted(tenant)),
             Some(
                 "tenant ids are 1 to 128 characters of letters, digits, '.', '_', ':', '@' or '-'",
             ),

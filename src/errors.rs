@@ -7,7 +7,17 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use tenancy_core::Refusal;
 
+/// Longest message any error of the extension carries (assert_isolated lists every finding,
+/// so it is not short): a backstop behind [`user_input`], so that no path, even one that
+/// forgot to shorten what it quotes, can send megabytes into the server log and the client's
+/// error.
+const MAX_MESSAGE_CHARS: usize = 8192;
+
 fn raise(code: PgSqlErrorCode, message: String, hint: Option<&str>) -> ! {
+    let message = match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+        None => message,
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+    };
     let mut report = ErrorReport::new(code, message, "pg_tenancy");
     if let Some(hint) = hint {
         report = report.set_hint(hint);
@@ -76,6 +86,33 @@ pub fn no_support_session() -> ! {
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         "pg_tenancy: no support session is open in this session".into(),
         Some("open one with tenancy.begin_support(tenant, reason, minutes)"),
+    )
+}
+
+/// How much of a caller's input an error message or log line may quote.
+pub const QUOTE_CHARS: usize = 64;
+
+/// At most the first [`QUOTE_CHARS`] characters of user input, with an ellipsis when cut, for
+/// error messages and log lines: quoting a whole argument would let any caller write megabytes
+/// into the server log and into every client's error.
+pub fn user_input(s: &str) -> String {
+    match s.char_indices().nth(QUOTE_CHARS) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+    }
+}
+
+/// A caller's string as an SQL literal for a message, shortened by [`user_input`] first.
+pub fn quoted(s: &str) -> String {
+    pgrx::spi::quote_literal(user_input(s))
+}
+
+/// 54000: an input or a state past a documented limit.
+pub fn too_large(message: String, hint: Option<&str>) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        format!("pg_tenancy: {message}"),
+        hint,
     )
 }
 

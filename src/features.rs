@@ -4,7 +4,6 @@
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
-use pgrx::spi::quote_literal;
 use pgrx::JsonB;
 use tenancy_core::ident;
 
@@ -13,7 +12,7 @@ use crate::errors::{self, SpiOrBug};
 fn check_feature(feature: &str) {
     if !ident::valid_feature(feature) {
         errors::bad_argument(
-            format!("invalid feature name {}", quote_literal(feature)),
+            format!("invalid feature name {}", errors::quoted(feature)),
             Some("feature names are 1 to 64 characters of letters, digits, '.', '_', ':' or '-'"),
         );
     }
@@ -75,8 +74,8 @@ fn revoke_feature(tenant: &str, feature: &str) {
         errors::not_found(
             format!(
                 "tenant {} has no feature {}",
-                quote_literal(tenant),
-                quote_literal(feature)
+                errors::quoted(tenant),
+                errors::quoted(feature)
             ),
             None,
         );

@@ -93,7 +93,7 @@ fn band_label(
 fn generalize_date(value: Date, unit: default!(&str, "'month'")) -> Date {
     let Some(unit) = DateUnit::parse(unit) else {
         errors::bad_argument(
-            format!("unknown date unit {}", pgrx::spi::quote_literal(unit)),
+            format!("unknown date unit {}", errors::quoted(unit)),
             Some("use 'month', 'quarter' or 'year'"),
         )
     };

@@ -11,14 +11,16 @@
 //!
 //! Memory per group: the plain forms keep at most `min_n` contributor keys (16 bytes each) and
 //! stop hashing once they have them; the pooled forms keep, per tenant, at most
-//! `tenancy.guard_tenant_limit` keys; `guarded_percentile` keeps every value (8 bytes each).
+//! `tenancy.guard_tenant_limit` keys and at most `tenancy.guard_group_limit` tenants;
+//! `guarded_percentile` keeps every value with its contributor's key (24 bytes each), at most
+//! `tenancy.guard_group_limit` of them. Past a limit the query fails (54000).
 
 use pgrx::datum::Internal;
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw, pg_getarg_type};
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, PgMemoryContexts};
 use tenancy_core::guard::{
-    hash_bytes, hash_i64, hash_tenant, hash_uuid, percentile_cont, Key, NumericView, Special,
+    hash_bytes, hash_i64, hash_tenant, hash_uuid, percentile_guarded, Key, NumericView, Special,
     State, Status, Thresholds, ValueAcc, ValueKind, Weighting,
 };
 
@@ -260,24 +262,37 @@ unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo, layout: Layout) -> Intern
                 );
             }
         }
-        if s.core.wants_contributor() {
+        // Percentiles keep every row's key: their rule counts people beside the result.
+        // Percentiles keep every row's key: their rule counts people beside the result.
+        let percentile = matches!(layout, Layout::Percentile);
+        let mut person: Key = 0;
+        if s.core.wants_contributor() || percentile {
             let key = contributor_key(ctype, pg_getarg_datum_raw(fcinfo, cpos));
             let tenant = tpos.map(|t| hash_tenant(text_bytes(pg_getarg_datum_raw(fcinfo, t))));
-            let magnitude = if tenant.is_some() {
-                match (vtype, &numeric) {
-                    (ValueType::Int4, _) => f64::from((vd.value() as i32).unsigned_abs()),
-                    (ValueType::Int8, _) => (vd.value() as i64).unsigned_abs() as f64,
-                    (ValueType::Float8, _) => f64::from_bits(vd.value() as u64).abs(),
-                    (_, Some(n)) => n.abs_f64_approx(),
-                    _ => 0.0,
-                }
+            // The same contributor id in two tenants is two people (tenant keys are 64-bit,
+            // so the upper half keeps bigint ids apart; a collision only merges people).
+            person = tenant.map_or(key, |t| key ^ (t << 64));
+            if s.core.wants_contributor() {
+                let magnitude = if tenant.is_some() {
+                    match (vtype, &numeric) {
+                        (ValueType::Int4, _) => f64::from((vd.value() as i32).unsigned_abs()),
+                        (ValueType::Int8, _) => (vd.value() as i64).unsigned_abs() as f64,
+                        (ValueType::Float8, _) => f64::from_bits(vd.value() as u64).abs(),
+                        (_, Some(n)) => n.abs_f64_approx(),
+                        _ => 0.0,
+                    }
+                } else {
+                    0.0
+                };
+                s.core.admit(key, tenant, magnitude);
             } else {
-                0.0
-            };
-            s.core.admit(key, tenant, magnitude);
+                s.core.admit_known();
+            }
         } else {
             s.core.admit_known();
         }
+        let key = person;
+        check_group_size(&s.core);
         match (layout, vtype) {
             (Layout::Rows, _) | (_, ValueType::None) => {}
             (Layout::Value, ValueType::Int4) => s.core.add_int(i64::from(vd.value() as i32)),
@@ -291,19 +306,34 @@ unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo, layout: Layout) -> Intern
                 }
             }
             (Layout::Percentile, ValueType::Int4) => {
-                s.core.push_value(f64::from(vd.value() as i32))
+                s.core.push_value(f64::from(vd.value() as i32), key)
             }
-            (Layout::Percentile, ValueType::Int8) => s.core.push_value(vd.value() as i64 as f64),
+            (Layout::Percentile, ValueType::Int8) => {
+                s.core.push_value(vd.value() as i64 as f64, key)
+            }
             (Layout::Percentile, ValueType::Float8) => {
-                s.core.push_value(f64::from_bits(vd.value() as u64))
+                s.core.push_value(f64::from_bits(vd.value() as u64), key)
             }
             (Layout::Percentile, ValueType::Numeric) => {
                 if let Some(n) = &numeric {
-                    s.core.push_value(n.to_f64());
+                    s.core.push_value(n.to_f64(), key);
                 }
             }
         }
         internal_of(s)
+    }
+}
+
+/// The per-group bound: the state lives outside PostgreSQL's memory accounting, so nothing
+/// else would stop one group (a percentile over a huge table, or a pooled form whose tenant
+/// argument is a different text on every row) from growing until the server runs out.
+fn check_group_size(s: &State) {
+    let limit = gucs::GUARD_GROUP_LIMIT.get().max(1) as usize;
+    if s.values_len() > limit || s.tenants_len() > limit || s.tenant_keys() > limit as u64 {
+        errors::too_large(
+            format!("a guarded aggregate group holds more than {limit} values, tenants or contributors"),
+            Some("aggregate over smaller groups, or have a superuser raise tenancy.guard_group_limit"),
+        );
     }
 }
 
@@ -356,6 +386,7 @@ fn _guard_combine(fcinfo: pg_sys::FunctionCallInfo) -> Internal {
                 Some("pass the same constant fraction for every row"),
             );
         }
+        check_group_size(&a.core);
         internal_of(a)
     }
 }
@@ -461,30 +492,29 @@ fn _guard_sum_final_float8(fcinfo: pg_sys::FunctionCallInfo) -> Option<f64> {
 /// guarded_avg over integer and numeric values: numeric, divided as avg() divides.
 #[pg_extern(sql = false, stable, parallel_safe)]
 fn _guard_avg_final_numeric(fcinfo: pg_sys::FunctionCallInfo) -> Option<AnyNumeric> {
-    let s = shown(fcinfo, Weighting::Contributors)?;
+    let s = shown(fcinfo, Weighting::Both)?;
     let sum = sum_numeric(&s.core.acc)?;
     Some(sum / AnyNumeric::from(s.core.rows))
 }
 
 #[pg_extern(sql = false, stable, parallel_safe)]
 fn _guard_avg_final_float8(fcinfo: pg_sys::FunctionCallInfo) -> Option<f64> {
-    let s = shown(fcinfo, Weighting::Contributors)?;
+    let s = shown(fcinfo, Weighting::Both)?;
     match s.core.acc {
         ValueAcc::Float(v) => Some(v / s.core.rows as f64),
         _ => None,
     }
 }
 
-/// Sorts the kept values in place (declared FINALFUNC_MODIFY = READ_WRITE).
+/// Sorts the kept values in place (declared FINALFUNC_MODIFY = READ_WRITE). Shown only with
+/// min_n people at or below the result and min_n at or above it (`percentile_guarded`).
 #[pg_extern(sql = false, stable, parallel_safe)]
 fn _guard_percentile_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<f64> {
     let s = shown(fcinfo, Weighting::Contributors)?;
     let fraction = s.core.fraction?;
+    let min_n = thresholds().min_n;
     match &mut s.core.acc {
-        ValueAcc::Values(vs) if !vs.is_empty() => {
-            vs.sort_unstable_by(f64::total_cmp);
-            Some(percentile_cont(vs, fraction))
-        }
+        ValueAcc::Values(vs) => percentile_guarded(vs, fraction, min_n),
         _ => None,
     }
 }

@@ -30,6 +30,8 @@ pub static MIN_N: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static MIN_TENANTS: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static MAX_TENANT_SHARE: GucSetting<f64> = GucSetting::<f64>::new(0.25);
 pub static GUARD_TENANT_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(1024);
+/// Most values a guarded_percentile group keeps, and most tenants a pooled group tracks.
+pub static GUARD_GROUP_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(1_000_000);
 /// Largest `tenancy.min_n` (and tenant `min_n` setting) accepted.
 pub const MAX_MIN_N: i32 = 1_000_000;
 
@@ -200,6 +202,16 @@ pub fn init() {
         &GUARD_TENANT_LIMIT,
         16,
         1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tenancy.guard_group_limit",
+        c"Most values one guarded_percentile group keeps, and most tenants one pooled group tracks.",
+        c"Past it the query fails with 54000 instead of growing without bound: the guard's state lives outside PostgreSQL's memory accounting. About 24 bytes per percentile value.",
+        &GUARD_GROUP_LIMIT,
+        1_000,
+        100_000_000,
         GucContext::Suset,
         GucFlags::default(),
     );

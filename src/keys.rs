@@ -1,11 +1,15 @@
 //! Signing keys (token verification) and token minting.
 
 use pgrx::prelude::*;
-use pgrx::spi::quote_literal;
 use pgrx::JsonB;
 use tenancy_core::{ident, jwt, Alg};
 
 use crate::errors::{self, SpiOrBug};
+
+/// Longest signing secret accepted.
+pub const MAX_SECRET_BYTES: usize = 1024;
+/// Most signing keys live at once.
+pub const MAX_LIVE_KEYS: i64 = 64;
 
 /// Registers an HMAC key that signs tokens. Several keys may be live at once (rotation).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
@@ -13,13 +17,13 @@ use crate::errors::{self, SpiOrBug};
 fn add_signing_key(kid: &str, secret: &[u8], alg: default!(&str, "'HS256'")) {
     if !ident::valid_kid(kid) {
         errors::bad_argument(
-            format!("invalid key id {}", quote_literal(kid)),
+            format!("invalid key id {}", errors::quoted(kid)),
             Some("key ids are 1 to 64 characters of letters, digits, '.', '_', ':' or '-'"),
         );
     }
     let Some(parsed) = Alg::parse(alg) else {
         errors::bad_argument(
-            format!("unsupported algorithm {}", quote_literal(alg)),
+            format!("unsupported algorithm {}", errors::quoted(alg)),
             Some("use HS256, HS384 or HS512"),
         )
     };
@@ -31,6 +35,25 @@ fn add_signing_key(kid: &str, secret: &[u8], alg: default!(&str, "'HS256'")) {
                 parsed.min_key_len()
             ),
             Some("generate one with gen_random_bytes() from pgcrypto or your secret manager"),
+        );
+    }
+    // Every backend that verifies a token caches every live key: both their size and their
+    // number are bounded when they are written.
+    if secret.len() > MAX_SECRET_BYTES {
+        errors::too_large(
+            format!("a signing secret may be at most {MAX_SECRET_BYTES} bytes"),
+            Some("HMAC gains nothing from a secret longer than its hash's block size (128 bytes for HS512)"),
+        );
+    }
+    let live = Spi::get_one::<i64>(
+        "SELECT pg_catalog.count(*) FROM tenancy.signing_keys WHERE retired_at IS NULL",
+    )
+    .or_bug("counting live signing keys")
+    .unwrap_or(0);
+    if live >= MAX_LIVE_KEYS {
+        errors::too_large(
+            format!("at most {MAX_LIVE_KEYS} signing keys may be live at once"),
+            Some("retire old keys with tenancy.retire_signing_key(kid) first"),
         );
     }
     let inserted = crate::spi_util::dml_returning::<String>(
@@ -47,7 +70,7 @@ fn add_signing_key(kid: &str, secret: &[u8], alg: default!(&str, "'HS256'")) {
             );
         }
         Ok(None) => errors::duplicate(
-            format!("signing key {} already exists", quote_literal(kid)),
+            format!("signing key {} already exists", errors::quoted(kid)),
             Some("key ids are never reused, even after retirement; choose a new kid"),
         ),
         Err(e) => errors::internal("adding a signing key", e),
@@ -72,7 +95,7 @@ fn retire_signing_key(kid: &str) {
                 serde_json::json!({ "kid": kid }),
             );
         }
-        Ok(None) => errors::not_found(format!("no live signing key {}", quote_literal(kid)), None),
+        Ok(None) => errors::not_found(format!("no live signing key {}", errors::quoted(kid)), None),
         Err(e) => errors::internal("retiring a signing key", e),
     }
 }
@@ -101,7 +124,9 @@ fn sign_token(claims: JsonB, kid: default!(Option<&str>, "NULL")) -> String {
     .or_bug("reading signing keys");
     let Some((Some(kid), Some(alg), Some(secret))) = row else {
         match kid {
-            Some(k) => errors::not_found(format!("no live signing key {}", quote_literal(k)), None),
+            Some(k) => {
+                errors::not_found(format!("no live signing key {}", errors::quoted(k)), None)
+            }
             None => errors::no_signing_key(),
         }
     };

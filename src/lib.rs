@@ -48,6 +48,10 @@ mod tests_attack_protection;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_support_audit;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_attack_guard;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_attack_resources;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_audit;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_check;

@@ -15,7 +15,7 @@
 //! past work_mem, so no export is ever held in a Rust collection.
 
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, quote_literal};
+use pgrx::spi::quote_identifier;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 use tenancy_core::ident;
@@ -48,7 +48,7 @@ pub struct TenantTable {
 fn check_tenant_id(id: &str) {
     if !ident::valid_tenant_id(id) {
         errors::bad_argument(
-            format!("invalid tenant id {}", quote_literal(id)),
+            format!("invalid tenant id {}", errors::quoted(id)),
             Some(
                 "tenant ids are 1 to 128 characters of letters, digits, '.', '_', ':', '@' or '-'",
             ),
@@ -332,7 +332,7 @@ fn purge_tenant(
         errors::bad_argument(
             format!(
                 "purge_tenant was not confirmed (confirm must be {}); nothing was deleted",
-                quote_literal(&expected)
+                errors::quoted(&expected)
             ),
             Some("the confirmation names the tenant so that a purge cannot be run for the wrong one by accident"),
         );
@@ -352,17 +352,17 @@ fn purge_tenant(
     .or_bug("locking the tenant");
     match status.as_deref() {
         None => errors::not_found(
-            format!("tenant {} does not exist", quote_literal(tenant)),
+            format!("tenant {} does not exist", errors::quoted(tenant)),
             None,
         ),
         Some("active") => errors::not_in_state(
             format!(
                 "tenant {} is still active: only a deactivated tenant can be purged",
-                quote_literal(tenant)
+                errors::quoted(tenant)
             ),
             Some(&format!(
                 "deactivate it first (SELECT tenancy.deactivate_tenant({})) so no session writes while its rows are deleted",
-                quote_literal(tenant)
+                errors::quoted(tenant)
             )),
         ),
         Some(_) => {}
@@ -418,7 +418,7 @@ fn purge_tenant(
         errors::not_in_state(
             format!(
                 "rows of tenant {} remain in {} after the purge deleted them (a rule or a trigger kept or wrote them back); nothing was deleted",
-                quote_literal(tenant),
+                errors::quoted(tenant),
                 left.join(", ")
             ),
             Some("find the rule or trigger on those tables that skips deletes or inserts rows, drop or disable it, then purge again"),

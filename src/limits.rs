@@ -233,6 +233,21 @@ pub fn apply(limits: &Limits, is_local: bool) {
 }
 
 /// CHECK constraint of `tenancy.plans.limits` (strict) and `tenancy.tenants.settings`: raises
+/// Largest `settings` of a tenant or `limits` of a plan, as jsonb text.
+pub const MAX_JSON_BYTES: usize = 64 * 1024;
+
+/// 54000 past [`MAX_JSON_BYTES`]: every backend that sets a tenant's context reads its settings
+/// and plan, so their size is bounded when they are written.
+pub fn check_json_size(what: &str, value: &JsonB) {
+    let len = serde_json::to_string(&value.0).map_or(usize::MAX, |t| t.len());
+    if len > MAX_JSON_BYTES {
+        errors::too_large(
+            format!("{what} may be at most {MAX_JSON_BYTES} bytes of JSON"),
+            Some("keep large per-tenant data in your own tables"),
+        );
+    }
+}
+
 /// 22023 with what is wrong, so a bad limit is refused when it is written, not when a tenant
 /// next sets its context.
 #[pg_extern(immutable, parallel_safe)]
@@ -272,6 +287,9 @@ fn set_plan(plan: Option<&str>, limits: Option<JsonB>) {
             "limits must be a jsonb object".into(),
             Some(r#"for example '{"statement_timeout": "2s", "work_mem": "8MB"}'"#),
         );
+    }
+    if let Some(l) = &limits {
+        check_json_size("a plan's limits", l);
     }
     let result = match limits {
         Some(l) => Spi::run_with_args(

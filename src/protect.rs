@@ -8,7 +8,7 @@
 use std::cell::Cell;
 
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, quote_literal};
+use pgrx::spi::quote_identifier;
 use tenancy_core::ident;
 
 use crate::catalog::{self, Rel};
@@ -136,7 +136,7 @@ fn validate(root: &Rel, p: &Protection) {
     if let Some(f) = &p.feature {
         if !ident::valid_feature(f) {
             errors::bad_argument(
-                format!("invalid feature name {}", quote_literal(f)),
+                format!("invalid feature name {}", errors::quoted(f)),
                 Some(
                     "feature names are 1 to 64 characters of letters, digits, '.', '_', ':' or '-'",
                 ),

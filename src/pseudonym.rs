@@ -19,7 +19,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use pgrx::prelude::*;
-use pgrx::spi::quote_literal;
 use tenancy_core::deid::{self, DomainKey};
 use tenancy_core::ident;
 
@@ -211,7 +210,7 @@ fn pseudonymize_for_pool_int8(value: i64, domain: &str) -> String {
 fn add_pseudonym_secret(id: &str, secret: default!(Option<&[u8]>, "NULL")) {
     if !ident::valid_kid(id) {
         errors::bad_argument(
-            format!("invalid pseudonym secret id {}", quote_literal(id)),
+            format!("invalid pseudonym secret id {}", errors::quoted(id)),
             Some("ids are 1 to 64 characters of letters, digits, '.', '_', ':' or '-'"),
         );
     }
@@ -243,7 +242,7 @@ fn add_pseudonym_secret(id: &str, secret: default!(Option<&[u8]>, "NULL")) {
     match inserted {
         Ok(Some(_)) => {}
         Ok(None) => errors::duplicate(
-            format!("pseudonym secret {} already exists", quote_literal(id)),
+            format!("pseudonym secret {} already exists", errors::quoted(id)),
             Some("choose another id"),
         ),
         Err(e) => errors::internal("adding a pseudonym secret", e),
@@ -262,7 +261,7 @@ fn drop_pseudonym_secret(id: &str) {
     match deleted {
         Ok(Some(_)) => {}
         Ok(None) => errors::not_found(
-            format!("pseudonym secret {} does not exist", quote_literal(id)),
+            format!("pseudonym secret {} does not exist", errors::quoted(id)),
             None,
         ),
         Err(e) => errors::internal("dropping a pseudonym secret", e),

@@ -246,11 +246,29 @@ fn load_api_key(key_id: &str) {
     });
 }
 
+/// Whether `key` can name a row of `kind` at all. The loader is executable by PUBLIC and
+/// caches what it is asked about (found or not), so a key that cannot exist is refused before
+/// it reaches the cache: otherwise any role could park arbitrarily long strings in every
+/// backend's memory, outside PostgreSQL's accounting.
+fn loadable(kind: &str, key: &str) -> bool {
+    match kind {
+        "tenant" | "tenant_min_n" => tenancy_core::ident::valid_tenant_id(key),
+        "api_key" => tenancy_core::apikey::parse_key_or_id(key) == Some(key),
+        _ => true,
+    }
+}
+
 /// Fills this backend's registry cache with the owner's rights. Returns nothing, so calling it
 /// directly reveals nothing.
 #[pg_extern(stable, parallel_safe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn _registry_load(kind: &str, key: default!(Option<&str>, "NULL")) {
+    if key.is_some_and(|k| !loadable(kind, k)) {
+        errors::bad_argument(
+            format!("not a valid {} key", errors::user_input(kind)),
+            None,
+        );
+    }
     match (kind, key) {
         ("carrier_key", _) => load_carrier_key(),
         ("signing_keys", _) => load_signing_keys(),
@@ -291,17 +309,29 @@ pub fn signing_keys() -> Rc<Vec<SigningKey>> {
 }
 
 pub fn tenant(id: &str) -> TenantEntry {
+    if !loadable("tenant", id) {
+        return TenantEntry {
+            status: TenantStatus::Unregistered,
+            limits: None,
+        };
+    }
     cached("tenant", Some(id), |l| l.tenants.get(id).cloned())
 }
 
 /// The `min_n` a tenant's settings ask for, if any (tenancy.tenants.settings).
 pub fn tenant_min_n(id: &str) -> Option<u32> {
+    if !loadable("tenant_min_n", id) {
+        return None;
+    }
     cached("tenant_min_n", Some(id), |l| {
         l.tenant_min_n.get(id).copied()
     })
 }
 
 pub fn api_key(key_id: &str) -> Option<ApiKeyRow> {
+    if !loadable("api_key", key_id) {
+        return None;
+    }
     cached("api_key", Some(key_id), |l| l.api_keys.get(key_id).cloned())
 }
 

@@ -16,7 +16,6 @@
 //! only by the role that opened it, until it expires (at most `tenancy.max_support_minutes`).
 
 use pgrx::prelude::*;
-use pgrx::spi::quote_literal;
 use pgrx::JsonB;
 use serde_json::json;
 use tenancy_core::carrier::{Context, Source};
@@ -41,7 +40,10 @@ fn begin_support(
         errors::bad_argument("tenant must not be NULL".into(), None)
     };
     if !ident::valid_tenant_id(tenant) {
-        errors::bad_argument(format!("invalid tenant id {}", quote_literal(tenant)), None);
+        errors::bad_argument(
+            format!("invalid tenant id {}", errors::quoted(tenant)),
+            None,
+        );
     }
     let reason = reason.map(str::trim).unwrap_or_default();
     if !ident::valid_text(reason, MAX_REASON_CHARS) {

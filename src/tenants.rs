@@ -1,7 +1,6 @@
 //! The tenant registry: create, deactivate, reactivate.
 
 use pgrx::prelude::*;
-use pgrx::spi::quote_literal;
 use pgrx::JsonB;
 use tenancy_core::ident;
 
@@ -10,7 +9,7 @@ use crate::errors;
 fn check_id(id: &str) {
     if !ident::valid_tenant_id(id) {
         errors::bad_argument(
-            format!("invalid tenant id {}", quote_literal(id)),
+            format!("invalid tenant id {}", errors::quoted(id)),
             Some("tenant ids are 1 to 128 characters of letters, digits, '.', '_', ':', '@' or '-'; a uuid or a decimal integer is fine"),
         );
     }
@@ -24,7 +23,7 @@ pub fn require_registered(id: &str) {
     );
     if !matches!(registered, Ok(Some(true))) {
         errors::not_found(
-            format!("tenant {} does not exist", quote_literal(id)),
+            format!("tenant {} does not exist", errors::quoted(id)),
             Some("register it with tenancy.create_tenant()"),
         );
     }
@@ -47,6 +46,7 @@ fn create_tenant(
     if !settings.0.is_object() {
         errors::bad_argument("settings must be a jsonb object".into(), None);
     }
+    crate::limits::check_json_size("a tenant's settings", &settings);
     let inserted = crate::spi_util::dml_returning::<String>(
         "INSERT INTO tenancy.tenants (id, name, plan, settings) VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -62,7 +62,7 @@ fn create_tenant(
             id
         }
         Ok(None) => errors::duplicate(
-            format!("tenant {} already exists", quote_literal(id)),
+            format!("tenant {} already exists", errors::quoted(id)),
             Some("use tenancy.reactivate_tenant() for a deactivated tenant"),
         ),
         Err(e) => errors::internal("registering a tenant", e),
@@ -80,7 +80,10 @@ fn set_status(id: &str, status: &str) {
     );
     match found {
         Ok(Some(_)) => {}
-        Ok(None) => errors::not_found(format!("tenant {} does not exist", quote_literal(id)), None),
+        Ok(None) => errors::not_found(
+            format!("tenant {} does not exist", errors::quoted(id)),
+            None,
+        ),
         Err(e) => errors::internal("updating a tenant", e),
     }
     let event = if status == "inactive" {
@@ -154,7 +157,10 @@ fn set_tenant_plan(id: Option<&str>, plan: Option<&str>) {
     );
     match found {
         Ok(Some(_)) => {}
-        Ok(None) => errors::not_found(format!("tenant {} does not exist", quote_literal(id)), None),
+        Ok(None) => errors::not_found(
+            format!("tenant {} does not exist", errors::quoted(id)),
+            None,
+        ),
         Err(e) => errors::internal("updating a tenant", e),
     }
     crate::audit::record(id, "tenant_plan_set", serde_json::json!({ "plan": plan }));
@@ -171,6 +177,7 @@ fn set_tenant_settings(id: Option<&str>, settings: Option<JsonB>) {
     if !settings.0.is_object() {
         errors::bad_argument("settings must be a jsonb object".into(), None);
     }
+    crate::limits::check_json_size("a tenant's settings", &settings);
     let detail = serde_json::json!({ "settings": settings.0.clone() });
     let found = crate::spi_util::dml_returning::<String>(
         "UPDATE tenancy.tenants SET settings = $2 WHERE id = $1 RETURNING id",
@@ -178,7 +185,10 @@ fn set_tenant_settings(id: Option<&str>, settings: Option<JsonB>) {
     );
     match found {
         Ok(Some(_)) => {}
-        Ok(None) => errors::not_found(format!("tenant {} does not exist", quote_literal(id)), None),
+        Ok(None) => errors::not_found(
+            format!("tenant {} does not exist", errors::quoted(id)),
+            None,
+        ),
         Err(e) => errors::internal("updating a tenant", e),
     }
     crate::audit::record(id, "tenant_settings_set", detail);

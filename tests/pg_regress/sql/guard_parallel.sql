@@ -48,8 +48,11 @@ SELECT (SELECT count(*) FROM serial_10k) AS groups,
        (SELECT count(*) FROM (TABLE serial_10k EXCEPT ALL TABLE parallel_10k) d) AS only_serial,
        (SELECT count(*) FROM (TABLE parallel_10k EXCEPT ALL TABLE serial_10k) d) AS only_parallel,
        (SELECT count(*) FROM (TABLE serial_1 EXCEPT ALL TABLE parallel_1) d) AS one_group_differs;
--- Shown and suppressed cells both occur, for every reason.
-SELECT pst, count(*) AS groups, count(pa) AS shown FROM serial_10k GROUP BY pst ORDER BY pst;
+-- Shown and suppressed cells both occur, for every reason. (The pooled count follows
+-- guard_status exactly; the pooled average is also suppressed when one company holds more
+-- than a quarter of the sum of magnitudes, as company c0, a third of every group, does.)
+SELECT pst, count(*) AS groups, count(pn) AS shown, count(pa) AS avg_shown
+  FROM serial_10k GROUP BY pst ORDER BY pst;
 SELECT st, count(*) AS groups, count(a_num) AS shown FROM serial_10k GROUP BY st ORDER BY st;
 SELECT * FROM serial_1;
 

@@ -44,6 +44,10 @@ pub enum Weighting {
     Contributors,
     /// Share of the sum of absolute values (sum).
     AbsoluteSum,
+    /// Both shares (avg): an average is its sum divided by its count, so a sum dominated by
+    /// one tenant's magnitudes dominates the average just as much, and an average shown beside
+    /// the count would give back the suppressed sum.
+    Both,
 }
 
 /// Plain forms: `tenants` is `None` and `count` the distinct contributors seen (capped).
@@ -75,18 +79,17 @@ pub fn decide(
         return Status::TooFewTenants;
     }
     let weight_total: f64 = tenants.iter().map(|t| t.weight).sum();
-    let by_weight = w == Weighting::AbsoluteSum && weight_total != 0.0;
+    let by_weight = w != Weighting::Contributors && weight_total != 0.0;
+    let by_people = w != Weighting::AbsoluteSum || !by_weight;
     if by_weight && !weight_total.is_finite() {
         // NaN or infinite magnitudes: no share can be established, so none is shown.
         return Status::Dominated;
     }
     for t in tenants {
-        let dominated = if by_weight {
-            t.weight > th.max_share * weight_total
-        } else {
-            let rest = total_lo - t.lo;
-            t.hi as f64 > th.max_share * (t.hi + rest) as f64
-        };
+        let by_magnitude = by_weight && t.weight > th.max_share * weight_total;
+        let rest = total_lo - t.lo;
+        let by_count = by_people && t.hi as f64 > th.max_share * (t.hi + rest) as f64;
+        let dominated = by_magnitude || by_count;
         if dominated {
             return Status::Dominated;
         }

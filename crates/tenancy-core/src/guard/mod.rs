@@ -39,5 +39,34 @@ pub fn percentile_cont(sorted: &[f64], fraction: f64) -> f64 {
     lo + (hi - lo) * (pos - first)
 }
 
+/// `guarded_percentile`'s value, or `None` when it would stand at the edge of the crowd: the
+/// interpolated result is shown only when at least `min_n` distinct contributors have a value
+/// at or below it and at least `min_n` at or above it. Without this rule the fractions 0 and 1
+/// return the minimum and the maximum, one person's exact value (and 0.99 over a hundred
+/// people is nearly the top earner's). Sorts `values` ascending in place.
+pub fn percentile_guarded(values: &mut [(f64, Key)], fraction: f64, min_n: u32) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let sorted: Vec<f64> = values.iter().map(|v| v.0).collect();
+    let r = percentile_cont(&sorted, fraction);
+    let enough = |side: &mut dyn Iterator<Item = &(f64, Key)>| {
+        let mut seen = CappedSet::new(min_n.max(1));
+        for (_, k) in side {
+            seen.insert(*k);
+            if seen.is_full() {
+                return true;
+            }
+        }
+        false
+    };
+    // NaN compares false both ways: a NaN value stands on neither side, and a NaN result has
+    // nobody beside it and is not shown.
+    let below = enough(&mut values.iter().filter(|v| v.0 <= r));
+    let above = enough(&mut values.iter().rev().filter(|v| v.0 >= r));
+    (below && above).then_some(r)
+}
+
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use super::numeric::{DecimalSum, NumericView};
 use super::set::{CappedSet, KeyHasher};
 use super::Key;
 
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 
 /// What the aggregate accumulates besides contributors.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -19,7 +19,7 @@ pub enum ValueKind {
     Int,
     Float,
     Numeric,
-    /// guarded_percentile: every value is kept.
+    /// guarded_percentile: every value is kept, with its contributor's key.
     Values,
 }
 
@@ -51,7 +51,9 @@ pub enum ValueAcc {
     Int(i128),
     Float(f64),
     Numeric(DecimalSum),
-    Values(Vec<f64>),
+    /// Each value with its contributor's key: the percentile rule counts people on either
+    /// side of the result.
+    Values(Vec<(f64, Key)>),
 }
 
 impl ValueAcc {
@@ -89,6 +91,8 @@ pub struct State {
     contributors: CappedSet,
     tenant_cap: u32,
     tenants: Option<TenantMap>,
+    /// Contributor keys held across all tenants of a pooled form.
+    tenant_keys: u64,
     pub rows: u64,
     pub acc: ValueAcc,
     pub fraction: Option<f64>,
@@ -108,6 +112,7 @@ impl State {
             contributors: CappedSet::new(if pooled { 1 } else { min_n_cap }),
             tenant_cap: tenant_cap.max(1),
             tenants: pooled.then(TenantMap::default),
+            tenant_keys: 0,
             rows: 0,
             acc: ValueAcc::new(kind),
             fraction: None,
@@ -144,7 +149,9 @@ impl State {
                 });
                 acc.rows += 1;
                 acc.weight += magnitude;
+                let before = acc.set.len();
                 acc.set.insert(contributor);
+                self.tenant_keys += u64::from(acc.set.len() - before);
             }
             _ => self.contributors.insert(contributor),
         }
@@ -178,10 +185,28 @@ impl State {
     }
 
     #[inline]
-    pub fn push_value(&mut self, v: f64) {
+    pub fn push_value(&mut self, v: f64, contributor: Key) {
         if let ValueAcc::Values(vs) = &mut self.acc {
-            vs.push(v);
+            vs.push((v, contributor));
         }
+    }
+
+    /// Values kept by guarded_percentile (0 for the other forms).
+    pub fn values_len(&self) -> usize {
+        match &self.acc {
+            ValueAcc::Values(vs) => vs.len(),
+            _ => 0,
+        }
+    }
+
+    /// Tenants tracked by a pooled form (0 for the plain forms).
+    pub fn tenants_len(&self) -> usize {
+        self.tenants.as_ref().map_or(0, |t| t.len())
+    }
+
+    /// Contributor keys held across a pooled form's tenants (0 for the plain forms).
+    pub fn tenant_keys(&self) -> u64 {
+        self.tenant_keys
     }
 
     /// Percentile fraction: one per group; Err when a row brings another.
@@ -216,6 +241,7 @@ impl State {
                 acc.weight += t.weight;
                 acc.set.merge(&t.set);
             }
+            self.tenant_keys = mine.values().map(|t| u64::from(t.set.len())).sum();
         }
         match (&mut self.acc, &other.acc) {
             (ValueAcc::Int(a), ValueAcc::Int(b)) => *a += *b,
@@ -293,8 +319,9 @@ impl State {
             ValueAcc::Numeric(s) => s.encode(&mut out),
             ValueAcc::Values(vs) => {
                 out.extend_from_slice(&(vs.len() as u64).to_le_bytes());
-                for v in vs {
+                for (v, k) in vs {
                     out.extend_from_slice(&v.to_le_bytes());
+                    out.extend_from_slice(&k.to_le_bytes());
                 }
             }
         }
@@ -348,20 +375,24 @@ impl State {
             ValueKind::Numeric => ValueAcc::Numeric(DecimalSum::decode(r)?),
             ValueKind::Values => {
                 let n = r.u64()? as usize;
-                if n > r.b.len() / 8 {
+                if n > r.b.len() / 24 {
                     return None;
                 }
                 let mut vs = Vec::with_capacity(n);
                 for _ in 0..n {
-                    vs.push(r.f64()?);
+                    vs.push((r.f64()?, r.u128()?));
                 }
                 ValueAcc::Values(vs)
             }
         };
+        let tenant_keys = tenants
+            .as_ref()
+            .map_or(0, |m| m.values().map(|t| u64::from(t.set.len())).sum());
         Some(State {
             contributors,
             tenant_cap,
             tenants,
+            tenant_keys,
             rows,
             acc,
             fraction,

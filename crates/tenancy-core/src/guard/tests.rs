@@ -307,7 +307,7 @@ fn feed(s: &mut State, r: &Row) {
         }
         ValueKind::Values => {
             s.set_fraction(0.3).unwrap();
-            s.push_value(r.value as f64);
+            s.push_value(r.value as f64, hash_i64(r.contributor));
         }
         ValueKind::Rows => {}
     }
@@ -321,8 +321,7 @@ fn summary(s: &State) -> (u64, Status, Status, String) {
         ValueAcc::Numeric(d) => d.to_decimal_string(),
         ValueAcc::Values(vs) => {
             let mut vs = vs.clone();
-            vs.sort_by(f64::total_cmp);
-            percentile_cont(&vs, 0.3).to_string()
+            format!("{:?}", percentile_guarded(&mut vs, 0.3, 3))
         }
     };
     (
@@ -387,7 +386,7 @@ fn decode_refuses_garbage() {
     assert_eq!(State::decode(&[]).err(), Some(DecodeError::Malformed));
     let mut s = State::new(ValueKind::Values, true, 5, 8);
     s.admit(hash_i64(1), Some(hash_bytes(b"t")), 1.0);
-    s.push_value(1.0);
+    s.push_value(1.0, hash_i64(1));
     let b = s.encode();
     for cut in 0..b.len() {
         assert!(State::decode(&b[..cut]).is_err(), "cut at {cut}");
@@ -440,4 +439,86 @@ fn sets_past_the_small_vector_stay_exact() {
     }
     x.merge(&y);
     assert_eq!((x.len(), x.saturated()), (150, false));
+}
+
+/// Percentiles at the edge of the crowd are not shown: the minimum, the maximum and fractions
+/// close to them with few people, in every form (exact ends, near ends, one person's many
+/// rows at an end, ties).
+#[test]
+fn percentiles_need_a_crowd_on_both_sides() {
+    let people = |n: i64| -> Vec<(f64, Key)> { (0..n).map(|p| (p as f64, hash_i64(p))).collect() };
+    // Ten people, min_n 5: the ends and near-ends are refused, the median is shown.
+    for f in [0.0, 1.0, 0.1, 0.9, 0.3] {
+        assert_eq!(
+            percentile_guarded(&mut people(10), f, 5),
+            None,
+            "fraction {f}"
+        );
+    }
+    assert_eq!(percentile_guarded(&mut people(10), 0.5, 5), Some(4.5));
+    // Five people: even the median is one person's exact value with two on either side.
+    assert_eq!(percentile_guarded(&mut people(5), 0.5, 5), None);
+    // Nine: the median has five at or below and five at or above.
+    assert_eq!(percentile_guarded(&mut people(9), 0.5, 5), Some(4.0));
+    // A hundred people: 0.99 lies between the two top earners.
+    assert_eq!(percentile_guarded(&mut people(100), 0.99, 5), None);
+    assert_eq!(percentile_guarded(&mut people(100), 0.95, 5), Some(94.05));
+    // One person with many rows at the top is still one person there.
+    let mut v = people(20);
+    v.extend((0..50).map(|_| (1000.0, hash_i64(7))));
+    assert_eq!(percentile_guarded(&mut v, 1.0, 5), None);
+    assert_eq!(percentile_guarded(&mut v, 0.9, 5), None);
+    // Ties: five people sharing the maximum may be shown at it.
+    let mut v = people(20);
+    v.extend((100..105).map(|p| (500.0, hash_i64(p))));
+    assert_eq!(percentile_guarded(&mut v, 1.0, 5), Some(500.0));
+    // NaN stands on neither side.
+    let mut v = people(9);
+    v.push((f64::NAN, hash_i64(99)));
+    assert_eq!(percentile_guarded(&mut v, 1.0, 5), None);
+}
+
+/// An average carries its sum's dominance: suppressed whenever the sum would be.
+#[test]
+fn averages_follow_the_sum_dominance() {
+    let t = |w: f64| TenantTally {
+        lo: 3,
+        hi: 3,
+        weight: w,
+    };
+    let ts = [t(100.0), t(1.0), t(1.0), t(1.0), t(1.0), t(1.0)];
+    assert_eq!(
+        decide(0, Some(&ts), &TH, Weighting::AbsoluteSum),
+        Status::Dominated
+    );
+    assert_eq!(
+        decide(0, Some(&ts), &TH, Weighting::Both),
+        Status::Dominated
+    );
+    assert_eq!(
+        decide(0, Some(&ts), &TH, Weighting::Contributors),
+        Status::Ok
+    );
+    // And its count's: one tenant with most of the people.
+    let ts = [
+        TenantTally {
+            lo: 30,
+            hi: 30,
+            weight: 1.0,
+        },
+        t(1.0),
+        t(1.0),
+        t(1.0),
+        t(1.0),
+    ];
+    assert_eq!(
+        decide(0, Some(&ts), &TH, Weighting::Both),
+        Status::Dominated
+    );
+    assert_eq!(
+        decide(0, Some(&ts), &TH, Weighting::AbsoluteSum),
+        Status::Ok
+    );
+    let ts = [t(1.0); 6];
+    assert_eq!(decide(0, Some(&ts), &TH, Weighting::Both), Status::Ok);
 }
