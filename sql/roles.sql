@@ -72,7 +72,8 @@ BEGIN
 END
 $$;
 
--- Whether the current tenant is entitled to a feature now. Runs with the caller's rights;
+-- Whether the current tenant is entitled to a feature now (by the clock, so an open
+-- transaction does not keep a feature past enabled_until). Runs with the caller's rights;
 -- the table's own policy shows each tenant only its entitlements.
 CREATE FUNCTION tenancy.entitled(feature text) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -82,8 +83,8 @@ AS $$
         SELECT 1 FROM tenancy.entitlements e
          WHERE e.tenant OPERATOR(pg_catalog.=) tenancy.current_tenant()
            AND e.feature OPERATOR(pg_catalog.=) $1
-           AND e.enabled_from OPERATOR(pg_catalog.<=) pg_catalog.now()
-           AND (e.enabled_until IS NULL OR pg_catalog.now() OPERATOR(pg_catalog.<) e.enabled_until))
+           AND e.enabled_from OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()
+           AND (e.enabled_until IS NULL OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.<) e.enabled_until))
 $$;
 ALTER TABLE tenancy.entitlements ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenancy_isolation ON tenancy.entitlements FOR SELECT TO PUBLIC

@@ -92,8 +92,9 @@ fn is_reserved(event: &str) -> bool {
     RESERVED_EVENTS.iter().any(|r| *r == key)
 }
 
-/// Appends one row to `entry.tenant`'s chain and returns its id. Stamped here: the
-/// transaction's start time (`now()`) and id; position and previous hash come from the
+/// Appends one row to `entry.tenant`'s chain and returns its id. Stamped here: the clock's
+/// time (not the transaction's start, which an open transaction would keep in the past) and
+/// the transaction's id; position and previous hash come from the
 /// chain's head, locked for the rest of the transaction.
 pub fn write(entry: Entry) -> i64 {
     check_event(entry.event);
@@ -133,11 +134,13 @@ pub fn write(entry: Entry) -> i64 {
         .parse()
         .unwrap_or_else(|_| errors::internal("audit log", "unparsable transaction id"));
     let seq = head_seq + 1;
+    // When it happened, by the clock: a transaction held open must not backdate its events.
+    let at_micros = clock_micros();
     let row = Row {
         id,
         tenant_id: entry.tenant,
         seq,
-        at_micros: transaction_start_micros(),
+        at_micros,
         txid,
         actor: entry.actor,
         roles: entry.roles,
@@ -152,7 +155,11 @@ pub fn write(entry: Entry) -> i64 {
                 INSERT INTO tenancy.audit_log
                        (id, tenant_id, seq, at, txid, actor, roles, support, event, detail, prev_hash, hash)
                 OVERRIDING SYSTEM VALUE
-                VALUES ($1, $2, $3, pg_catalog.now(), pg_catalog.pg_current_xact_id(), $4, $5,
+                VALUES ($1, $2, $3,
+                        pg_catalog.to_timestamp(($11 OPERATOR(pg_catalog./) 1000000)::pg_catalog.float8)
+                          OPERATOR(pg_catalog.+) ($11 OPERATOR(pg_catalog.%) 1000000)::pg_catalog.float8
+                          OPERATOR(pg_catalog.*) '1 microsecond'::pg_catalog.interval,
+                        pg_catalog.pg_current_xact_id(), $4, $5,
                         $6::pg_catalog.jsonb, $7, $8::pg_catalog.jsonb, $9, $10))
              UPDATE tenancy.audit_heads SET seq = $3, hash = $10
               WHERE tenant_id OPERATOR(pg_catalog.=) $2",
@@ -168,6 +175,7 @@ pub fn write(entry: Entry) -> i64 {
                 detail_text.as_str().into(),
                 prev_hash.into(),
                 hash.into(),
+                at_micros.into(),
             ],
         )
         .map(|_| ())
@@ -230,9 +238,9 @@ fn head_free(tenant: &str) -> bool {
 }
 
 /// `now()` as microseconds since the Unix epoch: the value the row's `at` column stores.
-fn transaction_start_micros() -> i64 {
-    // SAFETY: reads a backend-local timestamp (PostgreSQL epoch, 2000-01-01).
-    let ts = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+fn clock_micros() -> i64 {
+    // SAFETY: reads the system clock (PostgreSQL epoch, 2000-01-01).
+    let ts = unsafe { pg_sys::GetCurrentTimestamp() };
     ts + 946_684_800_000_000
 }
 

@@ -264,6 +264,15 @@ pub fn remember_verified(carrier: &[u8], resolved: Rc<Resolved>) {
     });
 }
 
+/// Seconds since the Unix epoch now, by the clock: what every expiry check uses, so that a
+/// context (a support session's time box, a token's exp) dies on time also inside one long
+/// statement (a DO loop, a procedure) whose statement start stays fixed.
+pub fn clock_now() -> i64 {
+    // SAFETY: reads the system clock.
+    let ts = unsafe { pg_sys::GetCurrentTimestamp() };
+    ts.div_euclid(1_000_000) + 946_684_800
+}
+
 /// Seconds since the Unix epoch at the start of the current statement, the clock every
 /// expiry check uses so that one statement sees one answer.
 pub fn statement_now() -> i64 {

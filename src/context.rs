@@ -103,6 +103,7 @@ fn max_expiry(now: i64) -> i64 {
 /// Stores a verified context in `tenancy.context`, primes this backend's cache with it, and
 /// lowers the tenant's limits into effect with the same scope.
 pub fn install(ctx: Context, limits: Option<Rc<Limits>>, is_local: bool) -> Rc<Resolved> {
+    crate::session_objects::refuse_leftovers("tenant context");
     let key = registry::carrier_key();
     let value = carrier::encode(&ctx, &key);
     spi_util::set_carrier(&value, is_local);
@@ -359,7 +360,7 @@ fn clear_context() {
 fn _resolve_context(carrier_value: &str) -> bool {
     let key = registry::carrier_key();
     let ctx = carrier::decode(carrier_value, &key).unwrap_or_else(|r| errors::carrier_refused(&r));
-    if ctx.expired_at(cache::statement_now()) {
+    if ctx.expired_at(cache::clock_now()) {
         context_expired(&ctx.tenant);
     }
     // Resolving a forwarded carrier checks the tenant but applies no limits: those come with
@@ -369,7 +370,7 @@ fn _resolve_context(carrier_value: &str) -> bool {
         let live = registry::api_key(key_id).is_some_and(|row| {
             !row.revoked
                 && row.tenant == ctx.tenant
-                && row.expires_at.is_none_or(|e| cache::statement_now() < e)
+                && row.expires_at.is_none_or(|e| cache::clock_now() < e)
         });
         if !live {
             log_refusal_for("context", "api_key_no_longer_valid", Some(&ctx.tenant));
@@ -499,14 +500,19 @@ pub fn current() -> Option<Rc<Resolved>> {
             let value = match probe {
                 Probe::Empty => None,
                 Probe::Hit(r) => Some(r),
-                Probe::Miss(bytes) => Some(resolve(bytes)),
+                Probe::Miss(bytes) => {
+                    // A carrier new to this connection (forwarded by SET): the same rule as
+                    // for the setters, which run it in install().
+                    crate::session_objects::refuse_leftovers("tenant context");
+                    Some(resolve(bytes))
+                }
             };
             cache::set_current(value.clone());
             value
         }
     };
     if let Some(r) = &value {
-        if r.ctx.expired_at(cache::statement_now()) {
+        if r.ctx.expired_at(cache::clock_now()) {
             context_expired(&r.ctx.tenant);
         }
         if r.ctx.source == Source::Support {
@@ -533,7 +539,7 @@ pub fn peek_unexpired_or_not() -> Option<Context> {
 
 /// [`peek_unexpired_or_not`], unexpired only.
 pub fn peek() -> Option<Context> {
-    peek_unexpired_or_not().filter(|c| !c.expired_at(cache::statement_now()))
+    peek_unexpired_or_not().filter(|c| !c.expired_at(cache::clock_now()))
 }
 
 /// Removes the context (local and session) for the rest of the session.

@@ -30,6 +30,7 @@ mod pseudonym;
 mod quota;
 mod registry;
 mod scoping;
+mod session_objects;
 mod spi_util;
 mod stats;
 mod support;
@@ -40,17 +41,17 @@ mod test_support;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_tiers;
+mod tests_attack_guard;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_owner_code;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_protection;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_attack_resources;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_support_audit;
 #[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_guard;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_resources;
+mod tests_attack_tiers;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_audit;
 #[cfg(any(test, feature = "pg_test"))]

@@ -151,7 +151,7 @@ fn end_support() {
     else {
         errors::no_support_session()
     };
-    let expired = ctx.expired_at(crate::cache::statement_now());
+    let expired = ctx.expired_at(crate::cache::clock_now());
     if !end_session(&ctx) {
         errors::not_in_state(
             "this support session has already ended or was opened by another role".into(),

@@ -505,10 +505,11 @@ mod tests {
     #[pg_test]
     fn oc_protection_on_arrival_runs_none_of_the_owners_code_with_the_extensions_rights() {
         plant("oc14");
-        // Regression guard (no change was needed): the DDL event trigger (the extension's
-        // rights) protects a partition the owner attaches, with rows, a CHECK, a default, an
-        // index expression and a trigger calling the owner's function. PostgreSQL builds
-        // indexes as the table's owner; nothing else of the owner's runs.
+        // The DDL event trigger (the extension's rights) protects a partition the owner
+        // attaches, with rows, a default and a trigger calling the owner's function; nothing
+        // of the owner's runs with the extension's rights. A partition carrying the owner's
+        // code in a CHECK or an index expression is refused by the DDL guard (class 4) before
+        // it could run over every tenant's rows.
         run("CREATE SCHEMA oc14_x AUTHORIZATION oc14_owner; SELECT tenancy.protect_schema('oc14')");
         as_owner(
             "oc14",
@@ -516,16 +517,25 @@ mod tests {
                  PARTITION BY RANGE (id);
              CREATE FUNCTION oc14.ix(v text) RETURNS text LANGUAGE plpgsql IMMUTABLE
                  AS $f$ BEGIN PERFORM oc14.spy('index'); RETURN v; END $f$;
-             CREATE TABLE oc14_x.part (id int, tenant_id text NOT NULL,
-                 v text DEFAULT 'd' CHECK (oc14.spy('check')));
+             CREATE TABLE oc14_x.part (id int, tenant_id text NOT NULL, v text DEFAULT 'd');
              INSERT INTO oc14_x.part VALUES (1, 'oc14_a'), (2, 'oc14_b');
-             CREATE INDEX ON oc14_x.part (oc14.ix(v));
              CREATE FUNCTION oc14.trg() RETURNS trigger LANGUAGE plpgsql
                  AS $f$ BEGIN PERFORM oc14.spy('trigger'); RETURN NULL; END $f$;
              CREATE TRIGGER a AFTER UPDATE ON oc14_x.part FOR EACH ROW EXECUTE FUNCTION oc14.trg();
+             CREATE TABLE oc14_x.part2 (id int, tenant_id text NOT NULL,
+                 v text DEFAULT 'd' CHECK (oc14.spy('check')));
+             INSERT INTO oc14_x.part2 VALUES (101, 'oc14_a'), (102, 'oc14_b');
+             CREATE INDEX ON oc14_x.part2 (oc14.ix(v));
              TRUNCATE oc14.log;
              ALTER TABLE oc14.p ATTACH PARTITION oc14_x.part FOR VALUES FROM (0) TO (100)",
         );
+        run("SET LOCAL ROLE oc14_owner");
+        assert_fails(
+            "ALTER TABLE oc14.p ATTACH PARTITION oc14_x.part2 FOR VALUES FROM (100) TO (200)",
+            "42501",
+            "oc14.spy",
+        );
+        run("RESET ROLE");
         assert_eq!(
             count("SELECT count(*) FROM tenancy.protected_tables WHERE tbl IN ('oc14.p'::regclass, 'oc14_x.part'::regclass)"),
             2

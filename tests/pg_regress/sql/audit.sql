@@ -20,7 +20,7 @@ BEGIN;
 SELECT tenancy.set_context(:'tok_acme') IS NOT NULL AS set;
 SELECT tenancy.audit('invoice.approved', '{"invoice": 4711, "tenant": "globex"}') > 0 AS recorded;
 SELECT seq, tenant_id, actor, roles, support, event, detail,
-       at = now() AS at_now, txid = pg_current_xact_id() AS this_txid
+       at >= now() AND at <= clock_timestamp() AS at_now, txid = pg_current_xact_id() AS this_txid
   FROM tenancy.audit_log ORDER BY seq;
 SELECT * FROM tenancy.verify_audit('acme');
 COMMIT;
