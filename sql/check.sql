@@ -138,8 +138,25 @@ bench AS (
 -- SECURITY DEFINER functions outside the system schemas.
 secdef AS (
     SELECT f.oid, f.proowner, f.prosrc, f.proconfig, n.nspname, f.oid::regprocedure::text AS sig,
-           n.oid IN (SELECT oid FROM scope) AS in_scope
+           n.oid IN (SELECT oid FROM scope) AS in_scope, sp.path,
+           -- The stored search_path split into its elements, as PostgreSQL splits it
+           -- (SplitIdentifierString: "quoted" kept as written with "" undoubled, unquoted
+           -- folded to lower case ASCII), NULL when the value is not a valid list. The stored
+           -- text is whatever its owner put there (set_config() then SET ... FROM CURRENT
+           -- stores a raw string such as x;ALTER/**/ROLE...), so a fix may only ever carry
+           -- these elements one by one through quote_ident(), never the text itself.
+           CASE WHEN sp.path ~ ('^[[:space:]]*(?:"(?:[^"]|"")*"|[^[:space:],"][^[:space:],]*)'
+                                || '(?:[[:space:]]*,[[:space:]]*(?:"(?:[^"]|"")*"|[^[:space:],"][^[:space:],]*))*[[:space:]]*$')
+                THEN ARRAY(SELECT CASE WHEN e.m[1] IS NOT NULL THEN replace(e.m[1], '""', '"')
+                                       ELSE translate(e.m[2], 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') END
+                             FROM regexp_matches(sp.path, '"((?:[^"]|"")*)"|([^[:space:],"][^[:space:],]*)', 'g')
+                                  WITH ORDINALITY e(m, ord)
+                            ORDER BY e.ord)
+           END AS path_elems
       FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+      LEFT JOIN LATERAL (
+          SELECT substr(c, length('search_path=') + 1) AS path
+            FROM unnest(f.proconfig) c WHERE c LIKE 'search_path=%' LIMIT 1) sp ON true
      WHERE f.prosecdef
        AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy')
        AND f.oid NOT IN (SELECT objid FROM ext_member WHERE classid = 'pg_proc'::regclass)
@@ -249,7 +266,7 @@ SELECT 'critical', 'view_bypasses_rls', v.qname,
               CASE WHEN o.rolsuper THEN 'is a superuser'
                    WHEN o.rolbypassrls THEN 'has BYPASSRLS'
                    ELSE 'owns the table and row level security is not forced' END),
-       format('ALTER VIEW %s SET (security_invoker = true);', v.qname)
+       format('ALTER VIEW IF EXISTS %s SET (security_invoker = true);', v.qname)
   FROM reads r
   JOIN reader v ON v.oid = r.reader AND v.relkind = 'v' AND NOT v.invoker
   JOIN prot_all p ON p.oid = r.base
@@ -300,21 +317,22 @@ SELECT 'high', 'security_definer_bypass', f.sig,
 
 UNION ALL
 -- search_path must be pinned, with pg_temp last (otherwise a temporary object shadows names).
+-- The fix keeps the path's other schemas, each quoted on its own (see secdef).
 SELECT 'high', 'security_definer_search_path', f.sig,
-       CASE WHEN sp.path IS NULL
+       CASE WHEN f.path IS NULL
             THEN 'SECURITY DEFINER function without a pinned search_path: a caller can shadow the names it uses with its own objects and run code with the owner''s rights'
-            ELSE format('SECURITY DEFINER function whose search_path (%s) does not end with pg_temp: a temporary table or function shadows the names it uses', sp.path)
+            ELSE format('SECURITY DEFINER function whose search_path (%s) does not end with pg_temp: a temporary table or function shadows the names it uses', f.path)
        END,
        format('ALTER FUNCTION %s SET search_path = %s;', f.sig,
-              CASE WHEN sp.path IS NULL THEN format('pg_catalog, %I, pg_temp', f.nspname)
-                   ELSE coalesce(nullif(btrim(regexp_replace(sp.path, '(^|,)\s*"?pg_temp"?\s*(?=,|$)', '', 'g'), ', '), '') || ', ', '')
-                        || 'pg_temp' END)
+              CASE WHEN f.path_elems IS NULL THEN format('pg_catalog, %I, pg_temp', f.nspname)
+                   ELSE concat_ws(', ',
+                                  nullif(array_to_string(ARRAY(
+                                      SELECT quote_ident(e.x) FROM unnest(f.path_elems) WITH ORDINALITY e(x, ord)
+                                       WHERE e.x NOT IN ('pg_temp', '') ORDER BY e.ord), ', '), ''),
+                                  'pg_temp') END)
   FROM secdef f
-  LEFT JOIN LATERAL (
-      SELECT substr(c, length('search_path=') + 1) AS path
-        FROM unnest(f.proconfig) c WHERE c LIKE 'search_path=%' LIMIT 1) sp ON true
  WHERE f.in_scope
-   AND (sp.path IS NULL OR sp.path !~ '(^|,)\s*"?pg_temp"?\s*$')
+   AND (f.path_elems IS NULL OR f.path_elems[cardinality(f.path_elems)] IS DISTINCT FROM 'pg_temp')
 
 UNION ALL
 SELECT 'high', 'risky_table_privilege',
@@ -385,9 +403,21 @@ SELECT 'high', 'global_unique_key', format('%I.%I', n.nspname, ic.relname),
                            FROM unnest(i.indkey::int2[]) WITH ORDINALITY u(attnum, ord)
                            JOIN pg_attribute at ON at.attrelid = i.indrelid AND at.attnum = u.attnum
                           WHERE u.ord <= i.indnkeyatts))
-            ELSE format('DROP INDEX IF EXISTS %I.%I; %s;', n.nspname, ic.relname,
-                        regexp_replace(pg_get_indexdef(i.indexrelid), ' USING (\S+) \(',
-                                       ' USING \1 (' || replace(quote_ident(p.tcol), '\', '\\') || ', '))
+            -- An expression or partial index is rebuilt from its definition as PostgreSQL
+            -- prints it, with the tenant column put first. The head of that definition is
+            -- rebuilt here from the catalog and must match exactly: a search in the text
+            -- would also find ' USING x (' inside an index or table name its owner chose.
+            ELSE (SELECT CASE WHEN left(x.def, length(x.head)) = x.head
+                               THEN format('DROP INDEX IF EXISTS %I.%I; %s%I, %s;', n.nspname, ic.relname,
+                                           x.head, p.tcol, substr(x.def, length(x.head) + 1))
+                              WHEN left(x.def, length(x.head_only)) = x.head_only
+                               THEN format('DROP INDEX IF EXISTS %I.%I; %s%I, %s;', n.nspname, ic.relname,
+                                           x.head, p.tcol, substr(x.def, length(x.head_only) + 1))
+                         END
+                    FROM (SELECT pg_get_indexdef(i.indexrelid) AS def,
+                                 format('CREATE UNIQUE INDEX %I ON %s USING %I (', ic.relname, p.qname, am.amname) AS head,
+                                 format('CREATE UNIQUE INDEX %I ON ONLY %s USING %I (', ic.relname, p.qname, am.amname) AS head_only
+                            FROM pg_am am WHERE am.oid = ic.relam) x)
        END
   FROM prot p
   JOIN pg_index i ON i.indrelid = p.oid AND i.indisunique
@@ -530,10 +560,12 @@ SELECT 'high', 'public_create_on_search_path', format('schema %I', n.nspname),
                    (SELECT boot_val FROM pg_settings WHERE name = 'search_path')) AS path
           FROM app a) ap
   CROSS JOIN LATERAL (
-      SELECT CASE WHEN e = '$user' THEN ap.rolname
-                  WHEN e ~ '^".*"$' THEN replace(substr(e, 2, length(e) - 2), '""', '"')
-                  ELSE e END AS nspname
-        FROM regexp_split_to_table(ap.path, '\s*,\s*') AS x(e)) sp
+      -- Split as PostgreSQL splits a search_path (see secdef): a quoted element may hold
+      -- commas and spaces.
+      SELECT CASE WHEN e.x = '$user' THEN ap.rolname ELSE e.x END AS nspname
+        FROM (SELECT CASE WHEN r.m[1] IS NOT NULL THEN replace(r.m[1], '""', '"')
+                          ELSE translate(r.m[2], 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') END AS x
+                FROM regexp_matches(ap.path, '"((?:[^"]|"")*)"|([^[:space:],"][^[:space:],]*)', 'g') AS r(m)) e) sp
   JOIN scope n ON n.nspname = sp.nspname
   JOIN pg_namespace nn ON nn.oid = n.oid
  WHERE EXISTS (SELECT 1 FROM aclexplode(nn.nspacl) g WHERE g.grantee = 0 AND g.privilege_type = 'CREATE')
@@ -543,7 +575,7 @@ SELECT f.severity, f.rule, f.object, f.detail, f.fix
   FROM findings f
  ORDER BY CASE f.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
           -- re-protecting first: other DDL on a table the guard still finds broken is refused
-          f.fix LIKE 'SELECT tenancy.protect(%' DESC,
+          coalesce(f.fix LIKE 'SELECT tenancy.protect(%', false) DESC,
           f.rule, f.object
 $check$;
 
