@@ -40,6 +40,8 @@ mod test_support;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_attack_checker;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_sql_strings;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_audit;
