@@ -84,7 +84,7 @@ app AS (
 ),
 -- Policies of tables in scope, deparsed.
 pol AS (
-    SELECT po.polname, po.polpermissive, po.polcmd, po.polroles, po.polrelid,
+    SELECT po.oid AS poloid, po.polname, po.polpermissive, po.polcmd, po.polroles, po.polrelid,
            pg_get_expr(po.polqual, po.polrelid) AS qual,
            pg_get_expr(po.polwithcheck, po.polrelid) AS wcheck,
            format('%I.%I', n.nspname, c.relname) AS qname
@@ -191,12 +191,15 @@ secdef AS (
 -- quoted identifier of plpgsql, a string-bodied SQL function, other languages), or recorded in
 -- pg_depend, which is all there is for an SQL-standard body (BEGIN ATOMIC ... END or RETURN
 -- ...: prosrc is empty, the parsed body is in prosqlbody).
+secdef_words AS (
+    SELECT DISTINCT f.oid AS fid,
+           CASE WHEN t.m[1] IS NOT NULL THEN replace(t.m[1], '""', '"') ELSE lower(t.m[2]) END AS word
+      FROM secdef f
+     CROSS JOIN LATERAL regexp_matches(coalesce(f.prosrc, ''), '"((?:[^"]|"")+)"|([[:alpha:]_][[:alnum:]_$]*)', 'g') AS t(m)
+),
 secdef_rels AS (
     SELECT w.fid, c.oid AS rel
-      FROM (SELECT DISTINCT f.oid AS fid,
-                   CASE WHEN t.m[1] IS NOT NULL THEN replace(t.m[1], '""', '"') ELSE lower(t.m[2]) END AS word
-              FROM secdef f
-             CROSS JOIN LATERAL regexp_matches(coalesce(f.prosrc, ''), '"((?:[^"]|"")+)"|([[:alpha:]_][[:alnum:]_$]*)', 'g') AS t(m)) w
+      FROM secdef_words w
       JOIN pg_class c ON c.relname = w.word AND c.relkind IN ('r', 'p', 'v')
     UNION
     SELECT d.objid, d.refobjid
@@ -306,8 +309,18 @@ SELECT 'critical', 'forgeable_policy_context', format('policy %I on %s', po.poln
               string_agg(DISTINCT quote_literal(g.m[1]), ', ')),
        format('DROP POLICY IF EXISTS %I ON %s;', po.polname, po.qname)
   FROM pol po
-  CROSS JOIN LATERAL regexp_matches(coalesce(po.qual, '') || ' ' || coalesce(po.wcheck, ''),
-                                    'current_setting\(''((?:[^'']|'''')+)''', 'g') AS g(m)
+  -- The policy's expressions, and the bodies of the functions they call (one level: a
+  -- helper such as app.current_org() that returns current_setting('app.org') is the usual
+  -- form; an SQL-standard body is printed by pg_get_function_sqlbody()).
+  CROSS JOIN LATERAL (
+      SELECT coalesce(po.qual, '') || ' ' || coalesce(po.wcheck, '') || ' '
+             || coalesce(string_agg(coalesce(nullif(f.prosrc, ''), pg_get_function_sqlbody(f.oid)), ' '), '') AS src
+        FROM pg_depend d
+        JOIN pg_proc f ON f.oid = d.refobjid
+        JOIN pg_namespace fn ON fn.oid = f.pronamespace
+       WHERE d.classid = 'pg_policy'::regclass AND d.objid = po.poloid AND d.refclassid = 'pg_proc'::regclass
+         AND fn.nspname NOT IN ('pg_catalog', 'tenancy')) x
+  CROSS JOIN LATERAL regexp_matches(x.src, 'current_setting[[:space:]]*\([[:space:]]*''((?:[^'']|'''')+)''', 'g') AS g(m)
  WHERE g.m[1] !~ '^tenancy\.'
    AND NOT (NOT po.polpermissive AND po.polrelid IN (SELECT oid FROM prot_all))
  GROUP BY po.polname, po.qname
@@ -724,6 +737,35 @@ SELECT 'high', 'expression_function_search_path', f.oid::regprocedure::text,
    AND (pp.path_elems IS NULL OR pp.path_elems[cardinality(pp.path_elems)] IS DISTINCT FROM 'pg_temp')
    AND (fn.oid IN (SELECT oid FROM scope) OR p.relnamespace IN (SELECT oid FROM scope))
  GROUP BY f.oid, fn.nspname, pp.path, pp.path_elems
+
+UNION ALL
+-- A SECURITY DEFINER function that calls one of pg_tenancy's functions of a higher tier
+-- (set_tenant() names any tenant without a credential, sign_token() mints one, begin_support()
+-- reads any tenant, ...) and that an application role without that tier may execute: it
+-- lends its owner's tier to every such caller. What it calls: pg_depend for an SQL-standard
+-- body, the words of its source otherwise (best effort).
+SELECT 'high', 'security_definer_lends_tier', f.sig,
+       format('SECURITY DEFINER function owned by %I calls %s, which %s may not call but may call this function: it lends them its owner''s rights to choose a tenant or act for one',
+              pg_get_userbyid(f.proowner),
+              string_agg(DISTINCT 'tenancy.' || tf.proname || '()', ', '),
+              string_agg(DISTINCT CASE WHEN a.rolname IS NOT NULL THEN 'application role ' || quote_ident(a.rolname) END, ', ')),
+       format('ALTER FUNCTION %s SECURITY INVOKER;', f.sig)
+  FROM secdef f
+  JOIN (SELECT p.oid, p.proname::text AS proname
+          FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace
+         WHERE pn.nspname = 'tenancy'
+           AND p.proname IN ('set_tenant', 'sign_token', 'begin_support', 'create_api_key', 'add_signing_key',
+                             'export_tenant', 'purge_tenant', 'purge_audit', 'unprotect', '_unprotect',
+                             'set_tenant_settings', 'set_tenant_plan', 'set_plan', 'reactivate_tenant',
+                             'create_tenant', 'grant_feature')) tf
+    ON tf.oid IN (SELECT d.refobjid FROM pg_depend d
+                   WHERE d.classid = 'pg_proc'::regclass AND d.objid = f.oid AND d.refclassid = 'pg_proc'::regclass)
+    OR tf.proname IN (SELECT w.word FROM secdef_words w WHERE w.fid = f.oid)
+  JOIN app a ON a.oid <> f.proowner
+            AND has_function_privilege(a.oid, f.oid, 'EXECUTE')
+            AND NOT has_function_privilege(a.oid, tf.oid, 'EXECUTE')
+ WHERE f.in_scope
+ GROUP BY f.sig, f.proowner
 )
 SELECT f.severity, f.rule, f.object, f.detail, f.fix
   FROM findings f

@@ -440,4 +440,108 @@ mod tests {
         run("RESET ROLE");
         assert!(e.starts_with("23502: "), "{e}");
     }
+    /// A SECURITY DEFINER function that calls a higher tier's function (set_tenant,
+    /// sign_token, begin_support) and that an application role may execute lends that tier:
+    /// plpgsql owned by a trusted role, an SQL-standard body, a string SQL body. One callable
+    /// by trusted roles only is not reported.
+    #[pg_test]
+    fn security_definer_wrappers_that_lend_a_tier_are_reported() {
+        tenants_and_app("h1k6");
+        run("CREATE ROLE h1k6_trusted NOLOGIN; SELECT tenancy.grant_trusted('h1k6_trusted');
+             CREATE TABLE h1k6.docs (tenant_id text, v text);
+             SELECT tenancy.protect('h1k6.docs');
+             INSERT INTO h1k6.docs VALUES ('h1k6_a', 'a'), ('h1k6_b', 'b');
+             GRANT SELECT ON h1k6.docs TO h1k6_app;
+             CREATE FUNCTION h1k6.switch_to(t text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+                 SET search_path = pg_catalog, pg_temp
+             AS $$ BEGIN PERFORM tenancy.set_tenant(t); END $$;
+             ALTER FUNCTION h1k6.switch_to(text) OWNER TO h1k6_trusted;
+             CREATE FUNCTION h1k6.mint(t text) RETURNS text LANGUAGE sql SECURITY DEFINER
+                 SET search_path = pg_catalog, pg_temp
+             BEGIN ATOMIC SELECT tenancy.sign_token(pg_catalog.jsonb_build_object('tenant_id', t)); END;
+             CREATE FUNCTION h1k6.peek(t text) RETURNS jsonb LANGUAGE sql SECURITY DEFINER
+                 SET search_path = pg_catalog, pg_temp
+             AS 'SELECT tenancy.begin_support(t, ''debugging'')';
+             CREATE FUNCTION h1k6.switch_trusted(t text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+                 SET search_path = pg_catalog, pg_temp
+             AS $$ BEGIN PERFORM tenancy.set_tenant(t); END $$;
+             REVOKE EXECUTE ON FUNCTION h1k6.switch_trusted(text) FROM PUBLIC;
+             GRANT EXECUTE ON FUNCTION h1k6.switch_trusted(text) TO h1k6_trusted;");
+        // Tenant a's application role moves itself into tenant b.
+        let other = || {
+            let r = failure(
+                "SELECT tenancy.set_tenant('h1k6_a'); SET LOCAL ROLE h1k6_app;
+                 SELECT h1k6.switch_to('h1k6_b');
+                 DO $$ BEGIN IF (SELECT count(*) FROM h1k6.docs WHERE v = 'b') <> 1 THEN
+                     RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'no b rows'; END IF; END $$",
+            );
+            run("RESET ROLE");
+            r
+        };
+        assert_eq!(other(), None, "the wrapper lends set_tenant()");
+        let found = findings("h1k6");
+        assert_eq!(
+            objects(&found, "security_definer_lends_tier"),
+            vec!["h1k6.mint(text)", "h1k6.peek(text)", "h1k6.switch_to(text)"],
+            "{found:#?}"
+        );
+        run_fixes("h1k6", "security_definer_lends_tier");
+        let e = other().unwrap_or_default();
+        assert!(e.starts_with("42501: "), "{e}");
+        assert!(findings("h1k6").is_empty(), "{:#?}", findings("h1k6"));
+    }
+
+    /// A policy that trusts a plain setting through a helper function is as forgeable as one
+    /// that calls current_setting() itself: an SQL function, a plpgsql function, an
+    /// SQL-standard body.
+    #[pg_test]
+    fn policies_reading_a_setting_through_a_function_are_forgeable() {
+        tenants_and_app("h1k7");
+        run(
+            "CREATE FUNCTION h1k7.current_org() RETURNS text LANGUAGE sql STABLE
+                 AS 'SELECT current_setting(''app.h1k7_org'', true)';
+             CREATE FUNCTION h1k7.org_ok(o text) RETURNS boolean LANGUAGE plpgsql STABLE
+                 AS $$ BEGIN RETURN o = current_setting('app.h1k7_org', true); END $$;
+             CREATE FUNCTION h1k7.org_atomic() RETURNS text LANGUAGE sql STABLE
+             BEGIN ATOMIC SELECT current_setting('app.h1k7_org', true); END;",
+        );
+        for (t, using) in [
+            ("legacy1", "org = h1k7.current_org()"),
+            ("legacy2", "h1k7.org_ok(org)"),
+            ("legacy3", "org = h1k7.org_atomic()"),
+        ] {
+            run(&format!(
+                "CREATE TABLE h1k7.{t} (org text, v text);
+                 ALTER TABLE h1k7.{t} ENABLE ROW LEVEL SECURITY;
+                 CREATE POLICY by_org ON h1k7.{t} USING ({using});
+                 INSERT INTO h1k7.{t} VALUES ('a', 'mine'), ('b', 'theirs');
+                 GRANT SELECT ON h1k7.{t} TO h1k7_app;"
+            ));
+        }
+        let theirs = |t: &str| {
+            let n = one::<i64>(&format!(
+                "SET LOCAL ROLE h1k7_app; SET LOCAL app.h1k7_org = 'b';
+                 SELECT count(*) FROM h1k7.{t} WHERE v = 'theirs'"
+            ));
+            run("RESET ROLE");
+            n
+        };
+        for t in ["legacy1", "legacy2", "legacy3"] {
+            assert_eq!(theirs(t), Some(1), "{t}: any role may SET the setting");
+        }
+        let found = findings("h1k7");
+        assert_eq!(
+            objects(&found, "forgeable_policy_context"),
+            vec![
+                "policy by_org on h1k7.legacy1",
+                "policy by_org on h1k7.legacy2",
+                "policy by_org on h1k7.legacy3"
+            ],
+            "{found:#?}"
+        );
+        run_fixes("h1k7", "forgeable_policy_context");
+        for t in ["legacy1", "legacy2", "legacy3"] {
+            assert_eq!(theirs(t), Some(0), "{t} after its fix");
+        }
+    }
 }
