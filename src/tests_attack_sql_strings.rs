@@ -225,16 +225,16 @@ mod tests {
              CREATE ROLE {ownapp} NOLOGIN; SELECT tenancy.grant_app({ownapp_l});
              SELECT tenancy.create_tenant('h1b_t');",
             app = qi(R_APP),
-            app_l = ql(&qi(R_APP)),
+            app_l = ql(qi(R_APP)),
             su = qi(R_SU),
-            su_l = ql(&qi(R_SU)),
+            su_l = ql(qi(R_SU)),
             byp = qi(R_BYP),
-            byp_l = ql(&qi(R_BYP)),
+            byp_l = ql(qi(R_BYP)),
             priv = qi(R_PRIV),
             app2 = qi(R_APP2),
-            app2_l = ql(&qi(R_APP2)),
+            app2_l = ql(qi(R_APP2)),
             ownapp = qi(R_OWNAPP),
-            ownapp_l = ql(&qi(R_OWNAPP)),
+            ownapp_l = ql(qi(R_OWNAPP)),
         ));
         // The attacker's own objects, made as the attacker.
         run(&format!(
@@ -292,12 +292,12 @@ mod tests {
              DROP TRIGGER tenancy_quota_insert ON {dst};
              SET LOCAL tenancy.ddl_guard = error;",
             prot = t(PROT),
-            prot_l = ql(&t(PROT)),
+            prot_l = ql(t(PROT)),
             tc_l = ql(TCOL),
             dst = t(DST),
-            dst_l = ql(&t(DST)),
+            dst_l = ql(t(DST)),
             owned = t(OWNED),
-            owned_l = ql(&t(OWNED)),
+            owned_l = ql(t(OWNED)),
             legacy = t(LEGACY),
             child = t(CHILD),
             email = qi(EMAIL),
@@ -309,17 +309,17 @@ mod tests {
             app = qi(R_APP),
             ownapp = qi(R_OWNAPP),
             bench = t(BENCH),
-            bench_l = ql(&t(BENCH)),
+            bench_l = ql(t(BENCH)),
             view = t(VIEW),
             fn_read = t(FN_READ),
-            read_body = ql(&format!("SELECT count(*) FROM {}", t(PROT))),
+            read_body = ql(format!("SELECT count(*) FROM {}", t(PROT))),
             pubname = qi(PUB),
             policy = qi(POLICY),
             rule = qi(RULE),
         ));
         let idx = text(&format!(
             "SELECT index_name::text FROM tenancy.protected_tables WHERE tbl = {}::regclass",
-            ql(&t(DST))
+            ql(t(DST))
         ));
         run(&format!("DROP INDEX {}.{}", qi(SCHEMA), qi(&idx)));
 
@@ -369,7 +369,7 @@ mod tests {
         assert_eq!(
             text(&format!(
                 "SELECT pg_get_indexdef({}::regclass, 1, true)",
-                ql(&format!("{}.{}", qi(SCHEMA), qi(IDX_EXPR)))
+                ql(format!("{}.{}", qi(SCHEMA), qi(IDX_EXPR)))
             )),
             tc
         );
@@ -478,7 +478,7 @@ mod tests {
             "SELECT tenancy.create_benchmark_view({}, {}, ARRAY[]::name[], ARRAY[{}], {})",
             ql(&bv),
             ql(&qp),
-            ql(&format!("sum({key})")),
+            ql(format!("sum({key})")),
             ql(who)
         ));
         run(&format!("SELECT * FROM {bv}"));
