@@ -234,8 +234,13 @@ findings AS (
 -- A table with a tenant column that pg_tenancy does not protect.
 SELECT 'critical' AS severity, 'unprotected_tenant_table' AS rule,
        format('%I.%I', n.nspname, c.relname) AS object,
-       format('has the tenant column %I but is not protected: every role that may read it sees every tenant''s rows', a.attname) AS detail,
-       format('SELECT tenancy.protect(%L, %L);', format('%I.%I', n.nspname, c.relname), a.attname) AS fix
+       CASE WHEN c.relkind = 'f'
+            THEN format('is a foreign table with the tenant column %I: row level security cannot be enabled on a foreign table, so every role that may read it sees every tenant''s rows. Revoke application roles'' access to it, or keep tenant data in protected tables', a.attname)
+            ELSE format('has the tenant column %I but is not protected: every role that may read it sees every tenant''s rows', a.attname)
+       END AS detail,
+       -- No automatic fix for a foreign table: nothing protects it, and dropping it is not safe.
+       CASE WHEN c.relkind <> 'f'
+            THEN format('SELECT tenancy.protect(%L, %L);', format('%I.%I', n.nspname, c.relname), a.attname) END AS fix
   FROM pg_class c
   JOIN scope n ON n.oid = c.relnamespace
   CROSS JOIN LATERAL (
@@ -243,7 +248,7 @@ SELECT 'critical' AS severity, 'unprotected_tenant_table' AS rule,
        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
          AND a.attname::text IN (SELECT name FROM tenant_names)
        ORDER BY a.attnum LIMIT 1) a
- WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+ WHERE c.relkind IN ('r', 'p', 'f') AND NOT c.relispartition
    AND c.oid NOT IN (SELECT oid FROM prot_all)
    AND c.oid NOT IN (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent IN (SELECT oid FROM prot_all))
    AND c.oid NOT IN (SELECT parent FROM ancestors)
@@ -252,13 +257,18 @@ SELECT 'critical' AS severity, 'unprotected_tenant_table' AS rule,
 UNION ALL
 -- A partition or inheritance child of a protected table that is not protected itself.
 SELECT 'critical', 'unprotected_child', format('%I.%I', n.nspname, c.relname),
-       format('inherits from protected table %s but has no row level security of its own: querying it directly bypasses the parent''s policy', p.qname),
-       format('SELECT tenancy.protect(%L, %L%s%s);', format('%I.%I', n.nspname, c.relname), p.tcol,
-              CASE WHEN p.scol IS NOT NULL OR p.feature IS NOT NULL THEN format(', %L', p.scol) ELSE '' END,
-              CASE WHEN p.feature IS NOT NULL THEN format(', %L', p.feature) ELSE '' END)
+       CASE WHEN c.relkind = 'f'
+            THEN format('is a foreign table under protected table %s: row level security cannot be enabled on a foreign table, so querying it directly returns every tenant''s rows it holds. Revoke application roles'' access to it, or detach it (ALTER TABLE %s DETACH PARTITION, or NO INHERIT)', p.qname, p.qname)
+            ELSE format('inherits from protected table %s but has no row level security of its own: querying it directly bypasses the parent''s policy', p.qname)
+       END,
+       -- No automatic fix for a foreign table: detaching it changes what the parent returns.
+       CASE WHEN c.relkind <> 'f'
+            THEN format('SELECT tenancy.protect(%L, %L%s%s);', format('%I.%I', n.nspname, c.relname), p.tcol,
+                        CASE WHEN p.scol IS NOT NULL OR p.feature IS NOT NULL THEN format(', %L', p.scol) ELSE '' END,
+                        CASE WHEN p.feature IS NOT NULL THEN format(', %L', p.feature) ELSE '' END) END
   FROM pg_inherits i
   JOIN prot_all p ON p.oid = i.inhparent
-  JOIN pg_class c ON c.oid = i.inhrelid AND c.relkind IN ('r', 'p')
+  JOIN pg_class c ON c.oid = i.inhrelid AND c.relkind IN ('r', 'p', 'f')
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid NOT IN (SELECT oid FROM prot_all)
    AND (c.relnamespace IN (SELECT oid FROM scope) OR p.relnamespace IN (SELECT oid FROM scope))

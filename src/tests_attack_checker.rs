@@ -544,4 +544,55 @@ mod tests {
             assert_eq!(theirs(t), Some(0), "{t} after its fix");
         }
     }
+    /// Foreign tables cannot have row level security: a foreign partition of a protected
+    /// table, a foreign inheritance child, and a foreign table with a tenant column are
+    /// reported, without an automatic fix (the detail says what to do); doing it clears them.
+    #[pg_test]
+    fn foreign_tables_holding_tenant_rows_are_reported() {
+        tenants_and_app("h1k8");
+        run("CREATE FOREIGN DATA WRAPPER h1k8_fdw;
+             CREATE SERVER h1k8_srv FOREIGN DATA WRAPPER h1k8_fdw;
+             CREATE TABLE h1k8.events (tenant_id text, v text) PARTITION BY LIST (tenant_id);
+             CREATE TABLE h1k8.events_a PARTITION OF h1k8.events FOR VALUES IN ('h1k8_a');
+             CREATE TABLE h1k8.notes (tenant_id text, v text);
+             SELECT tenancy.protect('h1k8.events'), tenancy.protect('h1k8.notes');
+             SET LOCAL tenancy.ddl_guard = off;
+             CREATE FOREIGN TABLE h1k8.events_b PARTITION OF h1k8.events FOR VALUES IN ('h1k8_b')
+                 SERVER h1k8_srv;
+             CREATE FOREIGN TABLE h1k8.notes_archive () INHERITS (h1k8.notes) SERVER h1k8_srv;
+             CREATE FOREIGN TABLE h1k8.remote_staff (tenant_id text, name text) SERVER h1k8_srv;
+             SET LOCAL tenancy.ddl_guard = error;");
+        let e =
+            failure("ALTER TABLE h1k8.remote_staff ENABLE ROW LEVEL SECURITY").unwrap_or_default();
+        assert!(!e.is_empty(), "a foreign table takes no row level security");
+        let found = findings("h1k8");
+        let mut got: Vec<(String, String, bool)> = found
+            .iter()
+            .map(|f| (f.rule.clone(), f.object.clone(), f.fix.is_none()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("unprotected_child".into(), "h1k8.events_b".into(), true),
+                (
+                    "unprotected_child".into(),
+                    "h1k8.notes_archive".into(),
+                    true
+                ),
+                (
+                    "unprotected_tenant_table".into(),
+                    "h1k8.remote_staff".into(),
+                    true
+                ),
+            ],
+            "{found:#?}"
+        );
+        assert!(found.iter().all(|f| f.severity == "critical"));
+        run("ALTER TABLE h1k8.events DETACH PARTITION h1k8.events_b;
+             DROP FOREIGN TABLE h1k8.events_b;
+             ALTER TABLE h1k8.notes_archive NO INHERIT h1k8.notes;
+             DROP FOREIGN TABLE h1k8.notes_archive, h1k8.remote_staff;");
+        assert!(findings("h1k8").is_empty(), "{:#?}", findings("h1k8"));
+    }
 }
