@@ -484,6 +484,28 @@ mod tests {
         run(&format!("SELECT * FROM {bv}"));
         run(&format!("SELECT tenancy.drop_benchmark_view({})", ql(&bv)));
 
+        // An audit event and detail are values: kept as given, or (event names being
+        // restricted) refused with 22023; never spliced.
+        let event = "h1c ev'; create table h1c_mark.a(); --$$\"";
+        run("SELECT tenancy.set_tenant('h1c_b')");
+        let refused = failure(&format!(
+            "SELECT tenancy.audit({}, jsonb_build_object('note', {}))",
+            ql(event),
+            ql(event)
+        ));
+        run("SELECT tenancy.clear_context()");
+        match refused {
+            None => assert_eq!(
+                count(&format!(
+                    "SELECT count(*) FROM tenancy.audit_log WHERE event = {} AND detail ->> 'note' = {}",
+                    ql(event),
+                    ql(event)
+                )),
+                1
+            ),
+            Some(e) => assert!(e.starts_with("22023: "), "{e}"),
+        }
+
         // Export and purge.
         assert_eq!(
             count("SELECT count(*) FROM tenancy.export_tenant('h1c_a')"),
