@@ -84,7 +84,7 @@ app AS (
 ),
 -- Policies of tables in scope, deparsed.
 pol AS (
-    SELECT po.polname, po.polpermissive, po.polcmd, po.polroles, po.polrelid,
+    SELECT po.oid AS poloid, po.polname, po.polpermissive, po.polcmd, po.polroles, po.polrelid,
            pg_get_expr(po.polqual, po.polrelid) AS qual,
            pg_get_expr(po.polwithcheck, po.polrelid) AS wcheck,
            format('%I.%I', n.nspname, c.relname) AS qname
@@ -136,13 +136,95 @@ bench AS (
       JOIN pg_class v ON v.oid = to_regclass(b.view_name) AND v.relkind = 'v'
 ),
 -- SECURITY DEFINER functions outside the system schemas.
+-- Functions called by the policies, column defaults and CHECK constraints of protected
+-- tables: they run with the rights (and the search_path) of whoever queries or writes.
+table_funcs AS (
+    SELECT d.refobjid AS fid, po.polrelid AS tbl, 'policy ' || quote_ident(po.polname) AS used_in
+      FROM pg_policy po
+      JOIN pg_depend d ON d.classid = 'pg_policy'::regclass AND d.objid = po.oid AND d.refclassid = 'pg_proc'::regclass
+     WHERE po.polrelid IN (SELECT oid FROM prot_all)
+    UNION
+    SELECT d.refobjid, ad.adrelid, 'the default of column ' || quote_ident(a.attname)
+      FROM pg_attrdef ad
+      JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+      JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_proc'::regclass
+     WHERE ad.adrelid IN (SELECT oid FROM prot_all)
+    UNION
+    SELECT d.refobjid, k.conrelid, 'constraint ' || quote_ident(k.conname)
+      FROM pg_constraint k
+      JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid AND d.refclassid = 'pg_proc'::regclass
+     WHERE k.contype = 'c' AND k.conrelid IN (SELECT oid FROM prot_all)
+),
+-- The stored search_path of the functions whose path matters (SECURITY DEFINER ones and the
+-- ones above), split into its elements as PostgreSQL splits it (SplitIdentifierString:
+-- "quoted" kept as written with "" undoubled, unquoted folded to lower case ASCII), NULL when
+-- it is not a valid list. The stored text is whatever the function's owner put there
+-- (set_config() then SET search_path FROM CURRENT stores a raw string such as
+-- x;ALTER/**/ROLE...;--), so a fix only ever carries these elements, each through quote_ident().
+proc_path AS (
+    SELECT f.oid, sp.path,
+           CASE WHEN sp.path ~ ('^[[:space:]]*(?:"(?:[^"]|"")*"|[^[:space:],"][^[:space:],]*)'
+                                || '(?:[[:space:]]*,[[:space:]]*(?:"(?:[^"]|"")*"|[^[:space:],"][^[:space:],]*))*[[:space:]]*$')
+                THEN ARRAY(SELECT CASE WHEN e.m[1] IS NOT NULL THEN replace(e.m[1], '""', '"')
+                                       ELSE translate(e.m[2], 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') END
+                             FROM regexp_matches(sp.path, '"((?:[^"]|"")*)"|([^[:space:],"][^[:space:],]*)', 'g')
+                                  WITH ORDINALITY e(m, ord)
+                            ORDER BY e.ord)
+           END AS path_elems
+      FROM pg_proc f
+      LEFT JOIN LATERAL (
+          SELECT substr(c, length('search_path=') + 1) AS path
+            FROM unnest(f.proconfig) c WHERE c LIKE 'search_path=%' LIMIT 1) sp ON true
+     WHERE f.prosecdef OR f.oid IN (SELECT fid FROM table_funcs)
+),
+-- SECURITY DEFINER functions outside the system schemas.
 secdef AS (
     SELECT f.oid, f.proowner, f.prosrc, f.proconfig, n.nspname, f.oid::regprocedure::text AS sig,
-           n.oid IN (SELECT oid FROM scope) AS in_scope
+           n.oid IN (SELECT oid FROM scope) AS in_scope, pp.path, pp.path_elems
       FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+      JOIN proc_path pp ON pp.oid = f.oid
      WHERE f.prosecdef
        AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy')
        AND f.oid NOT IN (SELECT objid FROM ext_member WHERE classid = 'pg_proc'::regclass)
+),
+-- Relations a SECURITY DEFINER function reads: named in its source (best effort: a word or a
+-- quoted identifier of plpgsql, a string-bodied SQL function, other languages), or recorded in
+-- pg_depend, which is all there is for an SQL-standard body (BEGIN ATOMIC ... END or RETURN
+-- ...: prosrc is empty, the parsed body is in prosqlbody).
+secdef_words AS (
+    SELECT DISTINCT f.oid AS fid,
+           CASE WHEN t.m[1] IS NOT NULL THEN replace(t.m[1], '""', '"') ELSE lower(t.m[2]) END AS word
+      FROM secdef f
+     CROSS JOIN LATERAL regexp_matches(coalesce(f.prosrc, ''), '"((?:[^"]|"")+)"|([[:alpha:]_][[:alnum:]_$]*)', 'g') AS t(m)
+),
+secdef_rels AS (
+    SELECT w.fid, c.oid AS rel
+      FROM secdef_words w
+      JOIN pg_class c ON c.relname = w.word AND c.relkind IN ('r', 'p', 'v')
+    UNION
+    SELECT d.objid, d.refobjid
+      FROM pg_depend d
+     WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_class'::regclass
+       AND d.objid IN (SELECT oid FROM secdef)
+),
+-- The protected tables behind them: directly, or through views that are all security_invoker
+-- (then the function's owner is the role whose rights reach the table).
+secdef_reads AS (
+    SELECT s.fid, s.rel AS base FROM secdef_rels s WHERE s.rel IN (SELECT oid FROM prot_all)
+    UNION
+    SELECT s.fid, r.base
+      FROM secdef_rels s
+      JOIN reads r ON r.reader = s.rel AND r.all_invoker
+      JOIN reader v ON v.oid = r.reader AND v.relkind = 'v' AND v.invoker
+),
+-- Inheritance ancestors (and partitioned parents) of protected tables, with the child on the
+-- way down. A query on a parent applies the parent's policies to the rows of its children.
+ancestors (prot, parent, child) AS (
+    SELECT i.inhrelid, i.inhparent, i.inhrelid
+      FROM pg_inherits i WHERE i.inhrelid IN (SELECT oid FROM prot_all)
+    UNION
+    SELECT a.prot, i.inhparent, a.parent
+      FROM ancestors a JOIN pg_inherits i ON i.inhrelid = a.parent
 ),
 -- A role bypasses row level security on a protected table when it is a superuser, has
 -- BYPASSRLS, or has its owner's privileges while RLS is not forced (the rules below spell
@@ -152,8 +234,13 @@ findings AS (
 -- A table with a tenant column that pg_tenancy does not protect.
 SELECT 'critical' AS severity, 'unprotected_tenant_table' AS rule,
        format('%I.%I', n.nspname, c.relname) AS object,
-       format('has the tenant column %I but is not protected: every role that may read it sees every tenant''s rows', a.attname) AS detail,
-       format('SELECT tenancy.protect(%L, %L);', format('%I.%I', n.nspname, c.relname), a.attname) AS fix
+       CASE WHEN c.relkind = 'f'
+            THEN format('is a foreign table with the tenant column %I: row level security cannot be enabled on a foreign table, so every role that may read it sees every tenant''s rows. Revoke application roles'' access to it, or keep tenant data in protected tables', a.attname)
+            ELSE format('has the tenant column %I but is not protected: every role that may read it sees every tenant''s rows', a.attname)
+       END AS detail,
+       -- No automatic fix for a foreign table: nothing protects it, and dropping it is not safe.
+       CASE WHEN c.relkind <> 'f'
+            THEN format('SELECT tenancy.protect(%L, %L);', format('%I.%I', n.nspname, c.relname), a.attname) END AS fix
   FROM pg_class c
   JOIN scope n ON n.oid = c.relnamespace
   CROSS JOIN LATERAL (
@@ -161,21 +248,27 @@ SELECT 'critical' AS severity, 'unprotected_tenant_table' AS rule,
        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
          AND a.attname::text IN (SELECT name FROM tenant_names)
        ORDER BY a.attnum LIMIT 1) a
- WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+ WHERE c.relkind IN ('r', 'p', 'f') AND NOT c.relispartition
    AND c.oid NOT IN (SELECT oid FROM prot_all)
    AND c.oid NOT IN (SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent IN (SELECT oid FROM prot_all))
+   AND c.oid NOT IN (SELECT parent FROM ancestors)
    AND c.oid NOT IN (SELECT objid FROM ext_member WHERE classid = 'pg_class'::regclass)
 
 UNION ALL
 -- A partition or inheritance child of a protected table that is not protected itself.
 SELECT 'critical', 'unprotected_child', format('%I.%I', n.nspname, c.relname),
-       format('inherits from protected table %s but has no row level security of its own: querying it directly bypasses the parent''s policy', p.qname),
-       format('SELECT tenancy.protect(%L, %L%s%s);', format('%I.%I', n.nspname, c.relname), p.tcol,
-              CASE WHEN p.scol IS NOT NULL OR p.feature IS NOT NULL THEN format(', %L', p.scol) ELSE '' END,
-              CASE WHEN p.feature IS NOT NULL THEN format(', %L', p.feature) ELSE '' END)
+       CASE WHEN c.relkind = 'f'
+            THEN format('is a foreign table under protected table %s: row level security cannot be enabled on a foreign table, so querying it directly returns every tenant''s rows it holds. Revoke application roles'' access to it, or detach it (ALTER TABLE %s DETACH PARTITION, or NO INHERIT)', p.qname, p.qname)
+            ELSE format('inherits from protected table %s but has no row level security of its own: querying it directly bypasses the parent''s policy', p.qname)
+       END,
+       -- No automatic fix for a foreign table: detaching it changes what the parent returns.
+       CASE WHEN c.relkind <> 'f'
+            THEN format('SELECT tenancy.protect(%L, %L%s%s);', format('%I.%I', n.nspname, c.relname), p.tcol,
+                        CASE WHEN p.scol IS NOT NULL OR p.feature IS NOT NULL THEN format(', %L', p.scol) ELSE '' END,
+                        CASE WHEN p.feature IS NOT NULL THEN format(', %L', p.feature) ELSE '' END) END
   FROM pg_inherits i
   JOIN prot_all p ON p.oid = i.inhparent
-  JOIN pg_class c ON c.oid = i.inhrelid AND c.relkind IN ('r', 'p')
+  JOIN pg_class c ON c.oid = i.inhrelid AND c.relkind IN ('r', 'p', 'f')
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE c.oid NOT IN (SELECT oid FROM prot_all)
    AND (c.relnamespace IN (SELECT oid FROM scope) OR p.relnamespace IN (SELECT oid FROM scope))
@@ -226,8 +319,18 @@ SELECT 'critical', 'forgeable_policy_context', format('policy %I on %s', po.poln
               string_agg(DISTINCT quote_literal(g.m[1]), ', ')),
        format('DROP POLICY IF EXISTS %I ON %s;', po.polname, po.qname)
   FROM pol po
-  CROSS JOIN LATERAL regexp_matches(coalesce(po.qual, '') || ' ' || coalesce(po.wcheck, ''),
-                                    'current_setting\(''((?:[^'']|'''')+)''', 'g') AS g(m)
+  -- The policy's expressions, and the bodies of the functions they call (one level: a
+  -- helper such as app.current_org() that returns current_setting('app.org') is the usual
+  -- form; an SQL-standard body is printed by pg_get_function_sqlbody()).
+  CROSS JOIN LATERAL (
+      SELECT coalesce(po.qual, '') || ' ' || coalesce(po.wcheck, '') || ' '
+             || coalesce(string_agg(coalesce(nullif(f.prosrc, ''), pg_get_function_sqlbody(f.oid)), ' '), '') AS src
+        FROM pg_depend d
+        JOIN pg_proc f ON f.oid = d.refobjid
+        JOIN pg_namespace fn ON fn.oid = f.pronamespace
+       WHERE d.classid = 'pg_policy'::regclass AND d.objid = po.poloid AND d.refclassid = 'pg_proc'::regclass
+         AND fn.nspname NOT IN ('pg_catalog', 'tenancy')) x
+  CROSS JOIN LATERAL regexp_matches(x.src, 'current_setting[[:space:]]*\([[:space:]]*''((?:[^'']|'''')+)''', 'g') AS g(m)
  WHERE g.m[1] !~ '^tenancy\.'
    AND NOT (NOT po.polpermissive AND po.polrelid IN (SELECT oid FROM prot_all))
  GROUP BY po.polname, po.qname
@@ -249,7 +352,7 @@ SELECT 'critical', 'view_bypasses_rls', v.qname,
               CASE WHEN o.rolsuper THEN 'is a superuser'
                    WHEN o.rolbypassrls THEN 'has BYPASSRLS'
                    ELSE 'owns the table and row level security is not forced' END),
-       format('ALTER VIEW %s SET (security_invoker = true);', v.qname)
+       format('ALTER VIEW IF EXISTS %s SET (security_invoker = true);', v.qname)
   FROM reads r
   JOIN reader v ON v.oid = r.reader AND v.relkind = 'v' AND NOT v.invoker
   JOIN prot_all p ON p.oid = r.base
@@ -279,9 +382,9 @@ SELECT 'critical', 'rule_on_protected_table', format('rule %I on %s', rw.rulenam
   JOIN pg_rewrite rw ON rw.ev_class = p.oid AND rw.rulename <> '_RETURN'
 
 UNION ALL
--- Best effort: the body names the table (as an identifier, quoted or not).
+-- The tables it reads: see secdef_rels and secdef_reads.
 SELECT 'high', 'security_definer_bypass', f.sig,
-       format('SECURITY DEFINER function owned by %I, who %s, mentions %s: it reads it with every tenant''s rows visible, whoever calls it',
+       format('SECURITY DEFINER function owned by %I, who %s, reads %s: it reads it with every tenant''s rows visible, whoever calls it',
               o.rolname,
               CASE WHEN o.rolsuper THEN 'is a superuser'
                    WHEN o.rolbypassrls THEN 'has BYPASSRLS'
@@ -290,31 +393,30 @@ SELECT 'high', 'security_definer_bypass', f.sig,
        format('ALTER FUNCTION %s SECURITY INVOKER;', f.sig)
   FROM secdef f
   JOIN pg_roles o ON o.oid = f.proowner
-  CROSS JOIN LATERAL (
-      SELECT DISTINCT CASE WHEN t.m[1] IS NOT NULL THEN replace(t.m[1], '""', '"') ELSE lower(t.m[2]) END AS word
-        FROM regexp_matches(f.prosrc, '"((?:[^"]|"")+)"|([[:alpha:]_][[:alnum:]_$]*)', 'g') AS t(m)) w
-  JOIN prot_all p ON p.relname = w.word
+  JOIN secdef_reads sr ON sr.fid = f.oid
+  JOIN prot_all p ON p.oid = sr.base
  WHERE (f.in_scope OR p.relnamespace IN (SELECT oid FROM scope))
    AND (o.rolsuper OR o.rolbypassrls OR (NOT p.forced AND pg_has_role(o.oid, p.relowner, 'USAGE')))
  GROUP BY f.sig, o.rolname, o.rolsuper, o.rolbypassrls
 
 UNION ALL
 -- search_path must be pinned, with pg_temp last (otherwise a temporary object shadows names).
+-- The fix keeps the path's other schemas, each quoted on its own (see secdef).
 SELECT 'high', 'security_definer_search_path', f.sig,
-       CASE WHEN sp.path IS NULL
+       CASE WHEN f.path IS NULL
             THEN 'SECURITY DEFINER function without a pinned search_path: a caller can shadow the names it uses with its own objects and run code with the owner''s rights'
-            ELSE format('SECURITY DEFINER function whose search_path (%s) does not end with pg_temp: a temporary table or function shadows the names it uses', sp.path)
+            ELSE format('SECURITY DEFINER function whose search_path (%s) does not end with pg_temp: a temporary table or function shadows the names it uses', f.path)
        END,
        format('ALTER FUNCTION %s SET search_path = %s;', f.sig,
-              CASE WHEN sp.path IS NULL THEN format('pg_catalog, %I, pg_temp', f.nspname)
-                   ELSE coalesce(nullif(btrim(regexp_replace(sp.path, '(^|,)\s*"?pg_temp"?\s*(?=,|$)', '', 'g'), ', '), '') || ', ', '')
-                        || 'pg_temp' END)
+              CASE WHEN f.path_elems IS NULL THEN format('pg_catalog, %I, pg_temp', f.nspname)
+                   ELSE concat_ws(', ',
+                                  nullif(array_to_string(ARRAY(
+                                      SELECT quote_ident(e.x) FROM unnest(f.path_elems) WITH ORDINALITY e(x, ord)
+                                       WHERE e.x NOT IN ('pg_temp', '') ORDER BY e.ord), ', '), ''),
+                                  'pg_temp') END)
   FROM secdef f
-  LEFT JOIN LATERAL (
-      SELECT substr(c, length('search_path=') + 1) AS path
-        FROM unnest(f.proconfig) c WHERE c LIKE 'search_path=%' LIMIT 1) sp ON true
  WHERE f.in_scope
-   AND (sp.path IS NULL OR sp.path !~ '(^|,)\s*"?pg_temp"?\s*$')
+   AND (f.path_elems IS NULL OR f.path_elems[cardinality(f.path_elems)] IS DISTINCT FROM 'pg_temp')
 
 UNION ALL
 SELECT 'high', 'risky_table_privilege',
@@ -385,9 +487,21 @@ SELECT 'high', 'global_unique_key', format('%I.%I', n.nspname, ic.relname),
                            FROM unnest(i.indkey::int2[]) WITH ORDINALITY u(attnum, ord)
                            JOIN pg_attribute at ON at.attrelid = i.indrelid AND at.attnum = u.attnum
                           WHERE u.ord <= i.indnkeyatts))
-            ELSE format('DROP INDEX IF EXISTS %I.%I; %s;', n.nspname, ic.relname,
-                        regexp_replace(pg_get_indexdef(i.indexrelid), ' USING (\S+) \(',
-                                       ' USING \1 (' || replace(quote_ident(p.tcol), '\', '\\') || ', '))
+            -- An expression or partial index is rebuilt from its definition as PostgreSQL
+            -- prints it, with the tenant column put first. The head of that definition is
+            -- rebuilt here from the catalog and must match exactly: a search in the text
+            -- would also find ' USING x (' inside an index or table name its owner chose.
+            ELSE (SELECT CASE WHEN left(x.def, length(x.head)) = x.head
+                               THEN format('DROP INDEX IF EXISTS %I.%I; %s%I, %s;', n.nspname, ic.relname,
+                                           x.head, p.tcol, substr(x.def, length(x.head) + 1))
+                              WHEN left(x.def, length(x.head_only)) = x.head_only
+                               THEN format('DROP INDEX IF EXISTS %I.%I; %s%I, %s;', n.nspname, ic.relname,
+                                           x.head, p.tcol, substr(x.def, length(x.head_only) + 1))
+                         END
+                    FROM (SELECT pg_get_indexdef(i.indexrelid) AS def,
+                                 format('CREATE UNIQUE INDEX %I ON %s USING %I (', ic.relname, p.qname, am.amname) AS head,
+                                 format('CREATE UNIQUE INDEX %I ON ONLY %s USING %I (', ic.relname, p.qname, am.amname) AS head_only
+                            FROM pg_am am WHERE am.oid = ic.relam) x)
        END
   FROM prot p
   JOIN pg_index i ON i.indrelid = p.oid AND i.indisunique
@@ -641,20 +755,144 @@ SELECT 'high', 'public_create_on_search_path', format('schema %I', n.nspname),
                    (SELECT boot_val FROM pg_settings WHERE name = 'search_path')) AS path
           FROM app a) ap
   CROSS JOIN LATERAL (
-      SELECT CASE WHEN e = '$user' THEN ap.rolname
-                  WHEN e ~ '^".*"$' THEN replace(substr(e, 2, length(e) - 2), '""', '"')
-                  ELSE e END AS nspname
-        FROM regexp_split_to_table(ap.path, '\s*,\s*') AS x(e)) sp
+      -- Split as PostgreSQL splits a search_path (see secdef): a quoted element may hold
+      -- commas and spaces.
+      SELECT CASE WHEN e.x = '$user' THEN ap.rolname ELSE e.x END AS nspname
+        FROM (SELECT CASE WHEN r.m[1] IS NOT NULL THEN replace(r.m[1], '""', '"')
+                          ELSE translate(r.m[2], 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') END AS x
+                FROM regexp_matches(ap.path, '"((?:[^"]|"")*)"|([^[:space:],"][^[:space:],]*)', 'g') AS r(m)) e) sp
   JOIN scope n ON n.nspname = sp.nspname
   JOIN pg_namespace nn ON nn.oid = n.oid
  WHERE EXISTS (SELECT 1 FROM aclexplode(nn.nspacl) g WHERE g.grantee = 0 AND g.privilege_type = 'CREATE')
  GROUP BY n.nspname
+
+UNION ALL
+-- A parent (by inheritance, or a partitioned table above a protected partition) that is not
+-- protected: a query on it returns its children's rows under its own policies, none. The fix
+-- protects it when it has the tenant column, else detaches the inheritance child below it.
+SELECT 'critical', 'unprotected_parent', format('%I.%I', n.nspname, c.relname),
+       format('is a parent of protected table %s but has no row level security of its own: a query on it returns every tenant''s rows of %s',
+              string_agg(DISTINCT p.qname, ', '),
+              CASE WHEN count(DISTINCT p.oid) > 1 THEN 'those tables' ELSE 'that table' END),
+       CASE WHEN min(ta.attname::text) IS NOT NULL
+            THEN format('SELECT tenancy.protect(%L, %L);', format('%I.%I', n.nspname, c.relname), min(ta.attname::text))
+            WHEN c.relkind = 'r'
+            THEN string_agg(DISTINCT format('ALTER TABLE %s NO INHERIT %s;',
+                                            a.child::regclass::text, format('%I.%I', n.nspname, c.relname)), ' ')
+       END
+  FROM ancestors a
+  JOIN prot_all p ON p.oid = a.prot
+  JOIN pg_class c ON c.oid = a.parent AND c.relkind IN ('r', 'p')
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_attribute ta ON ta.attrelid = c.oid AND ta.attname = p.tcol AND ta.attnum > 0 AND NOT ta.attisdropped
+ WHERE c.oid NOT IN (SELECT oid FROM prot_all)
+   AND c.oid NOT IN (SELECT objid FROM ext_member WHERE classid = 'pg_class'::regclass)
+   AND (c.relnamespace IN (SELECT oid FROM scope) OR p.relnamespace IN (SELECT oid FROM scope))
+ GROUP BY c.oid, n.nspname, c.relname, c.relkind
+
+UNION ALL
+-- REFERENCES granted on columns (pg_attribute.attacl) rather than on the table: the same
+-- existence oracle as risky_table_privilege's, through a foreign key the grantee creates.
+-- Column SELECT, INSERT and UPDATE grants stay under the table's policies and are not reported.
+SELECT 'high', 'risky_column_privilege',
+       format('%s on %s', CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END, p.qname),
+       format('REFERENCES on column%s %s granted to a role other than the owner: a foreign key from a table of the grantee is checked without row level security, so inserting a value there tells whether it exists in any tenant',
+              CASE WHEN count(*) > 1 THEN 's' ELSE '' END, string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)),
+       format('REVOKE REFERENCES (%s) ON TABLE %s FROM %s;', string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum), p.qname,
+              CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(g.grantee)) END)
+  FROM prot p
+  JOIN pg_attribute a ON a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
+  CROSS JOIN LATERAL aclexplode(a.attacl) g
+ WHERE g.privilege_type = 'REFERENCES' AND g.grantee <> p.relowner
+ GROUP BY g.grantee, p.qname
+
+UNION ALL
+-- A foreign key into a protected table from a table that is not tenant data (not protected
+-- and without a tenant column: those are unprotected_tenant_table, then global_foreign_key).
+SELECT 'high', 'foreign_key_into_protected_table', format('constraint %I on %I.%I', k.conname, n.nspname, c.relname),
+       format('the foreign key into protected table %s is checked without row level security: whoever may write %I.%I learns whether a value exists in any tenant, and links rows of every tenant. Drop it, or make the table tenant data (protect it, then tenancy.scope_foreign_key())',
+              r.qname, n.nspname, c.relname),
+       format('ALTER TABLE %I.%I DROP CONSTRAINT IF EXISTS %I;', n.nspname, c.relname, k.conname)
+  FROM pg_constraint k
+  JOIN prot_all r ON r.oid = k.confrelid
+  JOIN pg_class c ON c.oid = k.conrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE k.contype = 'f' AND k.conparentid = 0
+   AND c.oid NOT IN (SELECT oid FROM prot_all)
+   AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                      AND a.attname::text IN (SELECT name FROM tenant_names))
+   AND (c.relnamespace IN (SELECT oid FROM scope) OR r.relnamespace IN (SELECT oid FROM scope))
+
+UNION ALL
+-- Functions that policies, column defaults and CHECK constraints of protected tables call run
+-- with the querying or writing role's rights and search_path. A body parsed at run time
+-- (plpgsql, an SQL function with a string body, other languages) then resolves its names
+-- there: a temporary table (pg_temp is searched first) or an object in a schema the caller may
+-- write shadows a table the function reads and changes what the policy decides. SQL-standard
+-- bodies (BEGIN ATOMIC) are bound at creation and are safe; SECURITY DEFINER functions are
+-- security_definer_search_path's. The fix pins the path, keeping its schemas (see proc_path).
+SELECT 'high', 'expression_function_search_path', f.oid::regprocedure::text,
+       format('called by %s, with the rights and search_path of whoever reads or writes the table, and %s: a temporary table or an object in a schema the caller may write shadows a name it uses and changes what it decides',
+              string_agg(DISTINCT tf.used_in || ' on ' || p.qname, ', '),
+              CASE WHEN pp.path IS NULL THEN 'has no pinned search_path'
+                   ELSE format('its search_path (%s) does not end with pg_temp', pp.path) END),
+       format('ALTER FUNCTION %s SET search_path = %s;', f.oid::regprocedure::text,
+              CASE WHEN pp.path_elems IS NULL THEN format('pg_catalog, %I, pg_temp', fn.nspname)
+                   ELSE concat_ws(', ',
+                                  nullif(array_to_string(ARRAY(
+                                      SELECT quote_ident(e.x) FROM unnest(pp.path_elems) WITH ORDINALITY e(x, ord)
+                                       WHERE e.x NOT IN ('pg_temp', '') ORDER BY e.ord), ', '), ''),
+                                  'pg_temp') END)
+  FROM table_funcs tf
+  JOIN prot_all p ON p.oid = tf.tbl
+  JOIN pg_proc f ON f.oid = tf.fid
+  JOIN pg_namespace fn ON fn.oid = f.pronamespace
+  JOIN pg_language l ON l.oid = f.prolang
+  JOIN proc_path pp ON pp.oid = f.oid
+ WHERE NOT f.prosecdef
+   AND l.lanname NOT IN ('internal', 'c')
+   AND f.prosqlbody IS NULL
+   AND fn.nspname NOT IN ('pg_catalog', 'information_schema', 'tenancy')
+   AND f.oid NOT IN (SELECT objid FROM ext_member WHERE classid = 'pg_proc'::regclass)
+   AND (pp.path_elems IS NULL OR pp.path_elems[cardinality(pp.path_elems)] IS DISTINCT FROM 'pg_temp')
+   AND (fn.oid IN (SELECT oid FROM scope) OR p.relnamespace IN (SELECT oid FROM scope))
+ GROUP BY f.oid, fn.nspname, pp.path, pp.path_elems
+
+UNION ALL
+-- A SECURITY DEFINER function that calls one of pg_tenancy's functions of a higher tier
+-- (set_tenant() names any tenant without a credential, sign_token() mints one, begin_support()
+-- reads any tenant, ...) and that an application role without that tier may execute: it
+-- lends its owner's tier to every such caller. What it calls: pg_depend for an SQL-standard
+-- body, the words of its source otherwise (best effort).
+SELECT 'high', 'security_definer_lends_tier', f.sig,
+       format('SECURITY DEFINER function owned by %I calls %s, which %s may not call but may call this function: it lends them its owner''s rights to choose a tenant or act for one',
+              pg_get_userbyid(f.proowner),
+              string_agg(DISTINCT 'tenancy.' || tf.proname || '()', ', '),
+              string_agg(DISTINCT CASE WHEN a.rolname IS NOT NULL THEN 'application role ' || quote_ident(a.rolname) END, ', ')),
+       format('ALTER FUNCTION %s SECURITY INVOKER;', f.sig)
+  FROM secdef f
+  JOIN (SELECT p.oid, p.proname::text AS proname
+          FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace
+         WHERE pn.nspname = 'tenancy'
+           AND p.proname IN ('set_tenant', 'sign_token', 'begin_support', 'create_api_key', 'add_signing_key',
+                             'export_tenant', 'purge_tenant', 'purge_audit', 'unprotect', '_unprotect',
+                             'set_tenant_settings', 'set_tenant_plan', 'set_plan', 'reactivate_tenant',
+                             'create_tenant', 'grant_feature')) tf
+    ON tf.oid IN (SELECT d.refobjid FROM pg_depend d
+                   WHERE d.classid = 'pg_proc'::regclass AND d.objid = f.oid AND d.refclassid = 'pg_proc'::regclass)
+    OR tf.proname IN (SELECT w.word FROM secdef_words w WHERE w.fid = f.oid)
+  JOIN app a ON a.oid <> f.proowner
+            AND has_function_privilege(a.oid, f.oid, 'EXECUTE')
+            AND NOT has_function_privilege(a.oid, tf.oid, 'EXECUTE')
+ WHERE f.in_scope
+ GROUP BY f.sig, f.proowner
 )
 SELECT f.severity, f.rule, f.object, f.detail, f.fix
   FROM findings f
  ORDER BY CASE f.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
           -- re-protecting first: other DDL on a table the guard still finds broken is refused
-          f.fix LIKE 'SELECT tenancy.protect(%' DESC,
+          coalesce(f.fix LIKE 'SELECT tenancy.protect(%', false) DESC,
           f.rule, f.object
 $check$;
 

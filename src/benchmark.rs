@@ -477,8 +477,17 @@ fn _drop_benchmark_view(view: pg_sys::Oid) {
             None,
         )
     };
+    // The name to drop is built from the catalog, not pasted from the registry's text.
+    let target = Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[view.into()],
+    )
+    .or_bug("reading the benchmark view's name")
+    .unwrap_or_else(|| errors::internal("dropping the benchmark view", "no such relation"));
     crate::owner::as_extension_owner(|| {
-        Spi::run(&format!("DROP VIEW {qview}")).or_bug("dropping the benchmark view");
+        Spi::run(&format!("DROP VIEW {target}")).or_bug("dropping the benchmark view");
         Spi::run_with_args(
             "DELETE FROM tenancy.benchmark_views WHERE view_name OPERATOR(pg_catalog.=) $1",
             &[qview.as_str().into()],

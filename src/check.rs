@@ -54,8 +54,8 @@ fn _assert_isolated(schema: Option<&str>) {
     }
     let hint = match schema {
         Some(s) => format!(
-            "SELECT * FROM tenancy.check('{}') lists each finding with why it leaks and the SQL that fixes it",
-            s.replace('\'', "''")
+            "SELECT * FROM tenancy.check({}) lists each finding with why it leaks and the SQL that fixes it",
+            pgrx::spi::quote_literal(s)
         ),
         None => "SELECT * FROM tenancy.check() lists each finding with why it leaks and the SQL that fixes it".to_string(),
     };

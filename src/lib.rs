@@ -53,6 +53,10 @@ mod tests_attack_support_audit;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_tiers;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_attack_checker;
+#[cfg(any(test, feature = "pg_test"))]
+mod tests_attack_sql_strings;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_audit;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_check;
