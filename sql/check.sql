@@ -595,11 +595,13 @@ UNION ALL
 -- (src/quota.rs); a partition attached later, or a dropped or disabled trigger, lets inserts
 -- past the quota. set_quota() again installs what is missing.
 SELECT 'medium', 'quota_not_enforced', format('%I.%I', n.nspname, c.relname),
-       format('row quotas of %s are not enforced on this table: its trigger%s %s %s missing or disabled, so inserts there are not counted',
+       format('row quotas of %s are not enforced on this table: its trigger%s %s %s missing, disabled or enabled for replicas only, so inserts there are not counted',
               qt.tbl, CASE WHEN cardinality(m.missing) > 1 THEN 's' ELSE '' END,
               array_to_string(m.missing, ', '), CASE WHEN cardinality(m.missing) > 1 THEN 'are' ELSE 'is' END),
-       (SELECT string_agg(format('SELECT tenancy.set_quota(%L, %L, %s);', q.tenant, q.tbl::text, q.max_rows), ' ' ORDER BY q.tenant)
-          FROM tenancy.quotas q WHERE q.tbl = qt.tbl)
+       concat((SELECT string_agg(format('ALTER TABLE %I.%I ENABLE TRIGGER %I;', n.nspname, c.relname, tg.tgname), ' ' ORDER BY tg.tgname)
+                 FROM pg_trigger tg WHERE tg.tgrelid = c.oid AND tg.tgname = ANY (m.missing)) || ' ',
+              (SELECT string_agg(format('SELECT tenancy.set_quota(%L, %L, %s);', q.tenant, q.tbl::text, q.max_rows), ' ' ORDER BY q.tenant)
+                 FROM tenancy.quotas q WHERE q.tbl = qt.tbl))
   FROM (SELECT DISTINCT q.tbl FROM tenancy.quotas q) qt
   CROSS JOIN LATERAL (SELECT t.relid FROM pg_partition_tree(qt.tbl) t
                       UNION SELECT qt.tbl::oid) part
@@ -608,8 +610,9 @@ SELECT 'medium', 'quota_not_enforced', format('%I.%I', n.nspname, c.relname),
   CROSS JOIN LATERAL (
       SELECT array_agg(w.name ORDER BY w.name) AS missing
         FROM unnest(ARRAY['tenancy_quota_insert', 'tenancy_quota_delete', 'tenancy_quota_truncate']) w(name)
-       WHERE NOT EXISTS (SELECT 1 FROM pg_trigger tg
-                          WHERE tg.tgrelid = c.oid AND tg.tgname = w.name AND tg.tgenabled <> 'D')) m
+       WHERE NOT EXISTS (SELECT 1 FROM pg_trigger tg JOIN pg_proc f ON f.oid = tg.tgfoid
+                          WHERE tg.tgrelid = c.oid AND tg.tgname = w.name AND tg.tgenabled IN ('O', 'A')
+                            AND f.pronamespace = 'tenancy'::regnamespace)) m
  WHERE m.missing IS NOT NULL
 
 UNION ALL
@@ -617,12 +620,13 @@ UNION ALL
 -- that records writes made under a support session (sql/audit.sql); the table's owner can drop
 -- or disable it, and support writes then go unrecorded. protect() again restores it.
 SELECT 'medium', 'support_writes_unrecorded', t.qname,
-       'writes to this table under a support session are not recorded in the audit trail: its trigger tenancy_support_audit is missing or disabled',
+       'writes to this table under a support session are not recorded in the audit trail: its trigger tenancy_support_audit is missing, disabled, enabled for replicas only, or calls another function',
        t.reprotect
   FROM prot t
  WHERE NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'citus')
    AND NOT EXISTS (SELECT 1 FROM pg_trigger tg
-                    WHERE tg.tgrelid = t.oid AND tg.tgname = 'tenancy_support_audit' AND tg.tgenabled <> 'D')
+                    WHERE tg.tgrelid = t.oid AND tg.tgname = 'tenancy_support_audit' AND tg.tgenabled IN ('O', 'A')
+                      AND tg.tgfoid = 'tenancy._support_write_trigger()'::regprocedure)
 
 UNION ALL
 -- Issue 13, class 4 (table owner paths): code of the table owner's (or any non-superuser's)

@@ -157,8 +157,8 @@ pub fn write(entry: Entry) -> i64 {
                 OVERRIDING SYSTEM VALUE
                 VALUES ($1, $2, $3,
                         pg_catalog.to_timestamp(($11 OPERATOR(pg_catalog./) 1000000)::pg_catalog.float8)
-                          OPERATOR(pg_catalog.+) ($11 OPERATOR(pg_catalog.%) 1000000)::pg_catalog.float8
-                          OPERATOR(pg_catalog.*) '1 microsecond'::pg_catalog.interval,
+                          OPERATOR(pg_catalog.+) (($11 OPERATOR(pg_catalog.%) 1000000)::pg_catalog.float8
+                          OPERATOR(pg_catalog.*) '1 microsecond'::pg_catalog.interval),
                         pg_catalog.pg_current_xact_id(), $4, $5,
                         $6::pg_catalog.jsonb, $7, $8::pg_catalog.jsonb, $9, $10))
              UPDATE tenancy.audit_heads SET seq = $3, hash = $10

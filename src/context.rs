@@ -497,15 +497,15 @@ pub fn current() -> Option<Rc<Resolved>> {
                     Probe::Miss(c.to_vec())
                 }
             });
+            if !matches!(probe, Probe::Empty) {
+                // First use of a context in this transaction (a session context, a carrier
+                // forwarded by SET): the same rule as for the setters, which run it in install().
+                crate::session_objects::refuse_leftovers("tenant context");
+            }
             let value = match probe {
                 Probe::Empty => None,
                 Probe::Hit(r) => Some(r),
-                Probe::Miss(bytes) => {
-                    // A carrier new to this connection (forwarded by SET): the same rule as
-                    // for the setters, which run it in install().
-                    crate::session_objects::refuse_leftovers("tenant context");
-                    Some(resolve(bytes))
-                }
+                Probe::Miss(bytes) => Some(resolve(bytes)),
             };
             cache::set_current(value.clone());
             value

@@ -41,6 +41,8 @@ mod test_support;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_attack_checker;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_guard;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_owner_code;
@@ -49,13 +51,11 @@ mod tests_attack_protection;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_resources;
 #[cfg(any(test, feature = "pg_test"))]
+mod tests_attack_sql_strings;
+#[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_support_audit;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_attack_tiers;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_checker;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_sql_strings;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests_audit;
 #[cfg(any(test, feature = "pg_test"))]

@@ -264,6 +264,7 @@ mod tests {
             "SELECT tenancy.protect({prot_l}, {tc_l});
              SELECT tenancy.protect({dst_l}), tenancy.protect({owned_l});
              SELECT tenancy.set_quota('h1b_t', {dst_l}, 5);
+             SET LOCAL tenancy.ddl_guard = off;
              SET LOCAL ROLE {R_OWNER};
              CREATE TABLE {child} (w text) INHERITS ({prot});
              CREATE UNIQUE INDEX {idx_expr} ON {prot} (lower({email})) WHERE who IS NOT NULL;

@@ -147,4 +147,90 @@ mod tests {
         ));
         assert!(c["exp"].as_i64().unwrap() <= now + 61, "{c}");
     }
+
+    /// The extension's own triggers on a protected table cannot be silenced unseen: enabled
+    /// for replicas only (they then never fire), disabled, or replaced by a look-alike of the
+    /// same name; check() reports each, and its fixes make them fire again.
+    #[pg_test]
+    fn check_sees_the_extensions_triggers_silenced_in_every_form() {
+        tiers("tsil");
+        run("SELECT tenancy.grant_admin('tsil_adm');
+             SET LOCAL ROLE tsil_adm;
+             CREATE TABLE tsil_s.t (id int, tenant_id text NOT NULL DEFAULT 'x');
+             SELECT tenancy.protect('tsil_s.t');
+             SELECT tenancy.set_quota('tsil_a', 'tsil_s.t', 2);
+             GRANT USAGE ON SCHEMA tsil_s TO tsil_app;
+             GRANT INSERT, SELECT ON tsil_s.t TO tsil_app;
+             ALTER TABLE tsil_s.t ENABLE REPLICA TRIGGER tenancy_support_audit;
+             ALTER TABLE tsil_s.t ENABLE REPLICA TRIGGER tenancy_quota_insert;
+             RESET ROLE;");
+        let rules = |p: &str| {
+            text(&format!(
+                "SELECT coalesce(string_agg(rule, ',' ORDER BY rule), '') FROM tenancy.check('tsil_s') WHERE object LIKE '%{p}%'"
+            ))
+        };
+        assert_eq!(rules("t"), "quota_not_enforced,support_writes_unrecorded");
+        // The silenced quota is real: the tenant goes past it.
+        run(
+            "SELECT tenancy.set_tenant('tsil_a'); SET LOCAL ROLE tsil_app;
+             INSERT INTO tsil_s.t (id) SELECT g FROM generate_series(1, 5) g; RESET ROLE",
+        );
+        assert_eq!(count("SELECT count(*) FROM tsil_s.t"), 5);
+        // The fixes, run by the admin as the docs' loop does, make both fire again.
+        run("SET LOCAL ROLE tsil_adm;
+             DO $$ DECLARE f text; BEGIN
+               FOR f IN SELECT fix FROM tenancy.check('tsil_s')
+                         WHERE rule IN ('quota_not_enforced', 'support_writes_unrecorded') LOOP
+                 EXECUTE f; END LOOP; END $$;
+             RESET ROLE");
+        assert_eq!(rules("t"), "");
+        run("SELECT tenancy.set_tenant('tsil_a'); SET LOCAL ROLE tsil_app");
+        assert_fails("INSERT INTO tsil_s.t (id) VALUES (6)", "54000", "quota");
+        run("RESET ROLE");
+        // Disabled, and a look-alike trigger of the same name calling the owner's function.
+        run("SET LOCAL ROLE tsil_adm;
+             ALTER TABLE tsil_s.t DISABLE TRIGGER tenancy_quota_delete;
+             CREATE FUNCTION tsil_s.nop() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$;
+             DROP TRIGGER tenancy_support_audit ON tsil_s.t;
+             CREATE TRIGGER tenancy_support_audit AFTER INSERT ON tsil_s.t
+                 FOR EACH STATEMENT EXECUTE FUNCTION tsil_s.nop();
+             RESET ROLE");
+        assert_eq!(
+            rules("t"),
+            "owner_trigger_on_protected_table,quota_not_enforced,support_writes_unrecorded"
+        );
+    }
+
+    /// Time limits hold inside one long statement (a pg_test is one: its statement start
+    /// stays fixed, like a DO loop's or a procedure's): a feature's enabled_until, then a
+    /// token's exp. Both used to be compared with the transaction's or the statement's start.
+    #[pg_test]
+    fn expiry_is_by_the_clock_inside_a_long_statement() {
+        tiers("tclk");
+        run("CREATE TABLE public.tclk_t (id int, tenant_id text NOT NULL);
+             INSERT INTO public.tclk_t VALUES (1, 'tclk_a');
+             SELECT tenancy.protect('public.tclk_t');
+             CREATE TABLE public.tclk_f (id int, tenant_id text NOT NULL);
+             INSERT INTO public.tclk_f VALUES (1, 'tclk_a');
+             SELECT tenancy.protect('public.tclk_f', feature => 'tclk_feat');
+             SELECT tenancy.grant_feature('tclk_a', 'tclk_feat', clock_timestamp() - interval '1 hour',
+                                          clock_timestamp() + interval '2 seconds');
+             GRANT SELECT ON public.tclk_t, public.tclk_f TO tclk_app;
+             SELECT tenancy.set_tenant('tclk_a'); SET LOCAL ROLE tclk_app;");
+        assert_eq!(count("SELECT count(*) FROM public.tclk_f"), 1);
+        run("SELECT pg_sleep(2.5)");
+        assert_eq!(count("SELECT count(*) FROM public.tclk_f"), 0);
+        run("RESET ROLE; SET LOCAL tenancy.jwt_leeway = 0");
+        let tok = text(
+            "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'tclk_a',
+                 'exp', extract(epoch FROM clock_timestamp())::bigint + 2), 'tclk_k')",
+        );
+        run(&format!(
+            "SET LOCAL ROLE tclk_app; SELECT tenancy.set_context({})",
+            pgrx::spi::quote_literal(&tok)
+        ));
+        assert_eq!(count("SELECT count(*) FROM public.tclk_t"), 1);
+        run("SELECT pg_sleep(3.2)");
+        assert_fails("SELECT count(*) FROM public.tclk_t", "28000", "expired");
+    }
 }

@@ -90,7 +90,7 @@ mod tests {
         let row = one::<pgrx::JsonB>(&format!(
             "SELECT jsonb_build_object('tenant', tenant_id, 'actor', actor, 'roles', roles,
                     'support', support, 'event', event, 'detail', detail,
-                    'now', at = now(), 'txid', txid = pg_current_xact_id(),
+                    'now', at >= now() AND at <= clock_timestamp(), 'txid', txid = pg_current_xact_id(),
                     'linked', length(hash) = 32 AND length(prev_hash) = 32)
                FROM tenancy.audit_log WHERE id = {id}"
         ))
@@ -139,6 +139,8 @@ mod tests {
             "CREATE SCHEMA {p}_evil AUTHORIZATION {p}_app;
              SET LOCAL ROLE {p}_app;
              CREATE FUNCTION {p}_evil.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$;
+             CREATE FUNCTION {p}_evil.to_timestamp(float8) RETURNS timestamptz LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$;
+             CREATE FUNCTION {p}_evil.clock_timestamp() RETURNS timestamptz LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$;
              CREATE FUNCTION {p}_evil.nextval(regclass) RETURNS bigint LANGUAGE sql AS $$ SELECT 1::bigint $$;
              CREATE FUNCTION {p}_evil.pg_current_xact_id() RETURNS xid8 LANGUAGE sql AS $$ SELECT '1'::xid8 $$;
              RESET ROLE"
@@ -152,7 +154,7 @@ mod tests {
         assert!(id > 1);
         assert_eq!(
             one::<bool>(&format!(
-                "SELECT at = now() AND txid = pg_current_xact_id() FROM tenancy.audit_log WHERE id = {id}"
+                "SELECT at >= now() AND at <= clock_timestamp() AND txid = pg_current_xact_id() FROM tenancy.audit_log WHERE id = {id}"
             )),
             Some(true)
         );

@@ -621,7 +621,7 @@ mod tests {
                 "SELECT fix FROM tenancy.check('tests') WHERE rule = 'quota_not_enforced' AND object = 'tests.lc9_ev_2'"
             )
             .as_deref(),
-            Some("SELECT tenancy.set_quota('lc9_a', 'tests.lc9_ev', 3);")
+            Some("ALTER TABLE tests.lc9_ev_2 ENABLE TRIGGER tenancy_quota_insert; SELECT tenancy.set_quota('lc9_a', 'tests.lc9_ev', 3);")
         );
         run("ALTER TABLE tests.lc9_ev_2 ENABLE TRIGGER tenancy_quota_insert");
         run("SELECT tenancy.set_quota('lc9_a', 'tests.lc9_ev', 3)");

@@ -51,6 +51,15 @@ COMMIT;
 BEGIN;
 SELECT tenancy.set_context(:'tok_b') IS NOT NULL AS globex_set;
 COMMIT;
+-- A session context (is_local => false) may keep temporary tables it makes: they hold its own
+-- tenant's rows. The rule applies when the next context is set on the connection.
+SELECT tenancy.set_context(:'tok_a', false) IS NOT NULL AS session_set;
+CREATE TEMP TABLE keep AS SELECT name FROM people;
+SELECT count(*) AS acme_rows FROM people;
+SELECT tenancy.set_context(:'tok_b', false) IS NOT NULL AS session_set;
+DISCARD TEMP;
+SELECT tenancy.set_context(:'tok_b', false) IS NOT NULL AS session_set;
+SELECT tenancy.clear_context();
 RESET ROLE;
 
 -- 2. A support session whose opening was rolled back (so no support_begun row exists) is no
