@@ -52,3 +52,40 @@ pub fn assert_fails(sql: &str, sqlstate: &str, needle: &str) -> String {
 pub fn text(sql: &str) -> String {
     one::<String>(sql).unwrap_or_else(|| panic!("{sql} returned NULL"))
 }
+
+/// One row of `tenancy.check()`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub severity: String,
+    pub rule: String,
+    pub object: String,
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    /// The fix, or "" when check() has none for this finding.
+    pub fn fix_text(&self) -> &str {
+        self.fix.as_deref().unwrap_or_default()
+    }
+}
+
+/// What `tenancy.check(schema)` reports, in its order.
+pub fn findings(schema: &str) -> Vec<Finding> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT severity, rule, object, fix FROM tenancy.check($1::name)",
+            None,
+            &[schema.into()],
+        )?
+        .map(|r| {
+            Ok(Finding {
+                severity: r.get::<String>(1)?.unwrap_or_default(),
+                rule: r.get::<String>(2)?.unwrap_or_default(),
+                object: r.get::<String>(3)?.unwrap_or_default(),
+                fix: r.get::<String>(4)?,
+            })
+        })
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| panic!("tenancy.check({schema}): {e}"))
+}

@@ -7,35 +7,7 @@
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::test_support::{count, failure, install_try_sql, one, run};
-
-    #[derive(Debug, Clone)]
-    struct Finding {
-        severity: String,
-        rule: String,
-        object: String,
-        fix: Option<String>,
-    }
-
-    fn findings(schema: &str) -> Vec<Finding> {
-        Spi::connect(|c| {
-            c.select(
-                "SELECT severity, rule, object, fix FROM tenancy.check($1::name)",
-                None,
-                &[schema.into()],
-            )?
-            .map(|r| {
-                Ok(Finding {
-                    severity: r.get::<String>(1)?.unwrap_or_default(),
-                    rule: r.get::<String>(2)?.unwrap_or_default(),
-                    object: r.get::<String>(3)?.unwrap_or_default(),
-                    fix: r.get::<String>(4)?,
-                })
-            })
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-        })
-        .unwrap_or_else(|e| panic!("tenancy.check({schema}): {e}"))
-    }
+    use crate::test_support::{count, failure, findings, install_try_sql, one, run, Finding};
 
     fn of_rule<'a>(found: &'a [Finding], rule: &str) -> Vec<&'a Finding> {
         found.iter().filter(|f| f.rule == rule).collect()

@@ -12,33 +12,7 @@ mod tests {
     use pgrx::prelude::*;
     use pgrx::spi::{quote_identifier as qi, quote_literal as ql};
 
-    use crate::test_support::{count, failure, install_try_sql, one, run, text};
-
-    #[derive(Debug, Clone)]
-    struct Finding {
-        rule: String,
-        object: String,
-        fix: Option<String>,
-    }
-
-    fn findings(schema: &str) -> Vec<Finding> {
-        Spi::connect(|c| {
-            c.select(
-                "SELECT severity, rule, object, fix FROM tenancy.check($1::name)",
-                None,
-                &[schema.into()],
-            )?
-            .map(|r| {
-                Ok(Finding {
-                    rule: r.get::<String>(2)?.unwrap_or_default(),
-                    object: r.get::<String>(3)?.unwrap_or_default(),
-                    fix: r.get::<String>(4)?,
-                })
-            })
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-        })
-        .unwrap_or_else(|e| panic!("tenancy.check({schema}): {e}"))
-    }
+    use crate::test_support::{count, failure, findings, install_try_sql, one, run, text, Finding};
 
     /// Runs every fix, in check()'s order, as the calling superuser through EXECUTE (what the
     /// documented loop does); each must succeed and make its finding go away.

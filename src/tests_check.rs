@@ -7,42 +7,21 @@
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::test_support::{failure, install_try_sql as try_sql_helper, one, run};
-
-    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-    struct Finding {
-        severity: String,
-        rule: String,
-        object: String,
-        fix: String,
-    }
-
-    fn findings(schema: &str) -> Vec<Finding> {
-        Spi::connect(|c| {
-            c.select(
-                "SELECT severity, rule, object, fix FROM tenancy.check($1::name)",
-                None,
-                &[schema.into()],
-            )?
-            .map(|r| {
-                Ok(Finding {
-                    severity: r.get::<String>(1)?.unwrap_or_default(),
-                    rule: r.get::<String>(2)?.unwrap_or_default(),
-                    object: r.get::<String>(3)?.unwrap_or_default(),
-                    fix: r.get::<String>(4)?.unwrap_or_default(),
-                })
-            })
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-        })
-        .unwrap_or_else(|e| panic!("tenancy.check({schema}): {e}"))
-    }
+    use crate::test_support::{
+        failure, findings, install_try_sql as try_sql_helper, one, run, Finding,
+    };
 
     /// Runs every fix in the order check() lists them; after each, that finding is gone.
     fn apply_fixes(schema: &str, found: &[Finding]) {
         for f in found {
-            assert!(!f.fix.is_empty(), "no fix for {f:?}");
-            if let Some(e) = failure(&f.fix) {
-                panic!("fix for {} {} failed: {}\n{e}", f.rule, f.object, f.fix);
+            assert!(!f.fix_text().is_empty(), "no fix for {f:?}");
+            if let Some(e) = failure(f.fix_text()) {
+                panic!(
+                    "fix for {} {} failed: {}\n{e}",
+                    f.rule,
+                    f.object,
+                    f.fix_text()
+                );
             }
             let after = findings(schema);
             assert!(
@@ -52,7 +31,7 @@ mod tests {
                 "{} {} still reported after its fix {}",
                 f.rule,
                 f.object,
-                f.fix
+                f.fix_text()
             );
         }
     }
@@ -326,7 +305,7 @@ mod tests {
         assert_eq!(
             found
                 .iter()
-                .map(|f| (f.rule.as_str(), f.object.as_str(), f.fix.as_str()))
+                .map(|f| (f.rule.as_str(), f.object.as_str(), f.fix_text()))
                 .collect::<Vec<_>>(),
             vec![
                 (
@@ -384,8 +363,8 @@ mod tests {
                 .iter()
                 .find(|f| f.rule == rule && f.object == object)
                 .unwrap_or_else(|| panic!("{rule} {object} in {found:#?}"))
-                .fix
-                .clone()
+                .fix_text()
+                .to_string()
         };
         assert_eq!(
             fix(
@@ -442,7 +421,7 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:#?}");
         assert_eq!(found[0].rule, "app_role_owns_protected_table");
         assert_eq!(found[0].object, "role chkrol_app on chk_rol.t");
-        assert_eq!(found[0].fix, "REVOKE chkrol_group FROM chkrol_app;");
+        assert_eq!(found[0].fix_text(), "REVOKE chkrol_group FROM chkrol_app;");
         apply_fixes("chk_rol", &found);
 
         // A column named in the setting marks a table as tenant data.
@@ -451,7 +430,7 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:#?}");
         assert_eq!(found[0].rule, "unprotected_tenant_table");
         assert_eq!(
-            found[0].fix,
+            found[0].fix_text(),
             "SELECT tenancy.protect('chk_rol.orgs', 'org_id');"
         );
         run("GRANT EXECUTE ON FUNCTION pg_temp.try_sql(text) TO chkrol_app; SET LOCAL ROLE chkrol_app");
