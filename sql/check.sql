@@ -771,6 +771,40 @@ SELECT 'high', 'public_create_on_search_path', format('schema %I', n.nspname),
  GROUP BY n.nspname
 
 UNION ALL
+-- Application roles that may create objects (not only PUBLIC, above): a view or function it
+-- plants in a schema the application's queries search (or a new schema named like "$user")
+-- runs inside every later tenant's transaction, with that tenant's context, and can copy its
+-- rows or its carrier out. Found by the tier review of issue 13.
+SELECT 'high', 'app_role_can_create', format('role %I on %s', a.rolname, w.what),
+       format('application role %I may create objects in %s: a view or function it plants there can stand in for a name other tenants'' queries use and copy their rows out',
+              a.rolname, w.what),
+       w.fix
+  FROM app a
+  CROSS JOIN LATERAL (
+      SELECT format('schema %I', n.nspname) AS what,
+             CASE WHEN nn.nspowner = a.oid THEN NULL
+                  WHEN EXISTS (SELECT 1 FROM aclexplode(nn.nspacl) g
+                                WHERE g.grantee = a.oid AND g.privilege_type = 'CREATE')
+                  THEN format('REVOKE CREATE ON SCHEMA %I FROM %I;', n.nspname, a.rolname)
+             END AS fix
+        FROM scope n
+        JOIN pg_namespace nn ON nn.oid = n.oid
+       WHERE has_schema_privilege(a.oid, n.oid, 'CREATE')
+         AND NOT EXISTS (SELECT 1 FROM aclexplode(nn.nspacl) g
+                          WHERE g.grantee = 0 AND g.privilege_type = 'CREATE')
+      UNION ALL
+      SELECT format('database %I', d.datname),
+             CASE WHEN d.datdba = a.oid THEN NULL
+                  WHEN EXISTS (SELECT 1 FROM aclexplode(d.datacl) g
+                                WHERE g.grantee = a.oid AND g.privilege_type = 'CREATE')
+                  THEN format('REVOKE CREATE ON DATABASE %I FROM %I;', d.datname, a.rolname)
+             END
+        FROM pg_database d
+       WHERE d.datname = current_database()
+         AND has_database_privilege(a.oid, d.oid, 'CREATE')) w
+ WHERE NOT a.rolsuper
+
+UNION ALL
 -- A parent (by inheritance, or a partitioned table above a protected partition) that is not
 -- protected: a query on it returns its children's rows under its own policies, none. The fix
 -- protects it when it has the tenant column, else detaches the inheritance child below it.

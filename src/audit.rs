@@ -86,10 +86,11 @@ fn check_event(event: &str) {
 }
 
 /// Whether `event` is, or reads as, one of the extension's own events (see
-/// [`ident::event_key`]: `support.ended` and `support-ended` read as `support_ended`).
+/// [`ident::event_key`]: `support.ended`, `support-ended` and `supp0rt_ended` read as
+/// `support_ended`).
 fn is_reserved(event: &str) -> bool {
     let key = ident::event_key(event);
-    RESERVED_EVENTS.iter().any(|r| *r == key)
+    RESERVED_EVENTS.iter().any(|r| ident::event_key(r) == key)
 }
 
 /// Appends one row to `entry.tenant`'s chain and returns its id. Stamped here: the clock's
@@ -237,7 +238,8 @@ fn head_free(tenant: &str) -> bool {
     .or_bug("probing the audit chain's head")
 }
 
-/// `now()` as microseconds since the Unix epoch: the value the row's `at` column stores.
+/// The clock's time as microseconds since the Unix epoch: the value the row's `at` column
+/// stores.
 fn clock_micros() -> i64 {
     // SAFETY: reads the system clock (PostgreSQL epoch, 2000-01-01).
     let ts = unsafe { pg_sys::GetCurrentTimestamp() };

@@ -311,7 +311,11 @@ fn set_tenant(
             actor: actor.map(str::to_string),
             roles,
             source: Source::Trusted,
-            expires_at: Some(max_expiry(now)),
+            // What the trusted tier makes lives no longer than what it mints: revoking its
+            // grant leaves no day-long carrier behind (tenancy.sign_token_max_age).
+            expires_at: Some(
+                max_expiry(now).min(now.saturating_add(i64::from(gucs::SIGN_TOKEN_MAX_AGE.get()))),
+            ),
             api_key_id: None,
             kid: None,
             support_reason: None,

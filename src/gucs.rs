@@ -236,6 +236,33 @@ unsafe extern "C-unwind" fn check_context(
         return true;
     }
     use pg_sys::GucSource::*;
+    // A carrier assigned at run time (SET, SET LOCAL, set_config: a pooler or PostgREST
+    // forwarding it) on a connection holding temporary relations from an earlier transaction
+    // is refused here, before any statement of the transaction can name such a relation: a
+    // check at the first getter call would miss a planted view or table that calls none.
+    // SAFETY: plain reads of backend state; ParallelWorkerNumber is -1 outside workers (whose
+    // GUCs are copied from a leader that checked already).
+    if matches!(source, PGC_S_SESSION | PGC_S_INTERACTIVE)
+        && unsafe { pg_sys::IsTransactionState() && pg_sys::ParallelWorkerNumber < 0 }
+    {
+        if let Some(name) = crate::session_objects::leftover() {
+            let message = std::ffi::CString::new(format!(
+                "pg_tenancy: tenant context refused: {}",
+                crate::session_objects::message(&name)
+            ))
+            .unwrap_or_default();
+            let hint = std::ffi::CString::new(crate::session_objects::HINT).unwrap_or_default();
+            // SAFETY: GUC_check_* are the documented way for a check hook to explain a refusal.
+            unsafe {
+                pg_sys::GUC_check_errcode(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE as i32,
+                );
+                pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(message.as_ptr());
+                pg_sys::GUC_check_errhint_string = pg_sys::pstrdup(hint.as_ptr());
+            }
+            return false;
+        }
+    }
     if matches!(
         source,
         PGC_S_DEFAULT

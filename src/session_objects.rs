@@ -16,15 +16,16 @@ use pgrx::prelude::*;
 
 use crate::errors::{self, SpiOrBug};
 
-/// 55000 if this backend's temporary schema holds a relation or a type that an earlier
-/// transaction created. Free for backends that never created a temporary object.
-pub fn refuse_leftovers(what: &str) {
+/// The name of a temporary relation or type that an earlier transaction created, if this
+/// backend's temporary schema holds one. Free for backends that never created a temporary
+/// object.
+pub fn leftover() -> Option<String> {
     let mut temp = pg_sys::InvalidOid;
     let mut toast = pg_sys::InvalidOid;
     // SAFETY: reads two backend globals into locals.
     unsafe { pg_sys::GetTempNamespaceState(&mut temp, &mut toast) };
     if temp == pg_sys::InvalidOid {
-        return;
+        return None;
     }
     let xmins: Vec<(String, u32)> = Spi::connect(|c| {
         c.select(
@@ -49,16 +50,27 @@ pub fn refuse_leftovers(what: &str) {
     .or_bug("reading this session's temporary objects");
     // SAFETY: TransactionIdIsCurrentTransactionId only reads transaction state; true for the
     // top-level transaction and its live subtransactions.
-    let leftover = xmins.into_iter().find(|(_, xid)| unsafe {
-        !pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from_inner(*xid))
-    });
-    if let Some((name, _)) = leftover {
-        errors::not_in_state(
-            format!(
-                "{what} refused: this connection holds temporary objects from an earlier transaction (pg_temp.{}), which could stand in for the tables a tenant's queries name",
-                errors::user_input(&name)
-            ),
-            Some("create temporary tables ON COMMIT DROP, or run DISCARD TEMP (poolers: server_reset_query = DISCARD ALL) before setting a context"),
-        );
+    xmins
+        .into_iter()
+        .find(|(_, xid)| unsafe {
+            !pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from_inner(*xid))
+        })
+        .map(|(name, _)| name)
+}
+
+pub const HINT: &str = "create temporary tables ON COMMIT DROP, or run DISCARD TEMP (poolers: server_reset_query = DISCARD ALL) before setting a context";
+
+/// The refusal's text for a leftover named `name`.
+pub fn message(name: &str) -> String {
+    format!(
+        "this connection holds temporary objects from an earlier transaction (pg_temp.{}), which could stand in for the tables a tenant's queries name",
+        errors::user_input(name)
+    )
+}
+
+/// 55000 if [`leftover`] finds one.
+pub fn refuse_leftovers(what: &str) {
+    if let Some(name) = leftover() {
+        errors::not_in_state(format!("{what} refused: {}", message(&name)), Some(HINT));
     }
 }

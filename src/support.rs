@@ -81,13 +81,17 @@ fn begin_support(
         support_session: Some(sid.clone()),
     };
     let shown = ctx.to_json();
+    // Support events go to the tenant's own chain, the one the tenant reads, never to the
+    // system chain: they wait for the tenant's chain head (lock_timeout applies) rather than
+    // fall back where the tenant cannot see them, and a support transaction never holds the
+    // system chain's head that operators need.
     // One support session at a time: an open one is ended first, on the record (a carrier of
     // a session already ended, or another role's, ends nothing and records nothing).
     if let Some(old) = crate::context::peek_unexpired_or_not()
         .filter(|c| c.source == Source::Support)
         .filter(end_session)
     {
-        audit::write_nowait(audit::Entry {
+        audit::write(audit::Entry {
             tenant: &old.tenant,
             actor: old.actor.as_deref(),
             roles: &[],
@@ -110,7 +114,7 @@ fn begin_support(
         ],
     )
     .or_bug("recording the support session");
-    audit::write_nowait(audit::Entry {
+    audit::write(audit::Entry {
         tenant,
         actor: ctx.actor.as_deref(),
         roles: &[],
@@ -158,7 +162,7 @@ fn end_support() {
             Some("tenancy.clear_context() removes the carrier; tenancy.begin_support() opens a new session"),
         );
     }
-    audit::write_nowait(audit::Entry {
+    audit::write(audit::Entry {
         tenant: &ctx.tenant,
         actor: ctx.actor.as_deref(),
         roles: &[],

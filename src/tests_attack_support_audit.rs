@@ -431,6 +431,10 @@ mod tests {
             "_support_ended",
             "support__ended",
             "tenant.deactivated",
+            "supp0rt_ended",
+            "api_key_rev0ked",
+            "tenant_deact1vated",
+            "5upport_ended",
         ] {
             assert_fails(
                 &format!("SELECT tenancy.audit('{event}')"),

@@ -233,4 +233,49 @@ mod tests {
         run("SELECT pg_sleep(3.2)");
         assert_fails("SELECT count(*) FROM public.tclk_t", "28000", "expired");
     }
+
+    /// An application role that may create objects can plant a view that stands in for the
+    /// name other tenants' queries use (on any connection, not only a pooled one): check()
+    /// reports it in every form — CREATE granted on a schema, a schema it owns, CREATE on the
+    /// database — and the fixes it can give close it.
+    #[pg_test]
+    fn check_reports_application_roles_that_can_create_objects() {
+        tiers("tcre");
+        run(
+            "CREATE SCHEMA tcre_granted; GRANT CREATE ON SCHEMA tcre_granted TO tcre_app;
+             CREATE SCHEMA tcre_owned AUTHORIZATION tcre_app;
+             CREATE SCHEMA tcre_clean; GRANT USAGE ON SCHEMA tcre_clean TO tcre_app;",
+        );
+        let found = |schema: &str| {
+            findings(schema)
+                .into_iter()
+                .filter(|f| f.rule == "app_role_can_create")
+                .map(|f| (f.object, f.fix))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            found("tcre_granted"),
+            vec![(
+                "role tcre_app on schema tcre_granted".to_string(),
+                Some("REVOKE CREATE ON SCHEMA tcre_granted FROM tcre_app;".to_string())
+            )]
+        );
+        assert_eq!(
+            found("tcre_owned"),
+            vec![("role tcre_app on schema tcre_owned".to_string(), None)]
+        );
+        assert_eq!(found("tcre_clean"), vec![]);
+        run(&format!(
+            "GRANT CREATE ON DATABASE {} TO tcre_app",
+            text("SELECT quote_ident(current_database())")
+        ));
+        let db = found("tcre_clean");
+        assert_eq!(db.len(), 1, "{db:?}");
+        assert!(db[0].0.starts_with("role tcre_app on database "), "{db:?}");
+        for (_, fix) in found("tcre_granted").into_iter().chain(db) {
+            run(&fix.expect("a fix"));
+        }
+        assert_eq!(found("tcre_granted"), vec![]);
+        assert_eq!(found("tcre_clean"), vec![]);
+    }
 }

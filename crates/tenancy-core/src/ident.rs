@@ -73,11 +73,26 @@ pub fn valid_event(s: &str) -> bool {
 
 /// The form in which event names are compared with the reserved ones: the separators `.`,
 /// `:` and `-` read as `_`, runs of `_` as one, none at either end (`support.ended`,
-/// `support--ended` and `_support_ended` all read `support_ended`).
+/// `support--ended` and `_support_ended` all read `support_ended`), and the characters a
+/// reader confuses read as one (`0`/`o`, `1`/`l`/`i`, `5`/`s`, `rn`/`m`, ...: `supp0rt_ended`
+/// and `api_key_rev0ked` read as the reserved names they imitate).
 pub fn event_key(s: &str) -> String {
+    let s = s.replace("rn", "m").replace("vv", "w");
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        let c = if matches!(c, '.' | ':' | '-') { '_' } else { c };
+        let c = match c {
+            '.' | ':' | '-' => '_',
+            '0' => 'o',
+            '1' | 'i' => 'l',
+            '2' => 'z',
+            '3' => 'e',
+            '4' => 'a',
+            '5' => 's',
+            '6' | '8' => 'b',
+            '7' => 't',
+            '9' => 'g',
+            c => c,
+        };
         if c == '_' && (out.is_empty() || out.ends_with('_')) {
             continue;
         }
@@ -138,6 +153,14 @@ mod tests {
             ("_support__ended_", "support_ended"),
             ("support_ended.", "support_ended"),
             ("supportended", "supportended"),
+            ("supp0rt_ended", "support_ended"),
+            ("api_key_rev0ked", "apl_key_revoked"),
+            ("api_key_revoked", "apl_key_revoked"),
+            ("tenant_deactivated", "tenant_deactlvated"),
+            ("tenant_deact1vated", "tenant_deactlvated"),
+            ("tenant_purged", "tenant_purged"),
+            ("tenant_pumged", "tenant_pumged"),
+            ("tenant_purnged", "tenant_pumged"),
         ] {
             assert_eq!(event_key(name), key, "{name}");
         }

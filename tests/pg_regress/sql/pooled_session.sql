@@ -24,12 +24,24 @@ COMMIT;
 BEGIN;
 SELECT tenancy.set_context(:'tok_b') IS NOT NULL AS globex_set;
 ROLLBACK;
--- A carrier forwarded by SET (a pooler, PostgREST, Citus) is refused the same way.
+-- A carrier forwarded by SET (a pooler, PostgREST, Citus) is refused the same way, when it is
+-- set: before any statement could name the planted view.
+BEGIN;
+SELECT set_config('tenancy.context', :'carrier_b', true) <> '' AS forwarded;
+ROLLBACK;
+BEGIN;
+SET LOCAL tenancy.context = :'carrier_b';
+ROLLBACK;
+-- So a planted view that never reads a protected table (never asks for the context) gets
+-- nothing either. Nothing reached the loot table; DISCARD TEMP (a pooler's reset) makes the
+-- connection usable again.
+DROP VIEW pg_temp.people;
+CREATE TEMP VIEW people AS SELECT 1::bigint AS id, 'x'::text AS tenant_id, 'n'::text AS name
+    WHERE pg_temp.grab(NULL::public.people);
 BEGIN;
 SELECT set_config('tenancy.context', :'carrier_b', true) <> '' AS forwarded;
 SELECT count(*) FROM people;
-ROLLBACK;
--- Nothing reached the view; DISCARD TEMP (a pooler's reset) makes the connection usable again.
+COMMIT;
 SELECT count(*) AS looted FROM pg_temp.loot;
 DISCARD TEMP;
 BEGIN;
