@@ -507,14 +507,20 @@ fn _guard_avg_final_float8(fcinfo: pg_sys::FunctionCallInfo) -> Option<f64> {
 }
 
 /// Sorts the kept values in place (declared FINALFUNC_MODIFY = READ_WRITE). Shown only with
-/// min_n people at or below the result and min_n at or above it (`percentile_guarded`).
+/// min_n people at or below the result and min_n at or above it, beyond the largest tenant's
+/// people in the pooled forms (`percentile_guarded`).
 #[pg_extern(sql = false, stable, parallel_safe)]
 fn _guard_percentile_final(fcinfo: pg_sys::FunctionCallInfo) -> Option<f64> {
     let s = shown(fcinfo, Weighting::Contributors)?;
     let fraction = s.core.fraction?;
     let min_n = thresholds().min_n;
+    let residual = s
+        .core
+        .tallies()
+        .and_then(|ts| ts.iter().map(|t| t.hi).max())
+        .unwrap_or(0);
     match &mut s.core.acc {
-        ValueAcc::Values(vs) => percentile_guarded(vs, fraction, min_n),
+        ValueAcc::Values(vs) => percentile_guarded(vs, fraction, min_n, residual),
         _ => None,
     }
 }

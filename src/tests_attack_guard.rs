@@ -218,6 +218,39 @@ mod tests {
         );
     }
 
+    /// A tenant cannot be the crowd itself: five planted values above everyone (under the
+    /// share cap, past the residual rule) used to make a pooled p90 appear, and interpolating
+    /// it against the known planted value gave back another tenant's exact maximum. Each side
+    /// now needs min_n people beyond the largest tenant's. Also below (the minimum) and in the
+    /// middle of a small crowd.
+    #[pg_test]
+    fn attack_guard_planted_crowd_for_a_pooled_percentile() {
+        setup("agpc");
+        run(
+            "CREATE TABLE tests.agpc_t (tenant_id text, person int, pay numeric);
+             INSERT INTO tests.agpc_t SELECT 'v' || t, t * 100 + p, 1000 + t * 10 + p
+               FROM generate_series(1, 5) t, generate_series(1, 8) p;
+             UPDATE tests.agpc_t SET pay = 123457 WHERE person = 308;",
+        );
+        let p = |f: &str| {
+            format!(
+                "SELECT tenancy.guarded_percentile(pay, {f}, person, tenant_id) IS NULL FROM tests.agpc_t"
+            )
+        };
+        yes(&p("0.9"));
+        // The attacker (tenant 'x') plants five people at a known value above everyone ...
+        run("INSERT INTO tests.agpc_t SELECT 'x', 9000 + i, 1000000 FROM generate_series(1, 5) i");
+        yes(&p("0.9"));
+        yes(&p("0.85"));
+        // ... or below everyone, for the minimum.
+        run("DELETE FROM tests.agpc_t WHERE tenant_id = 'x';
+             INSERT INTO tests.agpc_t SELECT 'x', 9000 + i, 0 FROM generate_series(1, 5) i");
+        yes(&p("0.1"));
+        yes(&p("0.15"));
+        // A crowd on both sides beyond any one tenant still shows the median.
+        yes("SELECT tenancy.guarded_percentile(pay, 0.5, person, tenant_id) IS NOT NULL FROM tests.agpc_t");
+    }
+
     /// Plain (not pooled) forms have no dominance rule (documented); what they show is
     /// consistent: when the sum is blank, so is the average of the same rows (a count that
     /// includes a person without a value does not rebuild it), and over exactly min_n people

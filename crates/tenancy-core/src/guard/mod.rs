@@ -44,15 +44,29 @@ pub fn percentile_cont(sorted: &[f64], fraction: f64) -> f64 {
 /// at or below it and at least `min_n` at or above it. Without this rule the fractions 0 and 1
 /// return the minimum and the maximum, one person's exact value (and 0.99 over a hundred
 /// people is nearly the top earner's). Sorts `values` ascending in place.
-pub fn percentile_guarded(values: &mut [(f64, Key)], fraction: f64, min_n: u32) -> Option<f64> {
+///
+/// `residual` is the number of contributors one tenant may hold in the pooled forms (the
+/// largest tenant's upper bound; 0 for the plain forms): each side then needs `min_n` people
+/// beyond it, so a tenant that adds its own known values on one side (to stand in for the
+/// crowd) and subtracts them from the interpolation still faces `min_n` other people there.
+pub fn percentile_guarded(
+    values: &mut [(f64, Key)],
+    fraction: f64,
+    min_n: u32,
+    residual: u64,
+) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
+    let need = u64::from(min_n.max(1)).saturating_add(residual);
+    let Ok(need) = u32::try_from(need) else {
+        return None;
+    };
     values.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let sorted: Vec<f64> = values.iter().map(|v| v.0).collect();
     let r = percentile_cont(&sorted, fraction);
     let enough = |side: &mut dyn Iterator<Item = &(f64, Key)>| {
-        let mut seen = CappedSet::new(min_n.max(1));
+        let mut seen = CappedSet::new(need);
         for (_, k) in side {
             seen.insert(*k);
             if seen.is_full() {

@@ -321,7 +321,7 @@ fn summary(s: &State) -> (u64, Status, Status, String) {
         ValueAcc::Numeric(d) => d.to_decimal_string(),
         ValueAcc::Values(vs) => {
             let mut vs = vs.clone();
-            format!("{:?}", percentile_guarded(&mut vs, 0.3, 3))
+            format!("{:?}", percentile_guarded(&mut vs, 0.3, 3, 0))
         }
     };
     (
@@ -450,32 +450,35 @@ fn percentiles_need_a_crowd_on_both_sides() {
     // Ten people, min_n 5: the ends and near-ends are refused, the median is shown.
     for f in [0.0, 1.0, 0.1, 0.9, 0.3] {
         assert_eq!(
-            percentile_guarded(&mut people(10), f, 5),
+            percentile_guarded(&mut people(10), f, 5, 0),
             None,
             "fraction {f}"
         );
     }
-    assert_eq!(percentile_guarded(&mut people(10), 0.5, 5), Some(4.5));
+    assert_eq!(percentile_guarded(&mut people(10), 0.5, 5, 0), Some(4.5));
     // Five people: even the median is one person's exact value with two on either side.
-    assert_eq!(percentile_guarded(&mut people(5), 0.5, 5), None);
+    assert_eq!(percentile_guarded(&mut people(5), 0.5, 5, 0), None);
     // Nine: the median has five at or below and five at or above.
-    assert_eq!(percentile_guarded(&mut people(9), 0.5, 5), Some(4.0));
+    assert_eq!(percentile_guarded(&mut people(9), 0.5, 5, 0), Some(4.0));
     // A hundred people: 0.99 lies between the two top earners.
-    assert_eq!(percentile_guarded(&mut people(100), 0.99, 5), None);
-    assert_eq!(percentile_guarded(&mut people(100), 0.95, 5), Some(94.05));
+    assert_eq!(percentile_guarded(&mut people(100), 0.99, 5, 0), None);
+    assert_eq!(
+        percentile_guarded(&mut people(100), 0.95, 5, 0),
+        Some(94.05)
+    );
     // One person with many rows at the top is still one person there.
     let mut v = people(20);
     v.extend((0..50).map(|_| (1000.0, hash_i64(7))));
-    assert_eq!(percentile_guarded(&mut v, 1.0, 5), None);
-    assert_eq!(percentile_guarded(&mut v, 0.9, 5), None);
+    assert_eq!(percentile_guarded(&mut v, 1.0, 5, 0), None);
+    assert_eq!(percentile_guarded(&mut v, 0.9, 5, 0), None);
     // Ties: five people sharing the maximum may be shown at it.
     let mut v = people(20);
     v.extend((100..105).map(|p| (500.0, hash_i64(p))));
-    assert_eq!(percentile_guarded(&mut v, 1.0, 5), Some(500.0));
+    assert_eq!(percentile_guarded(&mut v, 1.0, 5, 0), Some(500.0));
     // NaN stands on neither side.
     let mut v = people(9);
     v.push((f64::NAN, hash_i64(99)));
-    assert_eq!(percentile_guarded(&mut v, 1.0, 5), None);
+    assert_eq!(percentile_guarded(&mut v, 1.0, 5, 0), None);
 }
 
 /// An average carries its sum's dominance: suppressed whenever the sum would be.
@@ -521,4 +524,20 @@ fn averages_follow_the_sum_dominance() {
     );
     let ts = [t(1.0); 6];
     assert_eq!(decide(0, Some(&ts), &TH, Weighting::Both), Status::Ok);
+}
+
+/// Pooled percentiles: a tenant's own people cannot be the crowd on one side. With the largest
+/// tenant holding 5 people, each side needs min_n = 5 beyond them.
+#[test]
+fn pooled_percentiles_need_a_crowd_beyond_the_largest_tenant() {
+    let people = |n: i64| -> Vec<(f64, Key)> { (0..n).map(|p| (p as f64, hash_i64(p))).collect() };
+    // Ten victims and five planted values above them: shown without the residual, so the
+    // planted side could be the attacker's own.
+    let mut v = people(10);
+    v.extend((100..105).map(|p| (1_000_000.0, hash_i64(p))));
+    assert!(percentile_guarded(&mut v.clone(), 0.9, 5, 0).is_some());
+    assert_eq!(percentile_guarded(&mut v, 0.9, 5, 5), None);
+    // Twenty people: the median has ten on each side, five beyond a tenant of five.
+    assert_eq!(percentile_guarded(&mut people(20), 0.5, 5, 5), Some(9.5));
+    assert_eq!(percentile_guarded(&mut people(20), 0.5, 5, 6), None);
 }
