@@ -685,6 +685,38 @@ SELECT 'high', 'owner_code_on_protected_table', format('%s on %s', oc.what, p.qn
               SELECT * FROM coltype) ct
         JOIN pg_constraint k ON k.contypid = ct.typid
         JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+      UNION ALL
+      -- check constraints of the domains a stored expression casts to (a CHECK, an index, a
+      -- policy ... naming `x::some_domain`), followed through base and element types and
+      -- through types the domains' own constraints name
+      SELECT format('the domain %s named by an expression', k.contypid::regtype), d.refobjid,
+             format('ALTER DOMAIN %s DROP CONSTRAINT IF EXISTS %I;', k.contypid::regtype, k.conname),
+             d.refclassid, d.refobjid
+        FROM (WITH RECURSIVE exprtype(typid) AS (
+                  SELECT d0.refobjid FROM pg_depend d0
+                   WHERE d0.refclassid = 'pg_type'::regclass
+                     AND ((d0.classid = 'pg_constraint'::regclass
+                           AND d0.objid IN (SELECT k0.oid FROM pg_constraint k0 WHERE k0.conrelid = p.oid))
+                       OR (d0.classid = 'pg_class'::regclass
+                           AND d0.objid IN (SELECT i0.indexrelid FROM pg_index i0 WHERE i0.indrelid = p.oid))
+                       OR (d0.classid = 'pg_attrdef'::regclass
+                           AND d0.objid IN (SELECT a0.oid FROM pg_attrdef a0 WHERE a0.adrelid = p.oid))
+                       OR (d0.classid = 'pg_policy'::regclass
+                           AND d0.objid IN (SELECT po0.oid FROM pg_policy po0 WHERE po0.polrelid = p.oid))
+                       OR (d0.classid = 'pg_statistic_ext'::regclass
+                           AND d0.objid IN (SELECT s0.oid FROM pg_statistic_ext s0 WHERE s0.stxrelid = p.oid)))
+                  UNION
+                  SELECT nx.typid FROM exprtype e CROSS JOIN LATERAL (
+                      SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END AS typid
+                        FROM pg_type t WHERE t.oid = e.typid AND (t.typtype = 'd' OR t.typelem <> 0)
+                      UNION ALL
+                      SELECT d1.refobjid FROM pg_constraint k1
+                        JOIN pg_depend d1 ON d1.classid = 'pg_constraint'::regclass AND d1.objid = k1.oid
+                                         AND d1.refclassid = 'pg_type'::regclass
+                       WHERE k1.contypid = e.typid) nx)
+              SELECT * FROM exprtype) et
+        JOIN pg_constraint k ON k.contypid = et.typid
+        JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
   ) dep
   CROSS JOIN LATERAL (
       SELECT dep.what, dep.fix,

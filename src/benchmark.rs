@@ -222,6 +222,18 @@ fn _create_benchmark_view(
             Some("for example 'benchmarks.salary_by_role'"),
         ),
     };
+    // Names starting with pg_ are the system's (pg_catalog, pg_toast, pg_temp_N): a view in a
+    // temporary schema would vanish with its session, leave its registry row behind, and its
+    // name would later resolve to whatever another backend creates there.
+    if schema.starts_with("pg_") {
+        errors::not_supported(
+            format!(
+                "a benchmark view cannot be created in schema {}",
+                quote_identifier(&schema)
+            ),
+            Some("create it in an ordinary schema"),
+        );
+    }
     let qview = format!("{}.{}", quote_identifier(&schema), quote_identifier(&view));
     let may_create = Spi::get_one_with_args::<bool>(
         "SELECT CASE WHEN pg_catalog.to_regnamespace(pg_catalog.quote_ident($1)) IS NULL THEN NULL

@@ -281,12 +281,38 @@ fn owner_code(oid: pg_sys::Oid) -> Vec<(String, String)> {
                  SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid,
                         pg_catalog.format('the domain %s of column %I', k.contypid::pg_catalog.regtype, ct.attname)
                    FROM coltype ct JOIN pg_catalog.pg_constraint k ON k.contypid OPERATOR(pg_catalog.=) ct.typid
-             ), called(what, fn) AS (
+             ), dtypes(what, typid) AS (
+                 -- Types an expression names (a cast to a domain, a domain array): a domain's
+                 -- CHECK runs wherever a value is cast to it, so its functions are the
+                 -- expression's too; followed through base and element types and through
+                 -- types the domain's own constraints name.
                  SELECT o.what, d.refobjid FROM obj o
+                   JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) o.classid AND d.objid OPERATOR(pg_catalog.=) o.objid
+                  WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+                 UNION
+                 SELECT dt.what, nx.typid FROM dtypes dt CROSS JOIN LATERAL (
+                     SELECT CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE t.typelem END AS typid
+                       FROM pg_catalog.pg_type t
+                      WHERE t.oid OPERATOR(pg_catalog.=) dt.typid
+                        AND (t.typtype OPERATOR(pg_catalog.=) 'd' OR t.typelem OPERATOR(pg_catalog.<>) 0::pg_catalog.oid)
+                     UNION ALL
+                     SELECT d.refobjid FROM pg_catalog.pg_constraint k
+                       JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass
+                                                  AND d.objid OPERATOR(pg_catalog.=) k.oid
+                                                  AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
+                      WHERE k.contypid OPERATOR(pg_catalog.=) dt.typid) nx
+             ), obj2(classid, objid, what) AS (
+                 SELECT o.classid, o.objid, o.what FROM obj o
+                 UNION ALL
+                 SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid,
+                        pg_catalog.format('%s (through the domain %s)', dt.what, k.contypid::pg_catalog.regtype)
+                   FROM dtypes dt JOIN pg_catalog.pg_constraint k ON k.contypid OPERATOR(pg_catalog.=) dt.typid
+             ), called(what, fn) AS (
+                 SELECT o.what, d.refobjid FROM obj2 o
                    JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) o.classid AND d.objid OPERATOR(pg_catalog.=) o.objid
                   WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
                  UNION ALL
-                 SELECT o.what, op.oprcode::pg_catalog.oid FROM obj o
+                 SELECT o.what, op.oprcode::pg_catalog.oid FROM obj2 o
                    JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) o.classid AND d.objid OPERATOR(pg_catalog.=) o.objid
                    JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) d.refobjid
                   WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass
@@ -442,6 +468,34 @@ fn _ddl_command_end() {
         .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .or_bug("reading pg_event_trigger_ddl_commands()");
+    // A domain's constraints run wherever a value is cast to it: a CHECK added to a domain a
+    // protected table uses (as a column type, or in a stored expression) is owner code over
+    // its rows like a CHECK on the table. ALTER/CREATE DOMAIN is rare, so every protected
+    // table is looked at again.
+    let domains_touched = Spi::connect(|c| {
+        c.select(
+            "SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() d
+              WHERE d.object_type IN ('domain', 'domain constraint', 'type') LIMIT 1",
+            None,
+            &[],
+        )
+        .map(|t| !t.is_empty())
+    })
+    .or_bug("reading pg_event_trigger_ddl_commands()");
+    let mut touched = touched;
+    if domains_touched {
+        let all = Spi::connect(|c| {
+            c.select(
+                "SELECT p.tbl::pg_catalog.oid FROM tenancy.protected_tables p",
+                None,
+                &[],
+            )?
+            .map(|r| r.get::<pg_sys::Oid>(1))
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        })
+        .or_bug("reading tenancy.protected_tables");
+        touched.extend(all.into_iter().map(|oid| ("ALTER DOMAIN".to_string(), oid)));
+    }
     for (tag, relid) in touched {
         let Some(relid) = relid else { continue };
         let Some(rel) = catalog::relation_opt(relid) else {

@@ -251,6 +251,31 @@ mod tests {
         yes("SELECT tenancy.guarded_percentile(pay, 0.5, person, tenant_id) IS NOT NULL FROM tests.agpc_t");
     }
 
+    /// A benchmark view cannot live in a temporary or system schema: in pg_temp_N it would
+    /// vanish with the session and leave a registry row whose name later resolves to another
+    /// backend's object (found by the second tier review).
+    #[pg_test]
+    fn attack_guard_benchmark_view_in_a_temporary_schema_refused() {
+        setup("agtv");
+        run("SET LOCAL ROLE agtv_admin; CREATE TEMP TABLE agtv_x (i int)");
+        let temp = text("SELECT nspname::text FROM pg_namespace WHERE oid = pg_my_temp_schema()")
+            .expect("a temporary schema");
+        for name in [
+            format!("{temp}.bv"),
+            "pg_temp.bv".into(),
+            "pg_catalog.bv".into(),
+        ] {
+            assert_fails(
+                &format!(
+                    "SELECT tenancy.create_benchmark_view('{name}', 'tests.agtv_pay', ARRAY['role'], ARRAY['count'], 'person')"
+                ),
+                "0A000",
+                "cannot be created in schema",
+            );
+        }
+        yes("SELECT count(*) = 0 FROM tenancy.benchmark_views WHERE view_name LIKE '%.bv'");
+    }
+
     /// Plain (not pooled) forms have no dominance rule (documented); what they show is
     /// consistent: when the sum is blank, so is the average of the same rows (a count that
     /// includes a person without a value does not rebuild it), and over exactly min_n people

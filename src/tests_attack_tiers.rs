@@ -278,4 +278,55 @@ mod tests {
         assert_eq!(found("tcre_granted"), vec![]);
         assert_eq!(found("tcre_clean"), vec![]);
     }
+
+    /// The owner's function behind a domain: a cast to a domain whose CHECK calls it runs the
+    /// function wherever the expression is evaluated, over every tenant's rows. The DDL guard
+    /// follows casts to domains (nested ones too) in CHECKs, indexes and policies, and a CHECK
+    /// added to a domain a protected table already uses; check() reports what predates it.
+    #[pg_test]
+    fn owner_code_behind_a_domain_is_owner_code() {
+        tiers("tdom");
+        run("SELECT tenancy.grant_admin('tdom_adm');
+             SET LOCAL ROLE tdom_adm;
+             CREATE FUNCTION tdom_s.spy(v text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $f$ SELECT true $f$;
+             CREATE DOMAIN tdom_s.spy_dom AS text CHECK (tdom_s.spy(VALUE));
+             CREATE DOMAIN tdom_s.outer_dom AS tdom_s.spy_dom;
+             CREATE DOMAIN tdom_s.tid AS text;
+             CREATE TABLE tdom_s.t (tenant_id tdom_s.tid NOT NULL, salary int);
+             SELECT tenancy.protect('tdom_s.t');");
+        for sql in [
+            "ALTER TABLE tdom_s.t ADD CONSTRAINT c3 CHECK ((tenant_id || ':' || salary)::tdom_s.spy_dom IS NOT NULL)",
+            "CREATE INDEX tdom_ix ON tdom_s.t (((tenant_id || '/' || salary)::tdom_s.spy_dom))",
+            "CREATE POLICY rp ON tdom_s.t AS RESTRICTIVE FOR SELECT USING ((tenant_id || '#' || salary)::tdom_s.spy_dom IS NOT NULL)",
+            "ALTER TABLE tdom_s.t ADD CONSTRAINT c4 CHECK ((salary::text)::tdom_s.outer_dom IS NOT NULL)",
+            "ALTER DOMAIN tdom_s.tid ADD CONSTRAINT d1 CHECK (tdom_s.spy(VALUE))",
+        ] {
+            assert_fails(sql, "42501", "tdom_s.spy");
+        }
+        // Built in functions behind a domain are fine.
+        run("CREATE DOMAIN tdom_s.plain AS text CHECK (length(VALUE) < 100);
+             ALTER TABLE tdom_s.t ADD CONSTRAINT c5 CHECK ((salary::text)::tdom_s.plain IS NOT NULL);
+             RESET ROLE");
+        // What went past the guard (off) is reported, and the fix removes it.
+        run("SET LOCAL tenancy.ddl_guard = off;
+             ALTER TABLE tdom_s.t ADD CONSTRAINT c6 CHECK ((salary::text)::tdom_s.outer_dom IS NOT NULL);
+             RESET tenancy.ddl_guard");
+        let found: Vec<Finding> = findings("tdom_s")
+            .into_iter()
+            .filter(|f| f.rule == "owner_code_on_protected_table")
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].object.contains("named by an expression"),
+            "{found:?}"
+        );
+        run(found[0].fix_text());
+        assert_eq!(
+            findings("tdom_s")
+                .into_iter()
+                .filter(|f| f.rule == "owner_code_on_protected_table")
+                .count(),
+            0
+        );
+    }
 }
