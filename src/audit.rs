@@ -186,7 +186,7 @@ pub fn write(entry: Entry) -> i64 {
 }
 
 /// [`write`] for an operator's action on a tenant (deactivation, plan, settings, keys, quotas,
-/// export, purge, support sessions): it never waits for the tenant's own transactions. A
+/// export, purge): it never waits for the tenant's own transactions. A
 /// tenant that wrote an audit row holds its chain's head until its transaction ends; if the
 /// head is held, the event goes to the system chain instead, with `tenant` and
 /// `tenant_chain_busy: true` added to its detail, so the operator is neither blocked nor

@@ -409,11 +409,8 @@ fn _create_benchmark_view(
         checks.join(" "),
         inner.join(", "),
     );
-    // SAFETY: the caller's name, read before switching identity.
-    let caller = unsafe {
-        let p = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false);
-        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
-    };
+    // The caller's name, read before switching identity.
+    let caller = crate::owner::current_user_name();
     group_names.sort();
     crate::owner::as_extension_owner(|| {
         refuse_other_groupings(source, &group_names);

@@ -103,7 +103,6 @@ fn max_expiry(now: i64) -> i64 {
 /// Stores a verified context in `tenancy.context`, primes this backend's cache with it, and
 /// lowers the tenant's limits into effect with the same scope.
 pub fn install(ctx: Context, limits: Option<Rc<Limits>>, is_local: bool) -> Rc<Resolved> {
-    crate::session_objects::refuse_leftovers("tenant context");
     let key = registry::carrier_key();
     let value = carrier::encode(&ctx, &key);
     spi_util::set_carrier(&value, is_local);
@@ -501,11 +500,6 @@ pub fn current() -> Option<Rc<Resolved>> {
                     Probe::Miss(c.to_vec())
                 }
             });
-            if !matches!(probe, Probe::Empty) {
-                // First use of a context in this transaction (a session context, a carrier
-                // forwarded by SET): the same rule as for the setters, which run it in install().
-                crate::session_objects::refuse_leftovers("tenant context");
-            }
             let value = match probe {
                 Probe::Empty => None,
                 Probe::Hit(r) => Some(r),

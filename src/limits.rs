@@ -232,7 +232,6 @@ pub fn apply(limits: &Limits, is_local: bool) {
     }
 }
 
-/// CHECK constraint of `tenancy.plans.limits` (strict) and `tenancy.tenants.settings`: raises
 /// Largest `settings` of a tenant or `limits` of a plan, as jsonb text.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 
@@ -248,6 +247,7 @@ pub fn check_json_size(what: &str, value: &JsonB) {
     }
 }
 
+/// CHECK constraint of `tenancy.plans.limits` (strict) and `tenancy.tenants.settings`: raises
 /// 22023 with what is wrong, so a bad limit is refused when it is written, not when a tenant
 /// next sets its context.
 #[pg_extern(immutable, parallel_safe)]

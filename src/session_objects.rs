@@ -7,8 +7,11 @@
 //! names of the next client's queries (tenant B): A's view then runs inside B's transaction,
 //! with B's context, and can copy B's rows or B's carrier into a temporary table that A reads
 //! later. Row level security cannot see this: every row it returns is B's, to B. So a context
-//! is refused (55000) while such objects exist; objects created in the current transaction
-//! (`ON COMMIT DROP` work tables, for one) are the transaction's own and stay allowed.
+//! is refused (55000) while such objects exist, when the carrier is assigned (the
+//! `tenancy.context` check hook in gucs.rs: every setter, `SET`, `SET LOCAL`, `set_config()`),
+//! before any statement of the transaction can name such an object. Objects created in the
+//! current transaction (`ON COMMIT DROP` work tables, for one) are the transaction's own and
+//! stay allowed; so are those a session context made after it was set (its own tenant's).
 //! Temporary functions and operators need no check: PostgreSQL never finds them by an
 //! unqualified name.
 
@@ -66,11 +69,4 @@ pub fn message(name: &str) -> String {
         "this connection holds temporary objects from an earlier transaction (pg_temp.{}), which could stand in for the tables a tenant's queries name",
         errors::user_input(name)
     )
-}
-
-/// 55000 if [`leftover`] finds one.
-pub fn refuse_leftovers(what: &str) {
-    if let Some(name) = leftover() {
-        errors::not_in_state(format!("{what} refused: {}", message(&name)), Some(HINT));
-    }
 }
