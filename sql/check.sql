@@ -679,12 +679,44 @@ SELECT 'high', 'owner_code_on_protected_table', format('%s on %s', oc.what, p.qn
                   SELECT a.attname, a.atttypid FROM pg_attribute a
                    WHERE a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped
                   UNION
-                  SELECT c2.attname, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END
-                    FROM coltype c2 JOIN pg_type t ON t.oid = c2.typid
-                   WHERE t.typtype = 'd' OR t.typsubscript = 'array_subscript_handler'::regproc)
+                  SELECT c2.attname, nx.typid FROM coltype c2 CROSS JOIN LATERAL (
+                      SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END AS typid
+                        FROM pg_type t WHERE t.oid = c2.typid AND (t.typtype = 'd' OR t.typelem <> 0)
+                      UNION ALL SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = c2.typid
+                      UNION ALL SELECT r.rngtypid FROM pg_range r WHERE r.rngmultitypid = c2.typid
+                      UNION ALL SELECT a.atttypid FROM pg_type t
+                                  JOIN pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+                                 WHERE t.oid = c2.typid AND t.typtype = 'c') nx
+                   WHERE nx.typid <> 0)
               SELECT * FROM coltype) ct
         JOIN pg_constraint k ON k.contypid = ct.typid
         JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+      UNION ALL
+      -- range types' subtype_diff/canonical functions and casts of user-defined types that a
+      -- column is built from (GiST runs the former over every tenant's entries; a cast runs
+      -- in every tenant's statements): no safe automatic fix
+      SELECT format('the type %s of column %I', ct.typid::regtype, ct.attname), v.fn, NULL,
+             'pg_proc'::regclass, v.fn
+        FROM (WITH RECURSIVE coltype(attname, typid) AS (
+                  SELECT a.attname, a.atttypid FROM pg_attribute a
+                   WHERE a.attrelid = p.oid AND a.attnum > 0 AND NOT a.attisdropped
+                  UNION
+                  SELECT c2.attname, nx.typid FROM coltype c2 CROSS JOIN LATERAL (
+                      SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END AS typid
+                        FROM pg_type t WHERE t.oid = c2.typid AND (t.typtype = 'd' OR t.typelem <> 0)
+                      UNION ALL SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = c2.typid
+                      UNION ALL SELECT r.rngtypid FROM pg_range r WHERE r.rngmultitypid = c2.typid
+                      UNION ALL SELECT a.atttypid FROM pg_type t
+                                  JOIN pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+                                 WHERE t.oid = c2.typid AND t.typtype = 'c') nx
+                   WHERE nx.typid <> 0)
+              SELECT * FROM coltype) ct
+        CROSS JOIN LATERAL (
+            SELECT r.rngsubdiff::oid FROM pg_range r WHERE r.rngtypid = ct.typid
+            UNION ALL SELECT r.rngcanonical::oid FROM pg_range r WHERE r.rngtypid = ct.typid
+            UNION ALL SELECT k.castfunc FROM pg_cast k
+                       WHERE (k.casttarget = ct.typid OR k.castsource = ct.typid) AND ct.typid >= 16384
+        ) v(fn)
       UNION ALL
       -- check constraints of the domains a stored expression casts to (a CHECK, an index, a
       -- policy ... naming `x::some_domain`), followed through base and element types and

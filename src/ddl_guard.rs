@@ -244,8 +244,9 @@ fn inheritance_parents(oid: pg_sys::Oid) -> Vec<(pg_sys::Oid, String)> {
 /// Expressions stored on the table that evaluate a function over its rows regardless of
 /// row level security (constraints when validated and on every write, index expressions and
 /// predicates on every write and rebuild, generated columns, extended statistics at ANALYZE,
-/// policies before or beside the isolation predicate, check constraints of the domains its
-/// columns (or their array elements) are made of), and the functions they call that are
+/// policies before or beside the isolation predicate; the check constraints of domains, the
+/// subtype_diff/canonical functions of ranges and the casts of user-defined types that its
+/// columns or those expressions are built from), and the functions they call that are
 /// the table owner's (or anyone's) code: not in pg_catalog, not part of an extension, not
 /// owned by a superuser. Operators count through their function. As (what, function).
 fn owner_code(oid: pg_sys::Oid) -> Vec<(String, String)> {
@@ -255,10 +256,21 @@ fn owner_code(oid: pg_sys::Oid) -> Vec<(String, String)> {
                  SELECT a.attname, a.atttypid FROM pg_catalog.pg_attribute a
                   WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
                  UNION
-                 SELECT ct.attname, CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE t.typelem END
-                   FROM coltype ct JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) ct.typid
-                  WHERE t.typtype OPERATOR(pg_catalog.=) 'd'
-                     OR t.typsubscript OPERATOR(pg_catalog.=) 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+                 -- what a column's type is built from: domain bases, array elements, range
+                 -- subtypes, a multirange's range, a composite's attributes
+                 SELECT ct.attname, nx.typid FROM coltype ct CROSS JOIN LATERAL (
+                     SELECT CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE t.typelem END AS typid
+                       FROM pg_catalog.pg_type t
+                      WHERE t.oid OPERATOR(pg_catalog.=) ct.typid AND (t.typtype OPERATOR(pg_catalog.=) 'd' OR t.typelem OPERATOR(pg_catalog.<>) 0::pg_catalog.oid)
+                     UNION ALL
+                     SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid OPERATOR(pg_catalog.=) ct.typid
+                     UNION ALL
+                     SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid OPERATOR(pg_catalog.=) ct.typid
+                     UNION ALL
+                     SELECT a.atttypid FROM pg_catalog.pg_type t
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+                      WHERE t.oid OPERATOR(pg_catalog.=) ct.typid AND t.typtype OPERATOR(pg_catalog.=) 'c') nx
+                  WHERE nx.typid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
              ), obj(classid, objid, what) AS (
                  SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid, pg_catalog.format('constraint %I', k.conname)
                    FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) $1
@@ -293,14 +305,28 @@ fn owner_code(oid: pg_sys::Oid) -> Vec<(String, String)> {
                  SELECT dt.what, nx.typid FROM dtypes dt CROSS JOIN LATERAL (
                      SELECT CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typbasetype ELSE t.typelem END AS typid
                        FROM pg_catalog.pg_type t
-                      WHERE t.oid OPERATOR(pg_catalog.=) dt.typid
-                        AND (t.typtype OPERATOR(pg_catalog.=) 'd' OR t.typelem OPERATOR(pg_catalog.<>) 0::pg_catalog.oid)
+                      WHERE t.oid OPERATOR(pg_catalog.=) dt.typid AND (t.typtype OPERATOR(pg_catalog.=) 'd' OR t.typelem OPERATOR(pg_catalog.<>) 0::pg_catalog.oid)
+                     UNION ALL
+                     SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid OPERATOR(pg_catalog.=) dt.typid
+                     UNION ALL
+                     SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid OPERATOR(pg_catalog.=) dt.typid
+                     UNION ALL
+                     SELECT a.atttypid FROM pg_catalog.pg_type t
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.typrelid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+                      WHERE t.oid OPERATOR(pg_catalog.=) dt.typid AND t.typtype OPERATOR(pg_catalog.=) 'c'
                      UNION ALL
                      SELECT d.refobjid FROM pg_catalog.pg_constraint k
                        JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass
                                                   AND d.objid OPERATOR(pg_catalog.=) k.oid
                                                   AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass
                       WHERE k.contypid OPERATOR(pg_catalog.=) dt.typid) nx
+                  WHERE nx.typid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid
+             ), alltypes(what, typid) AS (
+                 SELECT pg_catalog.format('the type %s of column %I', ct.typid::pg_catalog.regtype, ct.attname), ct.typid
+                   FROM coltype ct
+                 UNION
+                 SELECT pg_catalog.format('%s (through the type %s)', dt.what, dt.typid::pg_catalog.regtype), dt.typid
+                   FROM dtypes dt
              ), obj2(classid, objid, what) AS (
                  SELECT o.classid, o.objid, o.what FROM obj o
                  UNION ALL
@@ -316,6 +342,18 @@ fn owner_code(oid: pg_sys::Oid) -> Vec<(String, String)> {
                    JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) o.classid AND d.objid OPERATOR(pg_catalog.=) o.objid
                    JOIN pg_catalog.pg_operator op ON op.oid OPERATOR(pg_catalog.=) d.refobjid
                   WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass
+                 UNION ALL
+                 -- a range type's subtype_diff and canonical functions (GiST calls them on
+                 -- every insert and split, over every tenant's entries)
+                 SELECT at.what, v.fn FROM alltypes at
+                   JOIN pg_catalog.pg_range r ON r.rngtypid OPERATOR(pg_catalog.=) at.typid
+                  CROSS JOIN LATERAL (VALUES (r.rngsubdiff::pg_catalog.oid), (r.rngcanonical::pg_catalog.oid)) v(fn)
+                 UNION ALL
+                 -- casts to or from a user-defined type the table is built from
+                 SELECT at.what, k.castfunc FROM alltypes at
+                   JOIN pg_catalog.pg_cast k ON k.casttarget OPERATOR(pg_catalog.=) at.typid
+                                            OR k.castsource OPERATOR(pg_catalog.=) at.typid
+                  WHERE at.typid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
              )
              SELECT DISTINCT c.what, f.oid::pg_catalog.regprocedure::pg_catalog.text
                FROM called c JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) c.fn
@@ -475,7 +513,7 @@ fn _ddl_command_end() {
     let domains_touched = Spi::connect(|c| {
         c.select(
             "SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() d
-              WHERE d.object_type IN ('domain', 'domain constraint', 'type') LIMIT 1",
+              WHERE d.object_type IN ('domain', 'domain constraint', 'type', 'cast') LIMIT 1",
             None,
             &[],
         )

@@ -329,4 +329,53 @@ mod tests {
             0
         );
     }
+
+    /// The owner's function behind what a column's type is built from: a range type's
+    /// subtype_diff (GiST calls it on every insert and split, over every tenant's entries), a
+    /// composite whose attribute is a domain with the owner's CHECK, a cast into the owner's
+    /// enum created after the column (it runs in every tenant's statements). Each refused by
+    /// the DDL guard; what went past it is reported by check().
+    #[pg_test]
+    fn owner_code_behind_a_type_is_owner_code() {
+        tiers("ttyp");
+        run("SELECT tenancy.grant_admin('ttyp_adm');
+             SET LOCAL ROLE ttyp_adm;
+             CREATE FUNCTION ttyp_s.sd(a int4, b int4) RETURNS float8 LANGUAGE sql IMMUTABLE
+                 AS $f$ SELECT (a - b)::float8 $f$;
+             CREATE TYPE ttyp_s.myr AS RANGE (subtype = int4, subtype_diff = ttyp_s.sd);
+             CREATE FUNCTION ttyp_s.spy(v text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $f$ SELECT true $f$;
+             CREATE DOMAIN ttyp_s.spy_dom AS text CHECK (ttyp_s.spy(VALUE));
+             CREATE TYPE ttyp_s.comp AS (x ttyp_s.spy_dom);
+             CREATE TYPE ttyp_s.e AS ENUM ('a', 'b');
+             CREATE FUNCTION ttyp_s.ce(v text) RETURNS ttyp_s.e LANGUAGE sql IMMUTABLE AS $f$ SELECT 'a'::ttyp_s.e $f$;
+             CREATE TABLE ttyp_s.t (tenant_id text NOT NULL, e ttyp_s.e);
+             SELECT tenancy.protect('ttyp_s.t');");
+        for (sql, needle) in [
+            ("ALTER TABLE ttyp_s.t ADD COLUMN mr ttyp_s.myr", "ttyp_s.sd"),
+            (
+                "ALTER TABLE ttyp_s.t ADD COLUMN mm ttyp_s.myr_multirange",
+                "ttyp_s.sd",
+            ),
+            (
+                "ALTER TABLE ttyp_s.t ADD COLUMN c ttyp_s.comp",
+                "ttyp_s.spy",
+            ),
+            (
+                "CREATE CAST (text AS ttyp_s.e) WITH FUNCTION ttyp_s.ce(text) AS ASSIGNMENT",
+                "ttyp_s.ce",
+            ),
+        ] {
+            assert_fails(sql, "42501", needle);
+        }
+        run("RESET ROLE; SET LOCAL tenancy.ddl_guard = off;
+             ALTER TABLE ttyp_s.t ADD COLUMN mr ttyp_s.myr;
+             RESET tenancy.ddl_guard");
+        let found: Vec<Finding> = findings("ttyp_s")
+            .into_iter()
+            .filter(|f| f.rule == "owner_code_on_protected_table")
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].object.contains("column mr"), "{found:?}");
+        assert_eq!(found[0].fix, None, "{found:?}");
+    }
 }
