@@ -6,70 +6,21 @@
 
 use pgrx::prelude::*;
 
-mod apikeys;
+// Domains, bottom to top: each imports only from those above it in this list (checked by
+// scripts/check-layers.py in `make lint`).
 mod audit;
-mod benchmark;
-mod cache;
-mod catalog;
-mod check;
+mod checker;
 mod context;
-mod ddl_guard;
-mod errors;
-mod features;
-mod generalize;
+mod deid;
 mod guard;
-mod gucs;
-mod kanon;
-mod keys;
+mod identity;
+mod infra;
 mod lifecycle;
-mod limits;
-mod owner;
-mod policy;
-mod protect;
-mod pseudonym;
-mod quota;
+mod protection;
 mod registry;
-mod scoping;
-mod session_objects;
-mod spi_util;
-mod stats;
-mod support;
-mod tenants;
 
 #[cfg(any(test, feature = "pg_test"))]
-mod test_support;
-#[cfg(any(test, feature = "pg_test"))]
 mod tests;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_checker;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_guard;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_owner_code;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_protection;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_resources;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_sql_strings;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_support_audit;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_attack_tiers;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_audit;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_check;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_deid;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_guard;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_hostile;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_lifecycle;
-#[cfg(any(test, feature = "pg_test"))]
-mod tests_protection;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -97,9 +48,10 @@ extension_sql_file!("../sql/roles.sql", name = "tenancy_roles", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    gucs::init();
-    cache::init();
-    stats::init();
+    context::setting::init();
+    infra::gucs::init();
+    registry::cache::init();
+    context::stats::init();
 }
 
 /// Required by `cargo pgrx test`; the cluster settings live in pgrx-config/test.conf so that

@@ -15,20 +15,18 @@
 //! past work_mem, so no export is ever held in a Rust collection.
 
 use pgrx::prelude::*;
-use pgrx::spi::quote_identifier;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 use tenancy_core::ident;
 
-use crate::cache;
-use crate::errors::{self, SpiOrBug};
-use crate::policy::Getter;
+use crate::infra::errors::{self, SpiOrBug};
+use crate::protection::policy;
 
 /// Records a lifecycle event from the plpgsql parts (export_tenant) in the tenant's audit
 /// trail. Not granted to anyone.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _lifecycle_audit(tenant: &str, event: &str, detail: JsonB) {
-    crate::audit::record(tenant, event, detail.0);
+    crate::audit::trail::record(tenant, event, detail.0);
 }
 
 /// A protected table as export, purge and quotas read it.
@@ -78,46 +76,6 @@ fn require_rls_bypass() {
     }
 }
 
-/// Whether `value` is valid input for the type (a cast that would fail matches nothing).
-/// Run as the table's owner: the cast runs the type's input function and, for a domain, its
-/// CHECK constraints, which the owner (or the type's owner) wrote.
-fn castable(rel: pg_sys::Oid, value: &str, type_oid: pg_sys::Oid) -> bool {
-    let _owner = crate::owner::AsTableOwner::enter(rel);
-    Spi::connect(|c| {
-        c.select(
-            "SELECT tenancy._castable($1, $2::pg_catalog.oid::pg_catalog.regtype)",
-            Some(1),
-            &[value.into(), type_oid.into()],
-        )?
-        .first()
-        .get_one::<bool>()
-    })
-    .or_bug("checking the tenant column's type")
-        == Some(true)
-}
-
-/// The predicate selecting `tenant`'s rows of table `rel`, typed like the isolation policy's.
-/// Evaluate it only as the table's owner (`owner::AsTableOwner`): for a type other than text,
-/// uuid and the integers, it casts to the column's type.
-pub fn predicate(
-    rel: pg_sys::Oid,
-    column: &str,
-    type_oid: pg_sys::Oid,
-    type_sql: &str,
-    tenant: &str,
-) -> Option<String> {
-    let col = quote_identifier(column);
-    match Getter::for_type(type_oid) {
-        Getter::Text => Some(format!("{col} OPERATOR(pg_catalog.=) $1")),
-        Getter::Uuid => cache::parse_uuid(tenant)
-            .map(|_| format!("{col} OPERATOR(pg_catalog.=) $1::pg_catalog.uuid")),
-        Getter::Int8 => cache::parse_int8(tenant)
-            .map(|_| format!("{col} OPERATOR(pg_catalog.=) $1::pg_catalog.int8")),
-        // format_type() spelling, schema-qualified where needed: safe to splice.
-        Getter::Cast => castable(rel, tenant, type_oid).then(|| format!("{col} = $1::{type_sql}")),
-    }
-}
-
 /// Every protected table that holds rows of its own: roots of partition trees and plain
 /// tables, not partitions of a protected parent. In name order.
 fn protected_roots(tenant: &str) -> Vec<TenantTable> {
@@ -162,7 +120,7 @@ fn protected_roots(tenant: &str) -> Vec<TenantTable> {
             };
             Some(TenantTable {
                 oid,
-                predicate: predicate(oid, &col, typ, &type_sql, tenant),
+                predicate: policy::tenant_rows_predicate(oid, &col, typ, &type_sql, tenant),
                 name,
                 source,
             })
@@ -254,7 +212,7 @@ fn _export_plan(
     ),
 > {
     check_tenant_id(tenant);
-    crate::tenants::require_registered(tenant);
+    crate::identity::tenants::require_registered(tenant);
     require_rls_bypass();
     let (tables, _) = tables_in_fk_order(tenant);
     TableIterator::new(
@@ -311,7 +269,7 @@ fn deferred_triggers(tables: &[TenantTable]) -> Vec<String> {
 /// Whether `tenant` still has rows in the table (read as its owner).
 fn rows_remain(t: &TenantTable, pred: &str, tenant: &str) -> bool {
     let sql = format!("SELECT EXISTS (SELECT 1 FROM {} WHERE {pred})", t.source);
-    crate::owner::as_table_owner(t.oid, || {
+    crate::infra::owner::as_table_owner(t.oid, || {
         Spi::get_one_with_args::<bool>(&sql, &[tenant.into()]).or_bug("checking the purge")
     }) == Some(true)
 }
@@ -397,7 +355,7 @@ fn purge_tenant(
         let sql = format!("DELETE FROM {} WHERE {pred}", t.source);
         // As the table's owner: its triggers, rules, foreign-key actions and types run with
         // its rights (the AFTER triggers of this statement fire before the step ends).
-        let n = crate::owner::as_table_owner(t.oid, || {
+        let n = crate::infra::owner::as_table_owner(t.oid, || {
             Spi::connect_mut(|c| c.update(&sql, None, &[tenant.into()]).map(|r| r.len()))
                 .or_bug("deleting a tenant's rows")
         });
@@ -425,6 +383,6 @@ fn purge_tenant(
         );
     }
     let counts: Map<String, Value> = out.iter().map(|(t, n)| (t.clone(), json!(n))).collect();
-    crate::audit::record(tenant, "tenant_purged", json!({ "deleted": counts }));
+    crate::audit::trail::record(tenant, "tenant_purged", json!({ "deleted": counts }));
     TableIterator::new(out)
 }

@@ -1,0 +1,583 @@
+//! The tenant context: setting it (token, API key, trusted), reading it, clearing it.
+//!
+//! Setting verifies the credential once, then stores a *carrier* (a compact value MAC'd with
+//! the database's carrier key) in `tenancy.context` as `SET LOCAL` would (see
+//! `spi::set_carrier`: a real `SET LOCAL` statement under Citus). Reading verifies the
+//! carrier on first use and caches the answer (see `cache.rs`), so a protected query pays for
+//! a pointer comparison, not a MAC.
+
+use std::rc::Rc;
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::{Map, Value};
+use tenancy_core::carrier::{self, Context, Source};
+use tenancy_core::{apikey, claims, ident, jwt, Alg, Refusal};
+
+use crate::context::reason::{Attempt, Reason};
+use crate::context::refusal;
+use crate::context::setting;
+use crate::infra::errors;
+use crate::infra::gucs;
+use crate::infra::spi;
+use crate::registry::cache::{self, Resolved};
+use crate::registry::lookup::{self, TenantStatus};
+use crate::registry::plans::{self, Limits};
+
+fn tenant_refused(attempt: Attempt, subject: &str, tenant: &str, status: TenantStatus) -> ! {
+    let (reason, message) = match status {
+        TenantStatus::Inactive => (Reason::InactiveTenant, "the tenant is deactivated"),
+        _ => (Reason::UnregisteredTenant, "the tenant is not registered"),
+    };
+    refusal::refuse(
+        attempt,
+        reason,
+        Some(tenant),
+        subject,
+        message,
+        "an administrator registers tenants with tenancy.create_tenant() and reactivates them with tenancy.reactivate_tenant()",
+    )
+}
+
+/// The tenant's cached limits, if it is active (refused otherwise).
+pub fn require_active(attempt: Attempt, subject: &str, tenant: &str) -> Option<Rc<Limits>> {
+    let entry = lookup::tenant(tenant);
+    if entry.status != TenantStatus::Active {
+        tenant_refused(attempt, subject, tenant, entry.status);
+    }
+    entry.limits
+}
+
+/// The latest moment a new context may live to, from `tenancy.context_max_age`.
+fn max_expiry(now: i64) -> i64 {
+    now.saturating_add(i64::from(gucs::CONTEXT_MAX_AGE.get()))
+}
+
+/// Stores a verified context in `tenancy.context`, primes this backend's cache with it, and
+/// lowers the tenant's limits into effect with the same scope.
+pub fn install(ctx: Context, limits: Option<Rc<Limits>>, is_local: bool) -> Rc<Resolved> {
+    let key = lookup::carrier_key();
+    let value = carrier::encode(&ctx, &key);
+    spi::set_carrier(&value, is_local);
+    let resolved = Rc::new(Resolved::new(ctx));
+    cache::remember_verified(value.as_bytes(), resolved.clone());
+    cache::set_current(Some(resolved.clone()));
+    if let Some(l) = limits {
+        plans::apply(&l, is_local);
+    }
+    resolved
+}
+
+fn verify_token(token: &str) -> (claims::Identity, Map<String, Value>, String) {
+    let parsed = jwt::parse(token).unwrap_or_else(|r| refusal::token(&r, None));
+    let tenant_claim = gucs::tenant_claim();
+    // What the token claims, for the refusal log line only (it is not verified yet).
+    let claimed = claims::claim_at(&parsed.claims, &tenant_claim).and_then(Value::as_str);
+    let refuse = |r: Refusal| -> ! { refusal::token(&r, claimed) };
+    let Some(alg) = Alg::parse(&parsed.header.alg) else {
+        refuse(Refusal::UnsupportedAlg)
+    };
+    let keys = lookup::signing_keys();
+    let key = match &parsed.header.kid {
+        Some(kid) => {
+            let Some(key) = keys.iter().find(|k| &k.kid == kid) else {
+                refuse(Refusal::UnknownKid)
+            };
+            if key.alg != alg {
+                refuse(Refusal::UnsupportedAlg);
+            }
+            if !parsed.verify(alg, &key.secret) {
+                refuse(Refusal::BadSignature);
+            }
+            key
+        }
+        None => {
+            let mut candidates = keys.iter().filter(|k| k.alg == alg).peekable();
+            if candidates.peek().is_none() {
+                refuse(Refusal::NoMatchingKey);
+            }
+            candidates
+                .find(|k| parsed.verify(alg, &k.secret))
+                .unwrap_or_else(|| refuse(Refusal::BadSignature))
+        }
+    };
+    let audience = gucs::audience();
+    let issuer = gucs::issuer();
+    let rules = claims::Rules {
+        now: cache::statement_now(),
+        leeway: i64::from(gucs::JWT_LEEWAY.get()),
+        audience: audience.as_deref(),
+        issuer: issuer.as_deref(),
+        tenant_claim: &tenant_claim,
+    };
+    let identity = claims::validate(&parsed.claims, &rules).unwrap_or_else(|r| refuse(r));
+    (identity, parsed.claims, key.kid.clone())
+}
+
+/// Verifies a signed token (a compact JWT) and makes its tenant the context of this
+/// transaction (or session, with `is_local => false`). Returns the token's claims.
+///
+/// Not SECURITY DEFINER: the registry comes from this backend's cache (filled by the
+/// `_registry_load` definer on a miss), and storing the carrier names no object a caller's
+/// search_path could shadow (under Citus it is a `SET LOCAL tenancy.context` statement).
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> JsonB {
+    let Some(token) = token else {
+        errors::bad_argument(
+            "token must not be NULL".into(),
+            Some("pass the bearer token"),
+        )
+    };
+    let is_local = is_local.unwrap_or(true);
+    let (identity, claims, kid) = verify_token(token);
+    let limits = require_active(Attempt::Token, "token", &identity.tenant);
+    let leeway = i64::from(gucs::JWT_LEEWAY.get());
+    let now = cache::statement_now();
+    let expires_at = identity
+        .expires_at
+        .map(|e| e.saturating_add(leeway))
+        .map_or(max_expiry(now), |e| e.min(max_expiry(now)));
+    install(
+        Context {
+            tenant: identity.tenant,
+            actor: identity.actor,
+            roles: identity.roles,
+            source: Source::Token,
+            expires_at: Some(expires_at),
+            api_key_id: None,
+            kid: Some(kid),
+            support_reason: None,
+            support_session: None,
+        },
+        limits,
+        is_local,
+    );
+    JsonB(Value::Object(claims))
+}
+
+/// Verifies an API key (`tk_<key_id>_<secret>`) and makes its tenant the context.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_context_from_key(api_key: Option<&str>, is_local: default!(Option<bool>, true)) -> JsonB {
+    let Some(api_key) = api_key else {
+        errors::bad_argument(
+            "api_key must not be NULL".into(),
+            Some("pass the key returned by tenancy.create_api_key()"),
+        )
+    };
+    let is_local = is_local.unwrap_or(true);
+    let invalid = |reason: Reason| -> ! {
+        refusal::refuse(
+            Attempt::ApiKey,
+            reason,
+            None,
+            "API key",
+            "it is not a valid key",
+            "use the whole key exactly as tenancy.create_api_key() returned it",
+        )
+    };
+    let Some((key_id, secret)) = apikey::parse(api_key) else {
+        invalid(Reason::Malformed)
+    };
+    let Some(row) = lookup::api_key(key_id) else {
+        invalid(Reason::UnknownKey)
+    };
+    if !apikey::secret_matches(secret, &row.secret_hash) {
+        invalid(Reason::BadSecret);
+    }
+    let now = cache::statement_now();
+    if row.revoked {
+        refusal::refuse(
+            Attempt::ApiKey,
+            Reason::Revoked,
+            Some(&row.tenant),
+            "API key",
+            "it has been revoked",
+            "ask an administrator for a new key",
+        );
+    }
+    if row.expires_at.is_some_and(|e| now >= e) {
+        refusal::refuse(
+            Attempt::ApiKey,
+            Reason::Expired,
+            Some(&row.tenant),
+            "API key",
+            "it has expired",
+            "ask an administrator for a new key",
+        );
+    }
+    let limits = require_active(Attempt::ApiKey, "API key", &row.tenant);
+    let expires_at = row
+        .expires_at
+        .map_or(max_expiry(now), |e| e.min(max_expiry(now)));
+    let resolved = install(
+        Context {
+            tenant: row.tenant.clone(),
+            actor: Some(format!("api_key:{key_id}")),
+            roles: row.roles.clone(),
+            source: Source::ApiKey,
+            expires_at: Some(expires_at),
+            api_key_id: Some(key_id.to_string()),
+            kid: None,
+            support_reason: None,
+            support_session: None,
+        },
+        limits,
+        is_local,
+    );
+    let mut out = resolved.ctx.to_json();
+    if let Value::Object(m) = &mut out {
+        m.insert("key_id".into(), Value::String(key_id.into()));
+        m.insert("label".into(), Value::String(row.label));
+    }
+    JsonB(out)
+}
+
+/// Sets the context without a credential: for backend services, jobs and migrations running
+/// under a role granted `tenancy.grant_trusted()`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_tenant(
+    tenant: Option<&str>,
+    actor: default!(Option<&str>, "NULL"),
+    roles: default!(Option<Vec<Option<String>>>, "'{}'"),
+    is_local: default!(Option<bool>, true),
+) -> JsonB {
+    let Some(tenant) = tenant else {
+        errors::bad_argument("tenant must not be NULL".into(), None)
+    };
+    if !ident::valid_tenant_id(tenant) {
+        errors::bad_argument(
+            format!("invalid tenant id {}", errors::quoted(tenant)),
+            Some(
+                "tenant ids are 1 to 128 characters of letters, digits, '.', '_', ':', '@' or '-'",
+            ),
+        );
+    }
+    if let Some(a) = actor {
+        if !ident::valid_text(a, 256) {
+            errors::bad_argument(
+                "actor must be 1 to 256 characters without control or invisible characters, spaces only inside".into(),
+                None,
+            );
+        }
+    }
+    let roles = checked_roles(roles.unwrap_or_default());
+    let limits = require_active(Attempt::Trusted, "trusted context", tenant);
+    let now = cache::statement_now();
+    let resolved = install(
+        Context {
+            tenant: tenant.to_string(),
+            actor: actor.map(str::to_string),
+            roles,
+            source: Source::Trusted,
+            // What the trusted tier makes lives no longer than what it mints: revoking its
+            // grant leaves no day-long carrier behind (tenancy.sign_token_max_age).
+            expires_at: Some(
+                max_expiry(now).min(now.saturating_add(i64::from(gucs::SIGN_TOKEN_MAX_AGE.get()))),
+            ),
+            api_key_id: None,
+            kid: None,
+            support_reason: None,
+            support_session: None,
+        },
+        limits,
+        is_local.unwrap_or(true),
+    );
+    JsonB(resolved.ctx.to_json())
+}
+
+/// Validated, de-duplicated role names (22023 otherwise).
+pub fn checked_roles(roles: Vec<Option<String>>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in roles {
+        match r {
+            Some(r) if ident::valid_role(&r) => {
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+            _ => errors::bad_argument(
+                "roles must be non-NULL names of 1 to 64 characters without spaces, control or invisible characters".into(),
+                None,
+            ),
+        }
+    }
+    if out.len() > 64 {
+        errors::bad_argument("at most 64 roles".into(), None);
+    }
+    out
+}
+
+/// Removes the context for the rest of the session (both a transaction-local and a session
+/// context), so later queries see no tenant.
+#[pg_extern(volatile, parallel_unsafe)]
+fn clear_context() {
+    clear();
+}
+
+/// Verifies a carrier that this backend has not seen under the present registry generation.
+/// SECURITY DEFINER because the carrier key and the registry are not readable by the roles
+/// whose queries call the getters; it reveals nothing a caller does not already hold.
+#[pg_extern(stable, parallel_safe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn _resolve_context(carrier_value: &str) -> bool {
+    let key = lookup::carrier_key();
+    let ctx = carrier::decode(carrier_value, &key).unwrap_or_else(|r| refusal::carrier(&r));
+    if ctx.expired_at(cache::clock_now()) {
+        context_expired(&ctx.tenant);
+    }
+    // Resolving a forwarded carrier checks the tenant but applies no limits: those come with
+    // the setters (docs/operations.md).
+    require_active(Attempt::Context, "tenant context", &ctx.tenant);
+    if let Some(key_id) = &ctx.api_key_id {
+        let live = lookup::api_key(key_id).is_some_and(|row| {
+            !row.revoked
+                && row.tenant == ctx.tenant
+                && row.expires_at.is_none_or(|e| cache::clock_now() < e)
+        });
+        if !live {
+            refusal::refuse(
+                Attempt::Context,
+                Reason::ApiKeyNoLongerValid,
+                Some(&ctx.tenant),
+                "tenant context",
+                "its API key has been revoked or has expired",
+                "ask an administrator for a new key",
+            );
+        }
+    }
+    if ctx.source == Source::Support {
+        check_support_session(&ctx);
+    }
+    if let Some(kid) = &ctx.kid {
+        if !lookup::signing_keys().iter().any(|k| &k.kid == kid) {
+            refusal::refuse(
+                Attempt::Context,
+                Reason::SigningKeyRetired,
+                Some(&ctx.tenant),
+                "tenant context",
+                "the key that signed its token has been retired",
+                "sign in again with a fresh token",
+            );
+        }
+    }
+    cache::remember_verified(carrier_value.as_bytes(), Rc::new(Resolved::new(ctx)));
+    true
+}
+
+/// A support carrier lives only as long as its session (`tenancy.support_sessions`), and
+/// only in sessions of the role that opened it while that role holds the support grant.
+/// Checked on every verification; a support context is verified again in each transaction
+/// (`cache::saw_support`), so a `REVOKE` counts from the next transaction.
+fn check_support_session(ctx: &Context) {
+    if let Err((reason, message)) = support_session_state(ctx) {
+        refusal::refuse(
+            Attempt::Context,
+            reason,
+            Some(&ctx.tenant),
+            "support context",
+            message,
+            "a support engineer opens a new session with tenancy.begin_support()",
+        )
+    }
+}
+
+/// Whether a support context's session is open and may be used by the acting role: `Err`
+/// carries the refusal's reason and message. Needs read access to `tenancy.support_sessions`
+/// (the extension owner's).
+pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)> {
+    const ENDED: (Reason, &str) = (Reason::SupportSessionEnded, "its support session has ended");
+    let Some(sid) = &ctx.support_session else {
+        return Err(ENDED);
+    };
+    let user = cache::outer_user();
+    let row = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT s.ended_at IS NULL, s.opened_by OPERATOR(pg_catalog.=) $3,
+                    pg_catalog.has_function_privilege($3,
+                        'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
+                        'EXECUTE')
+               FROM tenancy.support_sessions s
+              WHERE s.id OPERATOR(pg_catalog.=) $1 AND s.tenant OPERATOR(pg_catalog.=) $2",
+            Some(1),
+            &[sid.as_str().into(), ctx.tenant.as_str().into(), user.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>(Some((
+            r.get::<bool>(1)?.unwrap_or(false),
+            r.get::<bool>(2)?.unwrap_or(false),
+            r.get::<bool>(3)?.unwrap_or(false),
+        )))
+    })
+    .unwrap_or_else(|e| errors::internal("reading support sessions", e));
+    match row {
+        None | Some((false, _, _)) => Err(ENDED),
+        Some((true, false, _)) => Err((
+            Reason::SupportSessionOtherRole,
+            "its support session belongs to another role",
+        )),
+        Some((true, true, false)) => Err((
+            Reason::SupportGrantRevoked,
+            "the role no longer holds the support grant",
+        )),
+        Some((true, true, true)) => Ok(()),
+    }
+}
+
+fn context_expired(tenant: &str) -> ! {
+    refusal::refuse(
+        Attempt::Context,
+        Reason::Expired,
+        Some(tenant),
+        "tenant context",
+        "it has expired",
+        "set the context again with a fresh token or key",
+    )
+}
+
+enum Probe {
+    Empty,
+    Hit(Rc<Resolved>),
+    Miss(Vec<u8>),
+}
+
+/// The verified context of the current statement, if any.
+pub fn current() -> Option<Rc<Resolved>> {
+    let value = match cache::current_if_fresh() {
+        Some(Some(r))
+            if r.ctx.source == Source::Support && r.verified_for != cache::outer_user() =>
+        {
+            // A support context verified for another role (a SET ROLE since): verify again.
+            let value = Some(resolve(setting::with_carrier(<[u8]>::to_vec)));
+            cache::set_current(value.clone());
+            value
+        }
+        Some(v) => v,
+        None => {
+            let probe = setting::with_carrier(|c| {
+                if c.is_empty() {
+                    Probe::Empty
+                } else if let Some(r) = cache::verified(c).filter(|r| {
+                    r.ctx.source != Source::Support || r.verified_for == cache::outer_user()
+                }) {
+                    Probe::Hit(r)
+                } else {
+                    Probe::Miss(c.to_vec())
+                }
+            });
+            let value = match probe {
+                Probe::Empty => None,
+                Probe::Hit(r) => Some(r),
+                Probe::Miss(bytes) => Some(resolve(bytes)),
+            };
+            cache::set_current(value.clone());
+            value
+        }
+    };
+    if let Some(r) = &value {
+        if r.ctx.expired_at(cache::clock_now()) {
+            context_expired(&r.ctx.tenant);
+        }
+        if r.ctx.source == Source::Support {
+            cache::saw_support(r);
+        }
+    }
+    value
+}
+
+/// The context the carrier holds if its MAC verifies, expired or not, without raising and
+/// without checking the registry: for recording who acted (end_support() of an expired
+/// session, the support mark of the extension's own events).
+pub fn peek_unexpired_or_not() -> Option<Context> {
+    let bytes = setting::with_carrier(<[u8]>::to_vec);
+    if bytes.is_empty() {
+        return None;
+    }
+    if let Some(r) = cache::verified(&bytes) {
+        return Some(r.ctx.clone());
+    }
+    let text = String::from_utf8(bytes).ok()?;
+    carrier::decode(&text, &lookup::carrier_key()).ok()
+}
+
+/// [`peek_unexpired_or_not`], unexpired only.
+pub fn peek() -> Option<Context> {
+    peek_unexpired_or_not().filter(|c| !c.expired_at(cache::clock_now()))
+}
+
+/// Removes the context (local and session) for the rest of the session.
+pub fn clear() {
+    spi::set_carrier("", false);
+    cache::set_current(None);
+}
+
+fn resolve(bytes: Vec<u8>) -> Rc<Resolved> {
+    let Ok(text) = String::from_utf8(bytes) else {
+        refusal::carrier(&Refusal::Malformed)
+    };
+    if text.len() > tenancy_core::MAX_TOKEN_BYTES {
+        refusal::carrier(&Refusal::TooLong);
+    }
+    Spi::connect(|c| {
+        c.select(
+            "SELECT tenancy._resolve_context($1)",
+            Some(1),
+            &[text.as_str().into()],
+        )
+        .map(|_| ())
+    })
+    .unwrap_or_else(|e| errors::internal("verifying the tenant context", e));
+    cache::verified(text.as_bytes()).unwrap_or_else(|| {
+        errors::internal(
+            "verifying the tenant context",
+            "verified carrier not cached",
+        )
+    })
+}
+
+fn required() -> Option<Rc<Resolved>> {
+    let v = current();
+    if v.is_none() && gucs::REQUIRE_CONTEXT.get() {
+        errors::no_context();
+    }
+    v
+}
+
+/// The current tenant, or NULL without a context (so protected tables show nothing).
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant() -> Option<String> {
+    required().map(|r| r.ctx.tenant.clone())
+}
+
+/// The current tenant as a uuid (NULL when there is none or it is not a canonical uuid).
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant_uuid() -> Option<pgrx::Uuid> {
+    required().and_then(|r| r.tenant_uuid)
+}
+
+/// The current tenant as a bigint (NULL when there is none or it is not a canonical integer).
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant_int8() -> Option<i64> {
+    required().and_then(|r| r.tenant_int8)
+}
+
+/// Who the context acts for (the token's `sub`, `api_key:<id>`, or set_tenant's actor).
+#[pg_extern(stable, parallel_safe)]
+fn current_actor() -> Option<String> {
+    current().and_then(|r| r.ctx.actor.clone())
+}
+
+/// Whether the context carries the role (from the token's `roles`, the API key's roles, or
+/// set_tenant's roles). False without a context.
+#[pg_extern(stable, parallel_safe)]
+fn has_role(role: &str) -> bool {
+    current().is_some_and(|r| r.ctx.roles.iter().any(|x| x == role))
+}
+
+/// The whole context as jsonb (tenant, actor, roles, source, expires_at), NULL without one.
+#[pg_extern(stable, parallel_safe)]
+fn context() -> Option<JsonB> {
+    current().map(|r| JsonB(r.ctx.to_json()))
+}

@@ -1,0 +1,185 @@
+//! The tenant registry: create, deactivate, reactivate.
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use tenancy_core::ident;
+
+use crate::infra::errors;
+use crate::infra::random::strong_random;
+
+fn check_id(id: &str) {
+    if !ident::valid_tenant_id(id) {
+        errors::bad_argument(
+            format!("invalid tenant id {}", errors::quoted(id)),
+            Some("tenant ids are 1 to 128 characters of letters, digits, '.', '_', ':', '@' or '-'; a uuid or a decimal integer is fine"),
+        );
+    }
+}
+
+/// 42704 unless the tenant is registered (active or not).
+pub fn require_registered(id: &str) {
+    let registered = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE id = $1)",
+        &[id.into()],
+    );
+    if !matches!(registered, Ok(Some(true))) {
+        errors::not_found(
+            format!("tenant {} does not exist", errors::quoted(id)),
+            Some("register it with tenancy.create_tenant()"),
+        );
+    }
+}
+
+/// Registers a tenant and returns its id.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn create_tenant(
+    id: &str,
+    name: default!(Option<&str>, "NULL"),
+    plan: default!(Option<&str>, "NULL"),
+    settings: default!(Option<JsonB>, "'{}'"),
+) -> String {
+    check_id(id);
+    if let Some(p) = plan {
+        crate::registry::plans::check_plan_name(p);
+    }
+    let settings = settings.unwrap_or(JsonB(serde_json::json!({})));
+    if !settings.0.is_object() {
+        errors::bad_argument("settings must be a jsonb object".into(), None);
+    }
+    crate::registry::plans::check_json_size("a tenant's settings", &settings);
+    let inserted = crate::infra::spi::dml_returning::<String>(
+        "INSERT INTO tenancy.tenants (id, name, plan, settings) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+        &[id.into(), name.into(), plan.into(), settings.into()],
+    );
+    match inserted {
+        Ok(Some(id)) => {
+            crate::audit::trail::record(
+                &id,
+                "tenant_created",
+                serde_json::json!({ "name": name, "plan": plan }),
+            );
+            id
+        }
+        Ok(None) => errors::duplicate(
+            format!("tenant {} already exists", errors::quoted(id)),
+            Some("use tenancy.reactivate_tenant() for a deactivated tenant"),
+        ),
+        Err(e) => errors::internal("registering a tenant", e),
+    }
+}
+
+fn set_status(id: &str, status: &str) {
+    check_id(id);
+    let found = crate::infra::spi::dml_returning::<String>(
+        "UPDATE tenancy.tenants
+            SET status = $2,
+                deactivated_at = CASE WHEN $2 = 'inactive' THEN coalesce(deactivated_at, now()) END
+          WHERE id = $1 RETURNING id",
+        &[id.into(), status.into()],
+    );
+    match found {
+        Ok(Some(_)) => {}
+        Ok(None) => errors::not_found(
+            format!("tenant {} does not exist", errors::quoted(id)),
+            None,
+        ),
+        Err(e) => errors::internal("updating a tenant", e),
+    }
+    let event = if status == "inactive" {
+        "tenant_deactivated"
+    } else {
+        "tenant_reactivated"
+    };
+    crate::audit::trail::record(id, event, serde_json::json!({}));
+}
+
+/// Stops every token, API key and context of the tenant from the next transaction on.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn deactivate_tenant(id: &str) {
+    set_status(id, "inactive");
+}
+
+/// Lets a deactivated tenant's tokens and keys work again.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn reactivate_tenant(id: &str) {
+    set_status(id, "active");
+}
+
+/// Random bytes for the extension's own keys (used once, by CREATE EXTENSION).
+#[pg_extern(volatile, parallel_safe)]
+fn _random_bytes(n: i32) -> Vec<u8> {
+    if !(1..=1024).contains(&n) {
+        errors::bad_argument("n must be between 1 and 1024".into(), None);
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    while out.len() < n as usize {
+        out.extend_from_slice(&strong_random::<32>());
+    }
+    out.truncate(n as usize);
+    out
+}
+
+/// Sends a relcache invalidation for a registry table so every backend drops its cached
+/// verifications at its next transaction (see cache.rs). Called by the registry triggers.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _registry_changed(rel: pg_sys::Oid) {
+    // SAFETY: registers an invalidation message for the current transaction.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(rel) };
+}
+
+/// Moves a tenant to another plan (NULL: no plan). Its limits change on every backend from
+/// the next transaction (a registry change).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_tenant_plan(id: Option<&str>, plan: Option<&str>) {
+    let id = errors::required(id, "id");
+    check_id(id);
+    if let Some(p) = plan {
+        crate::registry::plans::check_plan_name(p);
+    }
+    let found = crate::infra::spi::dml_returning::<String>(
+        "UPDATE tenancy.tenants SET plan = $2 WHERE id = $1 RETURNING id",
+        &[id.into(), plan.into()],
+    );
+    match found {
+        Ok(Some(_)) => {}
+        Ok(None) => errors::not_found(
+            format!("tenant {} does not exist", errors::quoted(id)),
+            None,
+        ),
+        Err(e) => errors::internal("updating a tenant", e),
+    }
+    crate::audit::trail::record(id, "tenant_plan_set", serde_json::json!({ "plan": plan }));
+}
+
+/// Replaces a tenant's settings (a jsonb object; its statement_timeout, lock_timeout and
+/// work_mem can only lower the plan's).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_tenant_settings(id: Option<&str>, settings: Option<JsonB>) {
+    let id = errors::required(id, "id");
+    let settings = errors::required(settings, "settings");
+    check_id(id);
+    if !settings.0.is_object() {
+        errors::bad_argument("settings must be a jsonb object".into(), None);
+    }
+    crate::registry::plans::check_json_size("a tenant's settings", &settings);
+    let detail = serde_json::json!({ "settings": settings.0.clone() });
+    let found = crate::infra::spi::dml_returning::<String>(
+        "UPDATE tenancy.tenants SET settings = $2 WHERE id = $1 RETURNING id",
+        &[id.into(), settings.into()],
+    );
+    match found {
+        Ok(Some(_)) => {}
+        Ok(None) => errors::not_found(
+            format!("tenant {} does not exist", errors::quoted(id)),
+            None,
+        ),
+        Err(e) => errors::internal("updating a tenant", e),
+    }
+    crate::audit::trail::record(id, "tenant_settings_set", detail);
+}

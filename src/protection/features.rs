@@ -1,0 +1,83 @@
+//! Entitlements: is feature X on for this tenant, from when until when.
+//! `tenancy.entitled()` itself is SQL (roles.sql): one indexed lookup, evaluated once per
+//! statement when a protected table's feature policy calls it.
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use tenancy_core::ident;
+
+use crate::infra::errors::{self, SpiOrBug};
+
+fn check_feature(feature: &str) {
+    if !ident::valid_feature(feature) {
+        errors::bad_argument(
+            format!("invalid feature name {}", errors::quoted(feature)),
+            Some("feature names are 1 to 64 characters of letters, digits, '.', '_', ':' or '-'"),
+        );
+    }
+}
+
+/// Turns a feature on for a tenant from `enabled_from` until `enabled_until` (open-ended when
+/// NULL). Granting again replaces the window and the config.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn grant_feature(
+    tenant: &str,
+    feature: &str,
+    enabled_from: default!(Option<TimestampWithTimeZone>, "now()"),
+    enabled_until: default!(Option<TimestampWithTimeZone>, "NULL"),
+    config: default!(Option<JsonB>, "'{}'"),
+) {
+    check_feature(feature);
+    let config = config.unwrap_or(JsonB(serde_json::json!({})));
+    if !config.0.is_object() {
+        errors::bad_argument("config must be a jsonb object".into(), None);
+    }
+    crate::identity::tenants::require_registered(tenant);
+    let valid_window = Spi::get_one_with_args::<bool>(
+        "SELECT $2::timestamptz IS NULL OR $2 > coalesce($1, now())",
+        &[enabled_from.into(), enabled_until.into()],
+    )
+    .or_bug("checking the window");
+    if valid_window != Some(true) {
+        errors::bad_argument("enabled_until must be later than enabled_from".into(), None);
+    }
+    Spi::run_with_args(
+        "INSERT INTO tenancy.entitlements (tenant, feature, enabled_from, enabled_until, config)
+         VALUES ($1, $2, coalesce($3, now()), $4, $5)
+         ON CONFLICT (tenant, feature) DO UPDATE
+            SET enabled_from = EXCLUDED.enabled_from, enabled_until = EXCLUDED.enabled_until,
+                config = EXCLUDED.config, granted_at = now()",
+        &[
+            tenant.into(),
+            feature.into(),
+            enabled_from.into(),
+            enabled_until.into(),
+            config.into(),
+        ],
+    )
+    .or_bug("granting a feature");
+}
+
+/// Turns a feature off for a tenant at once.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_feature(tenant: &str, feature: &str) {
+    check_feature(feature);
+    let removed = crate::infra::spi::dml_returning::<String>(
+        "DELETE FROM tenancy.entitlements WHERE tenant = $1 AND feature = $2 RETURNING feature",
+        &[tenant.into(), feature.into()],
+    )
+    .or_bug("revoking a feature");
+    if removed.is_none() {
+        errors::not_found(
+            format!(
+                "tenant {} has no feature {}",
+                errors::quoted(tenant),
+                errors::quoted(feature)
+            ),
+            None,
+        );
+    }
+}

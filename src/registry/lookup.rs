@@ -1,0 +1,359 @@
+//! Reads of the registry tables (tenants, signing keys, API keys, the carrier key), cached per
+//! backend until the registry changes (see `cache.rs`).
+//!
+//! The tables are readable by the extension's owner only. A cache miss therefore goes through
+//! `tenancy._registry_load()`, a SECURITY DEFINER function that fills this backend's cache and
+//! returns nothing: callers of the context setters need no elevated rights of their own (a SET
+//! clause per call is what makes SECURITY DEFINER costly), and nobody can read a secret
+//! through the loader.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use pgrx::prelude::*;
+use tenancy_core::Alg;
+
+use crate::infra::errors::{self, SpiOrBug};
+use crate::registry::cache;
+use crate::registry::plans::{self, Limits};
+
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: Alg,
+    pub secret: Vec<u8>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TenantStatus {
+    Active,
+    Inactive,
+    Unregistered,
+}
+
+/// A tenant as this backend caches it: its status and, when its plan or settings set any,
+/// its effective limits (`limits.rs`).
+#[derive(Clone)]
+pub struct TenantEntry {
+    pub status: TenantStatus,
+    pub limits: Option<Rc<Limits>>,
+}
+
+#[derive(Clone)]
+pub struct ApiKeyRow {
+    pub tenant: String,
+    pub label: String,
+    pub roles: Vec<String>,
+    pub secret_hash: Vec<u8>,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+}
+
+#[derive(Default)]
+struct Loaded {
+    generation: u64,
+    carrier_key: Option<Rc<Vec<u8>>>,
+    signing_keys: Option<Rc<Vec<SigningKey>>>,
+    tenants: HashMap<String, TenantEntry>,
+    api_keys: HashMap<String, Option<ApiKeyRow>>,
+    /// `Some(None)`: read, and there is no pseudonym secret.
+    pseudonym_secret: Option<Option<Rc<Vec<u8>>>>,
+    /// A tenant's `settings->'min_n'` (None: not set, or not a positive number).
+    tenant_min_n: HashMap<String, Option<u32>>,
+}
+
+const MAX_CACHED_ROWS: usize = 10_000;
+
+thread_local! {
+    static LOADED: RefCell<Loaded> = RefCell::new(Loaded::default());
+}
+
+/// Drops what an older generation loaded, and learns the registry OIDs first so that no change
+/// made after this point can go unnoticed.
+fn fresh<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
+    if !cache::registry_oids_known() {
+        let oids = Spi::connect(|c| {
+            c.select(
+                "SELECT c.oid::pg_catalog.int8 FROM pg_catalog.pg_class c
+                  WHERE c.relnamespace = 'tenancy'::pg_catalog.regnamespace
+                    AND c.relname OPERATOR(pg_catalog.=) ANY ('{tenants,signing_keys,api_keys,carrier_key,pseudonym_secrets,plans,support_sessions}'::pg_catalog.text[])",
+                None,
+                &[],
+            )?
+            .map(|row| row.get::<i64>(1))
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .or_bug("reading the registry's tables");
+        let oids: Vec<pg_sys::Oid> = oids
+            .into_iter()
+            .flatten()
+            .map(|o| pg_sys::Oid::from(o as u32))
+            .collect();
+        // Learn the OIDs under the generation they were read in; a change racing with this
+        // bumps the generation and forgets them again.
+        cache::set_registry_oids(&oids);
+    }
+    let generation = cache::generation();
+    LOADED.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.generation != generation {
+            *l = Loaded {
+                generation,
+                ..Loaded::default()
+            };
+        }
+        f(&mut l)
+    })
+}
+
+fn load_carrier_key() {
+    let key = Spi::connect(|c| {
+        let t = c.select("SELECT secret FROM tenancy.carrier_key", Some(1), &[])?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.first().get_one::<Vec<u8>>()
+    })
+    .or_bug("reading the carrier key")
+    .unwrap_or_else(|| {
+        errors::internal(
+            "the carrier key is missing",
+            "reinstall the extension (DROP EXTENSION pg_tenancy; CREATE EXTENSION pg_tenancy)",
+        )
+    });
+    let key = Rc::new(key);
+    fresh(|l| l.carrier_key = Some(key));
+}
+
+fn load_signing_keys() {
+    let rows = Spi::connect(|c| {
+        c.select(
+            "SELECT kid, alg, secret FROM tenancy.signing_keys WHERE retired_at IS NULL ORDER BY kid",
+            None,
+            &[],
+        )?
+        .map(|row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<Vec<u8>>(3)?)))
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_bug("reading signing keys");
+    let keys: Vec<SigningKey> = rows
+        .into_iter()
+        .filter_map(|(kid, alg, secret)| {
+            Some(SigningKey {
+                kid: kid?,
+                alg: Alg::parse(&alg?)?,
+                secret: secret?,
+            })
+        })
+        .collect();
+    let keys = Rc::new(keys);
+    fresh(|l| l.signing_keys = Some(keys));
+}
+
+fn load_tenant(id: &str) {
+    let row = crate::infra::spi::select_row(
+        "SELECT t.status, p.limits, t.settings
+               FROM tenancy.tenants t LEFT JOIN tenancy.plans p ON p.plan = t.plan
+              WHERE t.id = $1",
+        &[id.into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?,
+                r.get::<pgrx::JsonB>(2)?,
+                r.get::<pgrx::JsonB>(3)?,
+            ))
+        },
+    )
+    .or_bug("reading the tenant registry");
+    let entry = match row {
+        None => TenantEntry {
+            status: TenantStatus::Unregistered,
+            limits: None,
+        },
+        Some((status, plan, settings)) => TenantEntry {
+            status: if status.as_deref() == Some("active") {
+                TenantStatus::Active
+            } else {
+                TenantStatus::Inactive
+            },
+            limits: plans::effective(plan.as_ref().map(|j| &j.0), settings.as_ref().map(|j| &j.0))
+                .map(Rc::new),
+        },
+    };
+    fresh(|l| {
+        if l.tenants.len() >= MAX_CACHED_ROWS {
+            l.tenants.clear();
+        }
+        l.tenants.insert(id.to_string(), entry);
+    });
+}
+
+fn load_tenant_min_n(id: &str) {
+    let raw = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT (settings OPERATOR(pg_catalog.->) 'min_n')::pg_catalog.text FROM tenancy.tenants WHERE id = $1",
+            Some(1),
+            &[id.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.first().get_one::<String>()
+    })
+    .or_bug("reading tenant settings");
+    // Only a positive number counts; a fraction rounds up (raising, never lowering).
+    let min_n = raw
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 1.0)
+        .map(|v| v.ceil().min(f64::from(crate::infra::gucs::MAX_MIN_N)) as u32);
+    fresh(|l| {
+        if l.tenant_min_n.len() >= MAX_CACHED_ROWS {
+            l.tenant_min_n.clear();
+        }
+        l.tenant_min_n.insert(id.to_string(), min_n);
+    });
+}
+
+fn load_api_key(key_id: &str) {
+    let row = Spi::connect(|c| {
+        let table = c.select(
+            "SELECT tenant, label, roles, secret_hash,
+                    pg_catalog.floor(pg_catalog.date_part('epoch', expires_at))::pg_catalog.int8,
+                    revoked_at IS NOT NULL
+               FROM tenancy.api_keys WHERE key_id = $1",
+            Some(1),
+            &[key_id.into()],
+        )?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        let row = table.first();
+        Ok::<_, pgrx::spi::Error>(Some(ApiKeyRow {
+            tenant: row.get::<String>(1)?.unwrap_or_default(),
+            label: row.get::<String>(2)?.unwrap_or_default(),
+            roles: row.get::<Vec<String>>(3)?.unwrap_or_default(),
+            secret_hash: row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+            expires_at: row.get::<i64>(5)?,
+            revoked: row.get::<bool>(6)?.unwrap_or(true),
+        }))
+    })
+    .or_bug("reading API keys");
+    fresh(|l| {
+        if l.api_keys.len() >= MAX_CACHED_ROWS {
+            l.api_keys.clear();
+        }
+        l.api_keys.insert(key_id.to_string(), row);
+    });
+}
+
+/// Whether `key` can name a row of `kind` at all. The loader is executable by PUBLIC and
+/// caches what it is asked about (found or not), so a key that cannot exist is refused before
+/// it reaches the cache: otherwise any role could park arbitrarily long strings in every
+/// backend's memory, outside PostgreSQL's accounting.
+fn loadable(kind: &str, key: &str) -> bool {
+    match kind {
+        "tenant" | "tenant_min_n" => tenancy_core::ident::valid_tenant_id(key),
+        "api_key" => tenancy_core::apikey::parse_key_or_id(key) == Some(key),
+        _ => true,
+    }
+}
+
+/// Fills this backend's registry cache with the owner's rights. Returns nothing, so calling it
+/// directly reveals nothing.
+#[pg_extern(stable, parallel_safe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn _registry_load(kind: &str, key: default!(Option<&str>, "NULL")) {
+    if key.is_some_and(|k| !loadable(kind, k)) {
+        errors::bad_argument(
+            format!("not a valid {} key", errors::user_input(kind)),
+            None,
+        );
+    }
+    match (kind, key) {
+        ("carrier_key", _) => load_carrier_key(),
+        ("signing_keys", _) => load_signing_keys(),
+        ("tenant", Some(id)) => load_tenant(id),
+        ("api_key", Some(id)) => load_api_key(id),
+        ("tenant_min_n", Some(id)) => load_tenant_min_n(id),
+        _ => errors::bad_argument("unknown registry kind".into(), None),
+    }
+}
+
+fn via_loader(kind: &str, key: Option<&str>) {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT tenancy._registry_load($1, $2)",
+            Some(1),
+            &[kind.into(), key.into()],
+        )
+        .map(|_| ())
+    })
+    .or_bug("loading the registry");
+}
+
+fn cached<T>(kind: &str, key: Option<&str>, get: impl Fn(&mut Loaded) -> Option<T>) -> T {
+    if let Some(v) = fresh(&get) {
+        return v;
+    }
+    via_loader(kind, key);
+    fresh(&get).unwrap_or_else(|| errors::internal("loading the registry", kind))
+}
+
+pub fn carrier_key() -> Rc<Vec<u8>> {
+    cached("carrier_key", None, |l| l.carrier_key.clone())
+}
+
+/// Live (not retired) signing keys.
+pub fn signing_keys() -> Rc<Vec<SigningKey>> {
+    cached("signing_keys", None, |l| l.signing_keys.clone())
+}
+
+pub fn tenant(id: &str) -> TenantEntry {
+    if !loadable("tenant", id) {
+        return TenantEntry {
+            status: TenantStatus::Unregistered,
+            limits: None,
+        };
+    }
+    cached("tenant", Some(id), |l| l.tenants.get(id).cloned())
+}
+
+/// The `min_n` a tenant's settings ask for, if any (tenancy.tenants.settings).
+pub fn tenant_min_n(id: &str) -> Option<u32> {
+    if !loadable("tenant_min_n", id) {
+        return None;
+    }
+    cached("tenant_min_n", Some(id), |l| {
+        l.tenant_min_n.get(id).copied()
+    })
+}
+
+pub fn api_key(key_id: &str) -> Option<ApiKeyRow> {
+    if !loadable("api_key", key_id) {
+        return None;
+    }
+    cached("api_key", Some(key_id), |l| l.api_keys.get(key_id).cloned())
+}
+
+/// The master secret of `tenancy.pseudonymize()`: the newest row of
+/// `tenancy.pseudonym_secrets`, or `None` when there is none.
+pub fn pseudonym_secret() -> Option<Rc<Vec<u8>>> {
+    if let Some(s) = fresh(|l| l.pseudonym_secret.clone()) {
+        return s;
+    }
+    let secret = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT secret FROM tenancy.pseudonym_secrets ORDER BY created_at DESC, id DESC",
+            Some(1),
+            &[],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.first().get_one::<Vec<u8>>()
+    })
+    .or_bug("reading the pseudonym secret")
+    .map(Rc::new);
+    fresh(|l| l.pseudonym_secret = Some(secret.clone()));
+    secret
+}

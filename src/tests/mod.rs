@@ -1,0 +1,22 @@
+//! `#[pg_test]`s against a real server, one module per thing they prove, sharing `fixture`.
+//! Each test runs in its own rolled-back transaction, in parallel with the others, as a
+//! superuser: every test uses its own object names and switches to a plain role
+//! (`SET LOCAL ROLE`) before asserting anything about isolation.
+
+mod attack_checker;
+mod attack_guard;
+mod attack_owner_code;
+mod attack_protection;
+mod attack_resources;
+mod attack_sql_strings;
+mod attack_support_audit;
+mod attack_tiers;
+mod audit;
+mod check;
+mod deid;
+pub mod fixture;
+mod general;
+mod guard;
+mod hostile;
+mod lifecycle;
+mod protection;
