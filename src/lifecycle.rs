@@ -17,8 +17,8 @@
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Map, Value};
-use tenancy_core::ident;
 
+use crate::infra::args;
 use crate::infra::errors::{self, SpiOrBug};
 use crate::protection::policy;
 
@@ -43,16 +43,6 @@ pub struct TenantTable {
     pub predicate: Option<String>,
 }
 
-fn check_tenant_id(id: &str) {
-    if !ident::valid_tenant_id(id) {
-        errors::bad_argument(
-            format!("invalid tenant id {}", errors::quoted(id)),
-            Some(
-                "tenant ids are 1 to 128 characters of letters, digits, '.', '_', ':', '@' or '-'",
-            ),
-        );
-    }
-}
 
 /// The extension's owner must be able to list every protected table and write the audit
 /// trail whatever their policies say.
@@ -211,7 +201,7 @@ fn _export_plan(
         name!(predicate, String),
     ),
 > {
-    check_tenant_id(tenant);
+    args::tenant_id(tenant);
     crate::identity::tenants::require_registered(tenant);
     require_rls_bypass();
     let (tables, _) = tables_in_fk_order(tenant);
@@ -284,7 +274,7 @@ fn purge_tenant(
     confirm: Option<&str>,
 ) -> TableIterator<'static, (name!(table_name, String), name!(deleted, i64))> {
     let tenant = errors::required(tenant, "tenant");
-    check_tenant_id(tenant);
+    args::tenant_id(tenant);
     let expected = purge_confirmation(tenant);
     if confirm != Some(expected.as_str()) {
         errors::bad_argument(

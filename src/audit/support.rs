@@ -19,9 +19,9 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::json;
 use tenancy_core::carrier::{Context, Source};
-use tenancy_core::ident;
 
 use crate::audit::trail;
+use crate::infra::args;
 use crate::infra::errors::{self, SpiOrBug};
 use crate::infra::gucs;
 
@@ -39,19 +39,14 @@ fn begin_support(
     let Some(tenant) = tenant else {
         errors::bad_argument("tenant must not be NULL".into(), None)
     };
-    if !ident::valid_tenant_id(tenant) {
-        errors::bad_argument(
-            format!("invalid tenant id {}", errors::quoted(tenant)),
-            None,
-        );
-    }
+    args::tenant_id(tenant);
     let reason = reason.map(str::trim).unwrap_or_default();
-    if !ident::valid_text(reason, MAX_REASON_CHARS) {
-        errors::bad_argument(
-            format!("a support session needs a reason of 1 to {MAX_REASON_CHARS} characters without control or invisible characters"),
-            Some("say why, for example the ticket number: begin_support('acme', 'ticket 4711: payroll export fails')"),
-        );
-    }
+    args::text(
+        reason,
+        MAX_REASON_CHARS,
+        &format!("a support session needs a reason of 1 to {MAX_REASON_CHARS} characters without control or invisible characters"),
+        Some("say why, for example the ticket number: begin_support('acme', 'ticket 4711: payroll export fails')"),
+    );
     let max = gucs::MAX_SUPPORT_MINUTES.get();
     let minutes = minutes.unwrap_or(-1);
     if !(1..=max).contains(&minutes) {

@@ -15,6 +15,7 @@ use tenancy_core::audit::{self as chain, Row, Walker};
 use tenancy_core::carrier::Context;
 use tenancy_core::ident;
 
+use crate::infra::args;
 use crate::infra::errors::{self, SpiOrBug};
 use crate::infra::roles;
 
@@ -330,11 +331,8 @@ fn verify_audit(
     let Some(tenant) = tenant else {
         errors::bad_argument("tenant must not be NULL".into(), None)
     };
-    if tenant != SYSTEM_CHAIN && !ident::valid_tenant_id(tenant) {
-        errors::bad_argument(
-            format!("invalid tenant id {}", errors::quoted(tenant)),
-            None,
-        );
+    if tenant != SYSTEM_CHAIN {
+        args::tenant_id(tenant);
     }
     if !acting_role_is_admin() {
         match crate::context::tenant_context::current() {

@@ -17,6 +17,7 @@ use tenancy_core::{apikey, claims, ident, jwt, Alg, Refusal};
 use crate::context::reason::{Attempt, Reason};
 use crate::context::refusal;
 use crate::context::setting;
+use crate::infra::args;
 use crate::infra::errors;
 use crate::infra::gucs;
 use crate::infra::spi;
@@ -244,21 +245,9 @@ fn set_tenant(
     let Some(tenant) = tenant else {
         errors::bad_argument("tenant must not be NULL".into(), None)
     };
-    if !ident::valid_tenant_id(tenant) {
-        errors::bad_argument(
-            format!("invalid tenant id {}", errors::quoted(tenant)),
-            Some(
-                "tenant ids are 1 to 128 characters of letters, digits, '.', '_', ':', '@' or '-'",
-            ),
-        );
-    }
+    args::tenant_id(tenant);
     if let Some(a) = actor {
-        if !ident::valid_text(a, 256) {
-            errors::bad_argument(
-                "actor must be 1 to 256 characters without control or invisible characters, spaces only inside".into(),
-                None,
-            );
-        }
+        args::plain_text("actor", a, 256);
     }
     let roles = checked_roles(roles.unwrap_or_default());
     let limits = require_active(Attempt::Trusted, "trusted context", tenant);

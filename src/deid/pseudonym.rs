@@ -20,8 +20,8 @@ use std::collections::HashMap;
 
 use pgrx::prelude::*;
 use tenancy_core::deid::{self, DomainKey};
-use tenancy_core::ident;
 
+use crate::infra::args;
 use crate::infra::errors;
 use crate::registry::cache;
 
@@ -208,12 +208,7 @@ fn pseudonymize_for_pool_int8(value: i64, domain: &str) -> String {
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn add_pseudonym_secret(id: &str, secret: default!(Option<&[u8]>, "NULL")) {
-    if !ident::valid_kid(id) {
-        errors::bad_argument(
-            format!("invalid pseudonym secret id {}", errors::quoted(id)),
-            Some("ids are 1 to 64 characters of letters, digits, '.', '_', ':' or '-'"),
-        );
-    }
+    args::key_name("pseudonym secret id", id);
     let generated;
     let secret = match secret {
         Some(s) => s,

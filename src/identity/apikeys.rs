@@ -2,8 +2,9 @@
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
-use tenancy_core::{apikey, ident};
+use tenancy_core::apikey;
 
+use crate::infra::args;
 use crate::infra::errors::{self, SpiOrBug};
 use crate::infra::random::strong_random;
 
@@ -17,18 +18,8 @@ fn create_api_key(
     roles: default!(Option<Vec<Option<String>>>, "'{}'"),
     expires_at: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) -> String {
-    if !ident::valid_tenant_id(tenant) {
-        errors::bad_argument(
-            format!("invalid tenant id {}", errors::quoted(tenant)),
-            None,
-        );
-    }
-    if !ident::valid_text(label, 200) {
-        errors::bad_argument(
-            "label must be 1 to 200 characters without control or invisible characters, spaces only inside".into(),
-            None,
-        );
-    }
+    args::tenant_id(tenant);
+    args::plain_text("label", label, 200);
     let checked = crate::context::tenant_context::checked_roles(roles.unwrap_or_default());
     crate::identity::tenants::require_registered(tenant);
     if let Some(e) = expires_at {

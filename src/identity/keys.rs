@@ -2,8 +2,9 @@
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use tenancy_core::{ident, jwt, Alg};
+use tenancy_core::{jwt, Alg};
 
+use crate::infra::args;
 use crate::infra::errors::{self, SpiOrBug};
 
 /// Longest signing secret accepted.
@@ -15,12 +16,7 @@ pub const MAX_LIVE_KEYS: i64 = 64;
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn add_signing_key(kid: &str, secret: &[u8], alg: default!(&str, "'HS256'")) {
-    if !ident::valid_kid(kid) {
-        errors::bad_argument(
-            format!("invalid key id {}", errors::quoted(kid)),
-            Some("key ids are 1 to 64 characters of letters, digits, '.', '_', ':' or '-'"),
-        );
-    }
+    args::key_name("key id", kid);
     let Some(parsed) = Alg::parse(alg) else {
         errors::bad_argument(
             format!("unsupported algorithm {}", errors::quoted(alg)),

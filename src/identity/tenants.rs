@@ -2,19 +2,11 @@
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use tenancy_core::ident;
 
+use crate::infra::args;
 use crate::infra::errors;
 use crate::infra::random::strong_random;
 
-fn check_id(id: &str) {
-    if !ident::valid_tenant_id(id) {
-        errors::bad_argument(
-            format!("invalid tenant id {}", errors::quoted(id)),
-            Some("tenant ids are 1 to 128 characters of letters, digits, '.', '_', ':', '@' or '-'; a uuid or a decimal integer is fine"),
-        );
-    }
-}
 
 /// 42704 unless the tenant is registered (active or not).
 pub fn require_registered(id: &str) {
@@ -39,7 +31,7 @@ fn create_tenant(
     plan: default!(Option<&str>, "NULL"),
     settings: default!(Option<JsonB>, "'{}'"),
 ) -> String {
-    check_id(id);
+    args::tenant_id(id);
     if let Some(p) = plan {
         crate::registry::plans::check_plan_name(p);
     }
@@ -71,7 +63,7 @@ fn create_tenant(
 }
 
 fn set_status(id: &str, status: &str) {
-    check_id(id);
+    args::tenant_id(id);
     let found = crate::infra::spi::dml_returning::<String>(
         "UPDATE tenancy.tenants
             SET status = $2,
@@ -137,7 +129,7 @@ fn _registry_changed(rel: pg_sys::Oid) {
 #[search_path(pg_catalog, pg_temp)]
 fn set_tenant_plan(id: Option<&str>, plan: Option<&str>) {
     let id = errors::required(id, "id");
-    check_id(id);
+    args::tenant_id(id);
     if let Some(p) = plan {
         crate::registry::plans::check_plan_name(p);
     }
@@ -163,7 +155,7 @@ fn set_tenant_plan(id: Option<&str>, plan: Option<&str>) {
 fn set_tenant_settings(id: Option<&str>, settings: Option<JsonB>) {
     let id = errors::required(id, "id");
     let settings = errors::required(settings, "settings");
-    check_id(id);
+    args::tenant_id(id);
     if !settings.0.is_object() {
         errors::bad_argument("settings must be a jsonb object".into(), None);
     }

@@ -2,6 +2,7 @@
 //! SQLSTATEs, the `tenancy.*` settings, SPI and catalog reads, random bytes, and acting as the
 //! extension's or a table's owner for one step. Nothing here imports from outside `infra`.
 
+pub mod args;
 pub mod catalog;
 pub mod errors;
 pub mod gucs;

@@ -5,17 +5,12 @@
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use tenancy_core::ident;
 
+use crate::infra::args;
 use crate::infra::errors::{self, SpiOrBug};
 
 fn check_feature(feature: &str) {
-    if !ident::valid_feature(feature) {
-        errors::bad_argument(
-            format!("invalid feature name {}", errors::quoted(feature)),
-            Some("feature names are 1 to 64 characters of letters, digits, '.', '_', ':' or '-'"),
-        );
-    }
+    args::feature(feature);
 }
 
 /// Turns a feature on for a tenant from `enabled_from` until `enabled_until` (open-ended when

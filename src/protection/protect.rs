@@ -7,8 +7,8 @@
 
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
-use tenancy_core::ident;
 
+use crate::infra::args;
 use crate::infra::catalog::{self, Rel};
 use crate::infra::errors::{self, SpiOrBug};
 use crate::protection::policy::{self, Getter, Placement};
@@ -46,14 +46,7 @@ fn validate(root: &Rel, p: &Protection) {
         );
     }
     if let Some(f) = &p.feature {
-        if !ident::valid_feature(f) {
-            errors::bad_argument(
-                format!("invalid feature name {}", errors::quoted(f)),
-                Some(
-                    "feature names are 1 to 64 characters of letters, digits, '.', '_', ':' or '-'",
-                ),
-            );
-        }
+        args::feature(f);
     }
     if let Some(existing) = entry(root.oid) {
         if existing.protection.tenant_column != p.tenant_column {

@@ -20,6 +20,7 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{Map, Value};
 
+use crate::infra::args;
 use crate::infra::errors;
 
 /// Limits in the GUCs' base units: milliseconds for the timeouts, kilobytes for work_mem.
@@ -267,12 +268,12 @@ fn _limits_valid(value: JsonB, strict: bool) -> bool {
 /// 22023 unless `plan` is a name no other can look like (`ident::valid_text`): a tenant put
 /// on `gold` + NBSP would run without gold's limits while every listing shows `gold`.
 pub fn check_plan_name(plan: &str) {
-    if !tenancy_core::ident::valid_text(plan, 64) {
-        errors::bad_argument(
-            "plan names are 1 to 64 characters without control or invisible characters, spaces only inside".into(),
-            None,
-        );
-    }
+    args::text(
+        plan,
+        64,
+        "plan names are 1 to 64 characters without control or invisible characters, spaces only inside",
+        None,
+    );
 }
 
 /// Defines or replaces a plan's limits; NULL limits remove the plan (its tenants then have
