@@ -20,7 +20,9 @@ use serde_json::{json, Map, Value};
 
 use crate::infra::args;
 use crate::infra::errors::{self, SpiOrBug};
+use crate::infra::spi;
 use crate::protection::policy;
+use crate::registry::protected_tables;
 
 /// Records a lifecycle event from the plpgsql parts (export_tenant) in the tenant's audit
 /// trail. Not granted to anyone.
@@ -43,20 +45,14 @@ pub struct TenantTable {
     pub predicate: Option<String>,
 }
 
-
 /// The extension's owner must be able to list every protected table and write the audit
 /// trail whatever their policies say.
 fn require_rls_bypass() {
-    let bypass = Spi::connect(|c| {
-        c.select(
-            "SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r
+    let bypass = spi::select_one::<bool>(
+        "SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles r
               WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER",
-            Some(1),
-            &[],
-        )?
-        .first()
-        .get_one::<bool>()
-    })
+        &[],
+    )
     .or_bug("reading pg_roles");
     if bypass != Some(true) {
         errors::internal(
@@ -69,51 +65,28 @@ fn require_rls_bypass() {
 /// Every protected table that holds rows of its own: roots of partition trees and plain
 /// tables, not partitions of a protected parent. In name order.
 fn protected_roots(tenant: &str) -> Vec<TenantTable> {
-    let rows = Spi::connect(|c| {
-        c.select(
-            "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relkind = 'p',
-                    p.tenant_column::pg_catalog.text, a.atttypid,
-                    pg_catalog.format_type(a.atttypid, a.atttypmod)
-               FROM tenancy.protected_tables p
-               JOIN pg_catalog.pg_class c ON c.oid = p.tbl::pg_catalog.oid
-               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-               JOIN pg_catalog.pg_attribute a
-                 ON a.attrelid = c.oid AND a.attname = p.tenant_column AND a.attnum > 0 AND NOT a.attisdropped
-              WHERE NOT (c.relispartition AND EXISTS (
-                        SELECT 1 FROM pg_catalog.pg_partition_ancestors(c.oid) x
-                         WHERE x.relid <> c.oid
-                           AND x.relid IN (SELECT q.tbl::pg_catalog.oid FROM tenancy.protected_tables q)))
-              ORDER BY 2",
-            None,
-            &[],
-        )?
-        .map(|r| {
-            Ok((
-                r.get::<pg_sys::Oid>(1)?,
-                r.get::<String>(2)?,
-                r.get::<bool>(3)?,
-                r.get::<String>(4)?,
-                r.get::<pg_sys::Oid>(5)?,
-                r.get::<String>(6)?,
-            ))
-        })
-        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-    })
-    .or_bug("listing protected tables");
-    rows.into_iter()
-        .filter_map(|(oid, name, partitioned, col, typ, type_sql)| {
-            let (oid, name, col, typ, type_sql) = (oid?, name?, col?, typ?, type_sql?);
-            let source = if partitioned == Some(true) {
+    protected_tables::roots()
+        .into_iter()
+        .map(|root| {
+            let protected_tables::Root {
+                oid,
+                name,
+                partitioned,
+                tenant_column: col,
+                type_oid: typ,
+                type_sql,
+            } = root;
+            let source = if partitioned {
                 name.clone()
             } else {
                 format!("ONLY {name}")
             };
-            Some(TenantTable {
+            TenantTable {
                 oid,
                 predicate: policy::tenant_rows_predicate(oid, &col, typ, &type_sql, tenant),
                 name,
                 source,
-            })
+            }
         })
         .collect()
 }
@@ -260,7 +233,7 @@ fn deferred_triggers(tables: &[TenantTable]) -> Vec<String> {
 fn rows_remain(t: &TenantTable, pred: &str, tenant: &str) -> bool {
     let sql = format!("SELECT EXISTS (SELECT 1 FROM {} WHERE {pred})", t.source);
     crate::infra::owner::as_table_owner(t.oid, || {
-        Spi::get_one_with_args::<bool>(&sql, &[tenant.into()]).or_bug("checking the purge")
+        spi::select_one::<bool>(&sql, &[tenant.into()]).or_bug("checking the purge")
     }) == Some(true)
 }
 

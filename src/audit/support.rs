@@ -206,19 +206,15 @@ fn _audit_support_write(tbl: pg_sys::Oid, operation: &str) {
     if !matches!(operation, "INSERT" | "UPDATE" | "DELETE") {
         errors::bad_argument("operation must be INSERT, UPDATE or DELETE".into(), None);
     }
-    let table = Spi::get_one_with_args::<String>(
-        "SELECT p.tbl::pg_catalog.text FROM tenancy.protected_tables p
-          WHERE p.tbl OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
-        &[tbl.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| {
-        errors::bad_argument(
-            "not a protected table".into(),
-            Some("this function is called by the tenancy_support_audit trigger"),
-        )
-    });
+    let table = crate::infra::catalog::relation_opt(tbl)
+        .filter(|rel| crate::registry::protected_tables::is_protected(rel.oid))
+        .map(|rel| rel.qualified())
+        .unwrap_or_else(|| {
+            errors::bad_argument(
+                "not a protected table".into(),
+                Some("this function is called by the tenancy_support_audit trigger"),
+            )
+        });
     for resolved in sessions {
         let ctx = &resolved.ctx;
         trail::write(trail::Entry {

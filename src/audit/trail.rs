@@ -18,6 +18,7 @@ use tenancy_core::ident;
 use crate::infra::args;
 use crate::infra::errors::{self, SpiOrBug};
 use crate::infra::roles;
+use crate::infra::spi;
 
 /// The chain of events that belong to no tenant (signing keys, protection, DDL guard
 /// overrides, purges). Not a valid tenant id, so no context can ever carry it: only admins,
@@ -298,16 +299,11 @@ fn acting_role_is_admin() -> bool {
     // SAFETY: reads the backend's outer user id.
     let role = unsafe { pg_sys::GetOuterUserId() };
     // A read-only select (verify_audit works on a hot standby too).
-    Spi::connect(|c| {
-        c.select(
-            "SELECT r.rolsuper OR pg_catalog.has_table_privilege($1, 'tenancy.tenants'::pg_catalog.regclass, 'SELECT')
+    spi::select_one::<bool>(
+"SELECT r.rolsuper OR pg_catalog.has_table_privilege($1, 'tenancy.tenants'::pg_catalog.regclass, 'SELECT')
                FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) $1",
-            Some(1),
-            &[role.into()],
-        )?
-        .first()
-        .get_one::<bool>()
-    })
+&[role.into()],
+)
     .or_bug("checking the acting role's privileges")
     .unwrap_or(false)
 }

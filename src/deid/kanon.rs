@@ -11,7 +11,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal};
 use pgrx::JsonB;
 
-use crate::infra::errors::{self, SpiOrBug};
+use crate::infra::errors;
 
 extension_sql_file!(
     "../../sql/deid.sql",
@@ -46,51 +46,23 @@ fn target(tbl: pg_sys::Oid, columns: &[Option<String>]) -> (String, Vec<(String,
         }
         names.push(c);
     }
-    let rel = crate::infra::spi::select_row(
-        "SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, c.relkind::pg_catalog.text
-               FROM pg_catalog.pg_class c
-               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-              WHERE c.oid OPERATOR(pg_catalog.=) $1",
-        &[tbl.into()],
-        |r| {
-            Ok((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<String>(2)?.unwrap_or_default(),
-                r.get::<String>(3)?.unwrap_or_default(),
-            ))
-        },
-    )
-    .or_bug("reading the catalog");
-    let Some((nsp, relname, relkind)) = rel else {
+    let rel = crate::infra::catalog::relation_opt(tbl);
+    let Some(rel) = rel else {
         errors::undefined_table(
             format!("relation with OID {} does not exist", tbl.to_u32()),
             None,
         )
     };
-    if !matches!(relkind.as_str(), "r" | "p" | "v" | "m" | "f") {
+    if !matches!(rel.kind.as_str(), "r" | "p" | "v" | "m" | "f") {
         errors::bad_argument(
             format!(
                 "{} is not a table, view or materialized view",
-                quote_identifier(&relname)
+                quote_identifier(&rel.name)
             ),
             None,
         );
     }
-    let existing: Vec<String> = Spi::connect(|c| {
-        c.select(
-            "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a
-              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0
-                AND NOT a.attisdropped",
-            None,
-            &[tbl.into()],
-        )?
-        .map(|r| r.get::<String>(1))
-        .collect::<Result<Vec<_>, _>>()
-    })
-    .or_bug("reading the catalog")
-    .into_iter()
-    .flatten()
-    .collect();
+    let existing = crate::infra::catalog::column_names(tbl);
     let cols = names
         .iter()
         .map(|n| {
@@ -99,7 +71,7 @@ fn target(tbl: pg_sys::Oid, columns: &[Option<String>]) -> (String, Vec<(String,
                     format!(
                         "column {} of {} does not exist",
                         quote_identifier(n),
-                        quote_identifier(&relname)
+                        quote_identifier(&rel.name)
                     ),
                     Some("quasi_identifiers are column names, one per array element"),
                 );
@@ -107,10 +79,7 @@ fn target(tbl: pg_sys::Oid, columns: &[Option<String>]) -> (String, Vec<(String,
             (quote_identifier(n), quote_literal(n))
         })
         .collect();
-    (
-        format!("{}.{}", quote_identifier(&nsp), quote_identifier(&relname)),
-        cols,
-    )
+    (rel.qualified(), cols)
 }
 
 fn group_by(cols: &[(String, String)]) -> String {
@@ -129,11 +98,8 @@ fn _k_anonymity(tbl: pg_sys::Oid, quasi_identifiers: Vec<Option<String>>) -> Opt
         "SELECT pg_catalog.min(s.n) FROM (SELECT pg_catalog.count(*) AS n FROM {table} t GROUP BY {}) s",
         group_by(&cols)
     );
-    Spi::connect(|c| {
-        let t = c.select(&sql, Some(1), &[])?;
-        t.first().get_one::<i64>()
-    })
-    .unwrap_or_else(|e| errors::internal("measuring k-anonymity", e))
+    crate::infra::spi::select_one::<i64>(&sql, &[])
+        .unwrap_or_else(|e| errors::internal("measuring k-anonymity", e))
 }
 
 /// The equivalence classes of `tbl` with fewer than `k` rows: their quasi-identifier values as

@@ -13,7 +13,10 @@
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
 
+use crate::infra::catalog;
 use crate::infra::errors::{self, SpiOrBug};
+use crate::infra::spi;
+use crate::registry::protected_tables;
 
 extension_sql_file!(
     "../../sql/guard_views.sql",
@@ -101,13 +104,7 @@ struct Column {
 }
 
 fn column(source: pg_sys::Oid, name: &str, qname: &str) -> Column {
-    let t = Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.format_type(a.atttypid, NULL) FROM pg_catalog.pg_attribute a
-          WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2
-            AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped",
-        &[source.into(), name.into()],
-    )
-    .or_bug("reading the source's columns");
+    let t = catalog::column_opt(source, name).map(|c| c.type_name);
     let Some(type_name) = t else {
         errors::undefined_column(
             format!(
@@ -117,7 +114,7 @@ fn column(source: pg_sys::Oid, name: &str, qname: &str) -> Column {
             None,
         )
     };
-    let readable = Spi::get_one_with_args::<bool>(
+    let readable = spi::select_one::<bool>(
         "SELECT pg_catalog.has_column_privilege($1, $2, 'SELECT')",
         &[source.into(), name.into()],
     )
@@ -182,26 +179,11 @@ fn _create_benchmark_view(
     contributor: &str,
     include_suppressed: bool,
 ) -> String {
-    let src = crate::infra::spi::select_row(
-        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), n.nspname::pg_catalog.text,
-                    p.tenant_column::pg_catalog.text
-               FROM pg_catalog.pg_class c
-               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-               LEFT JOIN tenancy.protected_tables p ON p.tbl OPERATOR(pg_catalog.=) c.oid
-              WHERE c.oid OPERATOR(pg_catalog.=) $1",
-        &[source.into()],
-        |r| {
-            Ok((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<String>(2)?.unwrap_or_default(),
-                r.get::<String>(3)?,
-            ))
-        },
-    )
-    .or_bug("reading the source table");
-    let Some((qsource, source_schema, tenant_column)) = src else {
+    let Some(src) = catalog::relation_opt(source) else {
         errors::undefined_table("the source table does not exist".into(), None)
     };
+    let (qsource, source_schema) = (src.qualified(), src.schema.clone());
+    let tenant_column = protected_tables::entry(source).map(|e| e.protection.tenant_column);
     let Some(tenant_column) = tenant_column else {
         errors::bad_argument(
             format!("{qsource} is not protected"),
@@ -210,10 +192,9 @@ fn _create_benchmark_view(
     };
 
     // The view's name: schema-qualified, or in the source's schema.
-    let parts =
-        Spi::get_one_with_args::<Vec<String>>("SELECT pg_catalog.parse_ident($1)", &[name.into()])
-            .or_bug("parsing the view name")
-            .unwrap_or_default();
+    let parts = spi::select_one::<Vec<String>>("SELECT pg_catalog.parse_ident($1)", &[name.into()])
+        .or_bug("parsing the view name")
+        .unwrap_or_default();
     let (schema, view) = match parts.as_slice() {
         [v] => (source_schema.clone(), v.clone()),
         [s, v] => (s.clone(), v.clone()),
@@ -235,7 +216,7 @@ fn _create_benchmark_view(
         );
     }
     let qview = format!("{}.{}", quote_identifier(&schema), quote_identifier(&view));
-    let may_create = Spi::get_one_with_args::<bool>(
+    let may_create = spi::select_one::<bool>(
         "SELECT CASE WHEN pg_catalog.to_regnamespace(pg_catalog.quote_ident($1)) IS NULL THEN NULL
                      ELSE pg_catalog.has_schema_privilege(
                               pg_catalog.to_regnamespace(pg_catalog.quote_ident($1))::pg_catalog.oid, 'CREATE') END",
@@ -256,7 +237,7 @@ fn _create_benchmark_view(
         ),
         Some(true) => {}
     }
-    let exists = Spi::get_one_with_args::<bool>(
+    let exists = spi::select_one::<bool>(
         "SELECT pg_catalog.to_regclass($1) IS NOT NULL",
         &[qview.as_str().into()],
     )
@@ -474,7 +455,7 @@ fn refuse_other_groupings(source: pg_sys::Oid, group_names: &[String]) {
 /// Drops a view made by create_benchmark_view (the caller does not own it) and forgets it.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _drop_benchmark_view(view: pg_sys::Oid) {
-    let qview = Spi::get_one_with_args::<String>(
+    let qview = spi::select_one::<String>(
         "SELECT b.view_name FROM tenancy.benchmark_views b
           WHERE pg_catalog.to_regclass(b.view_name) OPERATOR(pg_catalog.=) $1",
         &[view.into()],
@@ -487,14 +468,9 @@ fn _drop_benchmark_view(view: pg_sys::Oid) {
         )
     };
     // The name to drop is built from the catalog, not pasted from the registry's text.
-    let target = Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
-           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-          WHERE c.oid OPERATOR(pg_catalog.=) $1",
-        &[view.into()],
-    )
-    .or_bug("reading the benchmark view's name")
-    .unwrap_or_else(|| errors::internal("dropping the benchmark view", "no such relation"));
+    let target = catalog::relation_opt(view)
+        .map(|rel| rel.qualified())
+        .unwrap_or_else(|| errors::internal("dropping the benchmark view", "no such relation"));
     crate::infra::owner::as_extension_owner(|| {
         Spi::run(&format!("DROP VIEW {target}")).or_bug("dropping the benchmark view");
         Spi::run_with_args(

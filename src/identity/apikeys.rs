@@ -7,6 +7,7 @@ use tenancy_core::apikey;
 use crate::infra::args;
 use crate::infra::errors::{self, SpiOrBug};
 use crate::infra::random::strong_random;
+use crate::infra::spi;
 
 /// Creates an API key for a tenant and returns it. The plaintext is not stored anywhere:
 /// show it to its owner now.
@@ -23,8 +24,8 @@ fn create_api_key(
     let checked = crate::context::tenant_context::checked_roles(roles.unwrap_or_default());
     crate::identity::tenants::require_registered(tenant);
     if let Some(e) = expires_at {
-        let future = Spi::get_one_with_args::<bool>("SELECT $1 > now()", &[e.into()])
-            .or_bug("checking expires_at");
+        let future =
+            spi::select_one::<bool>("SELECT $1 > now()", &[e.into()]).or_bug("checking expires_at");
         if future != Some(true) {
             errors::bad_argument("expires_at must be in the future".into(), None);
         }

@@ -6,6 +6,7 @@ use tenancy_core::{jwt, Alg};
 
 use crate::infra::args;
 use crate::infra::errors::{self, SpiOrBug};
+use crate::infra::spi;
 
 /// Longest signing secret accepted.
 pub const MAX_SECRET_BYTES: usize = 1024;
@@ -41,8 +42,9 @@ fn add_signing_key(kid: &str, secret: &[u8], alg: default!(&str, "'HS256'")) {
             Some("HMAC gains nothing from a secret longer than its hash's block size (128 bytes for HS512)"),
         );
     }
-    let live = Spi::get_one::<i64>(
+    let live = spi::select_one::<i64>(
         "SELECT pg_catalog.count(*) FROM tenancy.signing_keys WHERE retired_at IS NULL",
+        &[],
     )
     .or_bug("counting live signing keys")
     .unwrap_or(0);

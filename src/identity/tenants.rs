@@ -6,11 +6,11 @@ use pgrx::JsonB;
 use crate::infra::args;
 use crate::infra::errors;
 use crate::infra::random::strong_random;
-
+use crate::infra::spi;
 
 /// 42704 unless the tenant is registered (active or not).
 pub fn require_registered(id: &str) {
-    let registered = Spi::get_one_with_args::<bool>(
+    let registered = spi::select_one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE id = $1)",
         &[id.into()],
     );

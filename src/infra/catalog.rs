@@ -1,10 +1,13 @@
-//! Catalog lookups shared by protection, scoping and the DDL guard. All reads, all through
-//! `Spi::connect` so they work wherever a read works.
+//! Catalog lookups shared by every domain (relations, columns, indexes, policies). All reads,
+//! all through `Spi::connect` so they work wherever a read works (a hot standby too), and
+//! written so that the caller's search_path cannot change their meaning: they run with the
+//! caller's rights, and a table owner is one of the tiers the extension defends against.
 
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
 
 use crate::infra::errors::{self, SpiOrBug};
+use crate::infra::spi;
 
 pub struct Rel {
     pub oid: pg_sys::Oid,
@@ -30,9 +33,10 @@ impl Rel {
 
 pub fn relation_opt(oid: pg_sys::Oid) -> Option<Rel> {
     let row = crate::infra::spi::select_row(
-        "SELECT c.relkind::text, n.nspname::text, c.relname::text
-               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.oid = $1",
+        "SELECT c.relkind::pg_catalog.text, n.nspname::pg_catalog.text, c.relname::pg_catalog.text
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE c.oid OPERATOR(pg_catalog.=) $1",
         &[oid.into()],
         |r| {
             Ok((
@@ -95,6 +99,8 @@ pub struct Column {
     pub attnum: i16,
     pub type_oid: pg_sys::Oid,
     pub type_sql: String,
+    /// The type's name without its modifier (`numeric`, not `numeric(10,2)`), for casts.
+    pub type_name: String,
     pub not_null: bool,
     /// The type below any domains (what decides how tenant ids compare).
     pub base_type_oid: pg_sys::Oid,
@@ -107,9 +113,12 @@ pub fn column_opt(rel_oid: pg_sys::Oid, name: &str) -> Option<Column> {
     let row = crate::infra::spi::select_row(
             "SELECT a.attnum, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
                     coalesce((SELECT k.collisdeterministic FROM pg_catalog.pg_collation k
-                               WHERE k.oid OPERATOR(pg_catalog.=) a.attcollation), true)
+                               WHERE k.oid OPERATOR(pg_catalog.=) a.attcollation), true),
+                    pg_catalog.format_type(a.atttypid, NULL)
                FROM pg_catalog.pg_attribute a
-              WHERE a.attrelid = $1 AND a.attname = $2::pg_catalog.name AND a.attnum > 0 AND NOT a.attisdropped",
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1
+                AND a.attname OPERATOR(pg_catalog.=) $2::pg_catalog.name
+                AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped",
             &[rel_oid.into(), name.into()],
             |r| Ok((
             r.get::<i16>(1)?,
@@ -117,17 +126,26 @@ pub fn column_opt(rel_oid: pg_sys::Oid, name: &str) -> Option<Column> {
             r.get::<String>(3)?,
             r.get::<bool>(4)?,
             r.get::<bool>(5)?,
+            r.get::<String>(6)?,
         )),
     )
     .or_bug("reading pg_attribute");
     match row {
-        Some((Some(attnum), Some(type_oid), Some(type_sql), Some(not_null), deterministic)) => {
+        Some((
+            Some(attnum),
+            Some(type_oid),
+            Some(type_sql),
+            Some(not_null),
+            deterministic,
+            Some(type_name),
+        )) => {
             // SAFETY: a catalog lookup by OID; an unknown OID returns itself.
             let base_type_oid = unsafe { pg_sys::getBaseType(type_oid) };
             Some(Column {
                 attnum,
                 type_oid,
                 type_sql,
+                type_name,
                 not_null,
                 base_type_oid,
                 deterministic: deterministic.unwrap_or(true),
@@ -135,6 +153,26 @@ pub fn column_opt(rel_oid: pg_sys::Oid, name: &str) -> Option<Column> {
         }
         _ => None,
     }
+}
+
+/// The names of the relation's live columns, in order.
+pub fn column_names(rel_oid: pg_sys::Oid) -> Vec<String> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0
+                AND NOT a.attisdropped
+              ORDER BY a.attnum",
+            None,
+            &[rel_oid.into()],
+        )?
+        .map(|r| r.get::<String>(1))
+        .collect::<Result<Vec<_>, _>>()
+    })
+    .or_bug("reading pg_attribute")
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 pub fn column(rel: &Rel, name: &str) -> Column {
@@ -151,44 +189,32 @@ pub fn column(rel: &Rel, name: &str) -> Column {
 }
 
 pub fn distributed(oid: pg_sys::Oid) -> bool {
-    let citus = Spi::connect(|c| {
-        c.select(
-            "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
-            Some(1),
-            &[],
-        )?
-        .first()
-        .get_one::<bool>()
-    })
+    let citus = spi::select_one::<bool>(
+        "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
+        &[],
+    )
     .or_bug("looking for Citus");
     if citus != Some(true) {
         return false;
     }
-    Spi::connect(|c| {
-        c.select(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)",
-            Some(1),
-            &[oid.into()],
-        )?
-        .first()
-        .get_one::<bool>()
-    })
+    spi::select_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
+                         WHERE logicalrelid OPERATOR(pg_catalog.=) $1)",
+        &[oid.into()],
+    )
     .or_bug("reading pg_dist_partition")
         == Some(true)
 }
 
 /// A valid, non-partial index whose first key column is `attnum`.
 pub fn has_index_led_by(rel: &Rel, attnum: i16) -> bool {
-    Spi::connect(|c| {
-        c.select(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                             WHERE i.indrelid = $1 AND i.indkey[0] = $2 AND i.indpred IS NULL AND i.indisvalid)",
-            Some(1),
-            &[rel.oid.into(), attnum.into()],
-        )?
-        .first()
-        .get_one::<bool>()
-    })
+    spi::select_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                         WHERE i.indrelid OPERATOR(pg_catalog.=) $1
+                           AND i.indkey[0] OPERATOR(pg_catalog.=) $2
+                           AND i.indpred IS NULL AND i.indisvalid)",
+        &[rel.oid.into(), attnum.into()],
+    )
     .or_bug("reading pg_index")
         == Some(true)
 }
@@ -196,11 +222,12 @@ pub fn has_index_led_by(rel: &Rel, attnum: i16) -> bool {
 pub fn primary_key_columns(rel: &Rel) -> Vec<String> {
     Spi::connect(|c| {
         c.select(
-            "SELECT a.attname::text
+            "SELECT a.attname::pg_catalog.text
                FROM pg_catalog.pg_index i
                CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-              WHERE i.indrelid = $1 AND i.indisprimary
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+                                              AND a.attnum OPERATOR(pg_catalog.=) k.attnum
+              WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary
               ORDER BY k.ord",
             None,
             &[rel.oid.into()],
@@ -224,18 +251,17 @@ pub fn free_name(schema: &str, base: &str) -> String {
             name.pop();
         }
         name.push_str(&suffix);
-        let taken = Spi::connect(|c| {
-            c.select(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
-                                 WHERE s.nspname = $1::pg_catalog.name AND c.relname = $2::pg_catalog.name)
-                     OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_namespace s ON s.oid = k.connamespace
-                                 WHERE s.nspname = $1::pg_catalog.name AND k.conname = $2::pg_catalog.name)",
-                Some(1),
-                &[schema.into(), name.as_str().into()],
-            )?
-            .first()
-            .get_one::<bool>()
-        })
+        let taken = spi::select_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                              JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) c.relnamespace
+                             WHERE s.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name
+                               AND c.relname OPERATOR(pg_catalog.=) $2::pg_catalog.name)
+                 OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                              JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) k.connamespace
+                             WHERE s.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name
+                               AND k.conname OPERATOR(pg_catalog.=) $2::pg_catalog.name)",
+            &[schema.into(), name.as_str().into()],
+        )
         .or_bug("looking up names");
         if taken != Some(true) {
             return name;
@@ -245,15 +271,12 @@ pub fn free_name(schema: &str, base: &str) -> String {
 }
 
 pub fn has_policy(rel_oid: pg_sys::Oid, name: &str) -> bool {
-    Spi::connect(|c| {
-        c.select(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = $1 AND polname = $2::pg_catalog.name)",
-            Some(1),
-            &[rel_oid.into(), name.into()],
-        )?
-        .first()
-        .get_one::<bool>()
-    })
+    spi::select_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy
+                         WHERE polrelid OPERATOR(pg_catalog.=) $1
+                           AND polname OPERATOR(pg_catalog.=) $2::pg_catalog.name)",
+        &[rel_oid.into(), name.into()],
+    )
     .or_bug("reading pg_policy")
         == Some(true)
 }

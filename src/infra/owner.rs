@@ -9,6 +9,7 @@
 use pgrx::prelude::*;
 
 use crate::infra::errors::{self, SpiOrBug};
+use crate::infra::spi;
 
 /// While alive, the current user is the extension's owner (with the caller's security
 /// context plus SECURITY_LOCAL_USERID_CHANGE, so `SET ROLE` cannot be used meanwhile). Dropped
@@ -21,9 +22,10 @@ pub struct AsExtensionOwner {
 
 impl AsExtensionOwner {
     pub fn enter() -> AsExtensionOwner {
-        let owner = Spi::get_one::<pg_sys::Oid>(
+        let owner = spi::select_one::<pg_sys::Oid>(
             "SELECT e.extowner FROM pg_catalog.pg_extension e
               WHERE e.extname OPERATOR(pg_catalog.=) 'pg_tenancy'",
+            &[],
         )
         .or_bug("reading the extension's owner")
         .unwrap_or_else(|| errors::internal("reading the extension's owner", "not installed"));
@@ -71,15 +73,10 @@ pub struct AsTableOwner {
 
 /// The owner of a relation; 42P01-like refusal through errors when it is gone.
 pub fn table_owner(rel: pg_sys::Oid) -> pg_sys::Oid {
-    Spi::connect(|c| {
-        c.select(
-            "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
-            Some(1),
-            &[rel.into()],
-        )?
-        .first()
-        .get_one::<pg_sys::Oid>()
-    })
+    spi::select_one::<pg_sys::Oid>(
+        "SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[rel.into()],
+    )
     .or_bug("reading a table's owner")
     .unwrap_or_else(|| {
         errors::bad_argument(

@@ -19,10 +19,10 @@ use pgrx::spi::quote_identifier;
 use crate::infra::catalog::{self, Rel};
 use crate::infra::errors::{self, SpiOrBug};
 use crate::infra::gucs::{self, DdlGuard};
+use crate::infra::spi;
+use crate::protection::own_ddl::{self, FEATURE_POLICY, ISOLATION_POLICY, SHARED_POLICY};
 use crate::protection::protect;
-use crate::protection::tables::{
-    self, Entry, Protection, FEATURE_POLICY, ISOLATION_POLICY, SHARED_POLICY,
-};
+use crate::registry::protected_tables::{self, Entry, Protection};
 
 struct PolicyRow {
     name: String,
@@ -156,7 +156,7 @@ fn violations(rel: &Rel, e: &Entry) -> Vec<(String, String)> {
         ));
     }
     for (parent_oid, parent) in inheritance_parents(rel.oid) {
-        let same = tables::entry(parent_oid)
+        let same = protected_tables::entry(parent_oid)
             .is_some_and(|pe| pe.protection.tenant_column == e.protection.tenant_column);
         if !same {
             v.push((
@@ -387,7 +387,7 @@ fn protect_arrival(oid: pg_sys::Oid, p: &Protection) {
     protect::protect_tree(oid, p);
     let root = catalog::relation(oid);
     for rel in catalog::with_partitions(&root) {
-        let Some(e) = tables::entry(rel.oid) else {
+        let Some(e) = protected_tables::entry(rel.oid) else {
             continue;
         };
         let now = violations(&rel, &e);
@@ -465,28 +465,22 @@ fn protected_ancestor(oid: pg_sys::Oid) -> Option<Protection> {
     ancestors
         .into_iter()
         .flatten()
-        .find_map(|a| tables::entry(a).map(|e| e.protection))
+        .find_map(|a| protected_tables::entry(a).map(|e| e.protection))
 }
 
 fn enrolled_column(schema: &str) -> Option<String> {
-    Spi::connect(|c| {
-        let t = c.select(
-            "SELECT tenant_column::text FROM tenancy.enrolled_schemas WHERE schema_name = $1::pg_catalog.name",
-            Some(1),
-            &[schema.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        t.first().get_one::<String>()
-    })
+    spi::select_one::<String>(
+        "SELECT e.tenant_column::pg_catalog.text FROM tenancy.enrolled_schemas e
+          WHERE e.schema_name OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+        &[schema.into()],
+    )
     .or_bug("reading tenancy.enrolled_schemas")
 }
 
 /// ddl_command_end: protect what arrived, check what was protected.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _ddl_command_end() {
-    if tables::in_own_ddl() {
+    if own_ddl::in_own_ddl() {
         return;
     }
     let touched = Spi::connect(|c| {
@@ -525,17 +519,11 @@ fn _ddl_command_end() {
     .or_bug("reading pg_event_trigger_ddl_commands()");
     let mut touched = touched;
     if domains_touched {
-        let all = Spi::connect(|c| {
-            c.select(
-                "SELECT p.tbl::pg_catalog.oid FROM tenancy.protected_tables p",
-                None,
-                &[],
-            )?
-            .map(|r| r.get::<pg_sys::Oid>(1))
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-        })
-        .or_bug("reading tenancy.protected_tables");
-        touched.extend(all.into_iter().map(|oid| ("ALTER DOMAIN".to_string(), oid)));
+        let all = protected_tables::all();
+        touched.extend(
+            all.into_iter()
+                .map(|oid| ("ALTER DOMAIN".to_string(), Some(oid))),
+        );
     }
     for (tag, relid) in touched {
         let Some(relid) = relid else { continue };
@@ -548,7 +536,7 @@ fn _ddl_command_end() {
         if !rel.is_table() {
             continue;
         }
-        match tables::entry(rel.oid) {
+        match protected_tables::entry(rel.oid) {
             Some(e) => {
                 let now = violations(&rel, &e);
                 let added: Vec<String> = now
@@ -569,8 +557,8 @@ fn _ddl_command_end() {
                 // parent's, before its policies, which must not be created twice.
                 if rel.kind == "p" {
                     for part in catalog::with_partitions(&rel).into_iter().skip(1) {
-                        let differs =
-                            tables::entry(part.oid).is_none_or(|pe| pe.protection != e.protection);
+                        let differs = protected_tables::entry(part.oid)
+                            .is_none_or(|pe| pe.protection != e.protection);
                         if differs {
                             protect_arrival(part.oid, &e.protection);
                         }
@@ -625,12 +613,12 @@ fn _ddl_command_end() {
                         }
                     }
                 }
-                if tables::entry(rel.oid).is_none() {
+                if protected_tables::entry(rel.oid).is_none() {
                     // An unprotected table under a protected one (INHERIT, INHERITS): rows
                     // written into it without any policy show up in the parent's tenants.
                     let mut problems: Vec<String> = inheritance_parents(rel.oid)
                         .into_iter()
-                        .filter(|(o, _)| tables::entry(*o).is_some())
+                        .filter(|(o, _)| protected_tables::entry(*o).is_some())
                         .map(|(_, n)| {
                             format!("it inherits from protected table {n} but is not protected itself (protect it on the same tenant column first)")
                         })
@@ -642,7 +630,7 @@ fn _ddl_command_end() {
                             catalog::with_partitions(&rel)
                                 .into_iter()
                                 .skip(1)
-                                .filter(|part| tables::entry(part.oid).is_some())
+                                .filter(|part| protected_tables::entry(part.oid).is_some())
                                 .map(|part| {
                                     format!(
                                         "its partition {} is protected but it is not: a query on it would read every tenant's rows of {} (protect the parent instead)",
@@ -696,7 +684,7 @@ fn _sql_drop() {
         )
         .or_bug("forgetting a dropped table's quotas");
     }
-    if tables::in_own_ddl() {
+    if own_ddl::in_own_ddl() {
         return;
     }
     for (kind, objid, names) in &dropped {
@@ -711,7 +699,7 @@ fn _sql_drop() {
                     quote_identifier(names[0].as_deref().unwrap_or("")),
                     quote_identifier(names[1].as_deref().unwrap_or(""))
                 );
-                let oid = Spi::get_one_with_args::<pg_sys::Oid>(
+                let oid = spi::select_one::<pg_sys::Oid>(
                     "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
                     &[qualified.as_str().into()],
                 )
@@ -734,7 +722,7 @@ fn _sql_drop() {
         if dropped_tables.contains(&table_oid) {
             continue;
         }
-        let Some(e) = tables::entry(table_oid) else {
+        let Some(e) = protected_tables::entry(table_oid) else {
             continue;
         };
         let column_dropped = kind == "table column"

@@ -8,6 +8,7 @@ use pgrx::JsonB;
 
 use crate::infra::args;
 use crate::infra::errors::{self, SpiOrBug};
+use crate::infra::spi;
 
 fn check_feature(feature: &str) {
     args::feature(feature);
@@ -30,7 +31,7 @@ fn grant_feature(
         errors::bad_argument("config must be a jsonb object".into(), None);
     }
     crate::identity::tenants::require_registered(tenant);
-    let valid_window = Spi::get_one_with_args::<bool>(
+    let valid_window = spi::select_one::<bool>(
         "SELECT $2::timestamptz IS NULL OR $2 > coalesce($1, now())",
         &[enabled_from.into(), enabled_until.into()],
     )

@@ -11,24 +11,19 @@ use pgrx::spi::quote_identifier;
 use crate::infra::args;
 use crate::infra::catalog::{self, Rel};
 use crate::infra::errors::{self, SpiOrBug};
-use crate::protection::policy::{self, Getter, Placement};
-use crate::protection::tables::{
-    entry, OwnDdl, Protection, FEATURE_POLICY, ISOLATION_POLICY, SHARED_POLICY, SUPPORT_TRIGGER,
+use crate::infra::spi;
+use crate::protection::own_ddl::{
+    OwnDdl, FEATURE_POLICY, ISOLATION_POLICY, SHARED_POLICY, SUPPORT_TRIGGER,
 };
+use crate::protection::policy::{self, Getter, Placement};
+use crate::registry::protected_tables::{entry, Protection};
 
 fn policy_qual(rel_oid: pg_sys::Oid, name: &str) -> Option<String> {
-    Spi::connect(|c| {
-        let t = c.select(
-            "SELECT pg_catalog.pg_get_expr(polqual, polrelid) FROM pg_catalog.pg_policy
+    spi::select_one::<String>(
+        "SELECT pg_catalog.pg_get_expr(polqual, polrelid) FROM pg_catalog.pg_policy
               WHERE polrelid = $1 AND polname = $2::pg_catalog.name",
-            Some(1),
-            &[rel_oid.into(), name.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        t.first().get_one::<String>()
-    })
+        &[rel_oid.into(), name.into()],
+    )
     .or_bug("reading pg_policy")
 }
 
@@ -134,9 +129,10 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
     // A NULL tenant would be a row no tenant can see, and one the default cannot fix.
     let set_not_null = !col.not_null;
     if set_not_null {
-        let has_nulls = Spi::get_one::<bool>(&format!(
-            "SELECT EXISTS (SELECT 1 FROM {table} WHERE {qcol} IS NULL)"
-        ))
+        let has_nulls = spi::select_one::<bool>(
+            &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE {qcol} IS NULL)"),
+            &[],
+        )
         .or_bug("looking for rows without a tenant");
         if has_nulls == Some(true) {
             errors::bad_argument(
@@ -327,7 +323,7 @@ fn _unprotect(tbl: pg_sys::Oid) {
             quote_identifier(SUPPORT_TRIGGER)
         ));
         // Only a default that protect() set is ours to remove.
-        let ours = Spi::get_one_with_args::<bool>(
+        let ours = spi::select_one::<bool>(
             "SELECT coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid) LIKE 'tenancy.current_tenant%', false)
                FROM pg_catalog.pg_attribute a
                LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -387,7 +383,7 @@ fn _protect_schema(schema: &str, tenant_column: &str) -> i32 {
             None,
         );
     }
-    let exists = Spi::get_one_with_args::<bool>(
+    let exists = spi::select_one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1::pg_catalog.name)",
         &[schema.into()],
     )

@@ -14,8 +14,10 @@ use serde_json::json;
 
 use crate::infra::catalog::{self, Rel};
 use crate::infra::errors::{self, SpiOrBug};
+use crate::infra::spi;
+use crate::protection::own_ddl::OwnDdl;
 use crate::protection::policy;
-use crate::protection::tables::{self, OwnDdl};
+use crate::registry::protected_tables::{self};
 
 pub const SLOTS: i32 = 8;
 pub const INSERT_TRIGGER: &str = "tenancy_quota_insert";
@@ -23,15 +25,10 @@ pub const DELETE_TRIGGER: &str = "tenancy_quota_delete";
 pub const TRUNCATE_TRIGGER: &str = "tenancy_quota_truncate";
 
 fn has_trigger(rel: &Rel, name: &str) -> bool {
-    Spi::connect(|c| {
-        c.select(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2::pg_catalog.name)",
-            Some(1),
-            &[rel.oid.into(), name.into()],
-        )?
-        .first()
-        .get_one::<bool>()
-    })
+    spi::select_one::<bool>(
+"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2::pg_catalog.name)",
+&[rel.oid.into(), name.into()],
+)
     .or_bug("reading pg_trigger")
         == Some(true)
 }
@@ -70,7 +67,7 @@ fn install_triggers(root: &Rel, column: &str) {
 
 /// Whether `tbl` itself carries row quotas.
 pub fn has_quotas(tbl: pg_sys::Oid) -> bool {
-    Spi::get_one_with_args::<bool>(
+    spi::select_one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM tenancy.quotas q
                          WHERE q.tbl OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass)",
         &[tbl.into()],
@@ -89,7 +86,7 @@ pub fn has_quotas(tbl: pg_sys::Oid) -> bool {
 /// every quota trigger itself after the tables' constraints (which are DDL on them), and
 /// would fail on one created here first.
 pub fn follow_partitions(touched: &Rel, rows_moved: bool) {
-    let root_oid = Spi::get_one_with_args::<pg_sys::Oid>(
+    let root_oid = spi::select_one::<pg_sys::Oid>(
         "SELECT coalesce(pg_catalog.pg_partition_root($1), $1::pg_catalog.regclass)::pg_catalog.oid",
         &[touched.oid.into()],
     )
@@ -110,7 +107,7 @@ pub fn follow_partitions(touched: &Rel, rows_moved: bool) {
         return;
     }
     let root = catalog::relation(root_oid);
-    let Some(entry) = tables::entry(root_oid) else {
+    let Some(entry) = protected_tables::entry(root_oid) else {
         return;
     };
     let _own = OwnDdl::enter();
@@ -185,7 +182,7 @@ fn recount(tenant: &str, root: &Rel, column: &str, column_type: (pg_sys::Oid, &s
         match policy::tenant_rows_predicate(root.oid, column, column_type.0, column_type.1, tenant)
         {
             Some(pred) => crate::infra::owner::as_table_owner(root.oid, || {
-                Spi::get_one_with_args::<i64>(
+                spi::select_one::<i64>(
                     &format!("SELECT pg_catalog.count(*) FROM {source} WHERE {pred}"),
                     &[tenant.into()],
                 )
@@ -221,13 +218,13 @@ struct QuotaTable {
 
 fn quota_table(tbl: pg_sys::Oid) -> QuotaTable {
     let rel = catalog::relation(tbl);
-    let Some(entry) = tables::entry(tbl) else {
+    let Some(entry) = protected_tables::entry(tbl) else {
         errors::bad_argument(
             format!("{} is not protected", rel.qualified()),
             Some("quotas count a tenant's rows in a protected table: run tenancy.protect() first"),
         )
     };
-    let is_partition = Spi::get_one_with_args::<bool>(
+    let is_partition = spi::select_one::<bool>(
         "SELECT relispartition FROM pg_catalog.pg_class WHERE oid = $1",
         &[tbl.into()],
     )
@@ -295,7 +292,7 @@ fn _set_quota(tenant: Option<&str>, tbl: Option<pg_sys::Oid>, max_rows: Option<i
                 &[tenant.into(), tbl.into()],
             )
             .or_bug("removing the quota");
-            let left = Spi::get_one_with_args::<bool>(
+            let left = spi::select_one::<bool>(
                 "SELECT EXISTS (SELECT 1 FROM tenancy.quotas WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass)",
                 &[tbl.into()],
             )

@@ -8,10 +8,11 @@ use pgrx::spi::quote_identifier;
 
 use crate::infra::catalog::{self, Rel};
 use crate::infra::errors::{self, SpiOrBug};
-use crate::protection::tables::{self, OwnDdl};
+use crate::protection::own_ddl::OwnDdl;
+use crate::registry::protected_tables::{self};
 
-fn protected(rel: &Rel) -> tables::Entry {
-    tables::entry(rel.oid).unwrap_or_else(|| {
+fn protected(rel: &Rel) -> protected_tables::Entry {
+    protected_tables::entry(rel.oid).unwrap_or_else(|| {
         errors::bad_argument(
             format!("{} is not protected", rel.qualified()),
             Some("run tenancy.protect() on it first"),

@@ -15,6 +15,7 @@ use pgrx::prelude::*;
 use tenancy_core::Alg;
 
 use crate::infra::errors::{self, SpiOrBug};
+use crate::infra::spi;
 use crate::registry::cache;
 use crate::registry::plans::{self, Limits};
 
@@ -107,20 +108,14 @@ fn fresh<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
 }
 
 fn load_carrier_key() {
-    let key = Spi::connect(|c| {
-        let t = c.select("SELECT secret FROM tenancy.carrier_key", Some(1), &[])?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        t.first().get_one::<Vec<u8>>()
-    })
-    .or_bug("reading the carrier key")
-    .unwrap_or_else(|| {
-        errors::internal(
-            "the carrier key is missing",
-            "reinstall the extension (DROP EXTENSION pg_tenancy; CREATE EXTENSION pg_tenancy)",
-        )
-    });
+    let key = spi::select_one::<Vec<u8>>("SELECT secret FROM tenancy.carrier_key", &[])
+        .or_bug("reading the carrier key")
+        .unwrap_or_else(|| {
+            errors::internal(
+                "the carrier key is missing",
+                "reinstall the extension (DROP EXTENSION pg_tenancy; CREATE EXTENSION pg_tenancy)",
+            )
+        });
     let key = Rc::new(key);
     fresh(|l| l.carrier_key = Some(key));
 }
@@ -189,17 +184,10 @@ fn load_tenant(id: &str) {
 }
 
 fn load_tenant_min_n(id: &str) {
-    let raw = Spi::connect(|c| {
-        let t = c.select(
-            "SELECT (settings OPERATOR(pg_catalog.->) 'min_n')::pg_catalog.text FROM tenancy.tenants WHERE id = $1",
-            Some(1),
-            &[id.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        t.first().get_one::<String>()
-    })
+    let raw = spi::select_one::<String>(
+"SELECT (settings OPERATOR(pg_catalog.->) 'min_n')::pg_catalog.text FROM tenancy.tenants WHERE id = $1",
+&[id.into()],
+)
     .or_bug("reading tenant settings");
     // Only a positive number counts; a fraction rounds up (raising, never lowering).
     let min_n = raw
@@ -341,17 +329,10 @@ pub fn pseudonym_secret() -> Option<Rc<Vec<u8>>> {
     if let Some(s) = fresh(|l| l.pseudonym_secret.clone()) {
         return s;
     }
-    let secret = Spi::connect(|c| {
-        let t = c.select(
-            "SELECT secret FROM tenancy.pseudonym_secrets ORDER BY created_at DESC, id DESC",
-            Some(1),
-            &[],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        t.first().get_one::<Vec<u8>>()
-    })
+    let secret = spi::select_one::<Vec<u8>>(
+        "SELECT secret FROM tenancy.pseudonym_secrets ORDER BY created_at DESC, id DESC",
+        &[],
+    )
     .or_bug("reading the pseudonym secret")
     .map(Rc::new);
     fresh(|l| l.pseudonym_secret = Some(secret.clone()));
