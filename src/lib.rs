@@ -6,8 +6,10 @@
 
 use pgrx::prelude::*;
 
-// Domains, bottom to top: each imports only from those above it in this list (checked by
-// scripts/check-layers.py in `make lint`).
+// Domains are layers: each imports only from the layers before it on this line (checked by
+// scripts/check-layers.py in `make lint`; rustfmt sorts the `mod` lines below, so the order
+// lives here).
+// layers: infra registry context audit identity protection checker guard deid lifecycle
 mod audit;
 mod checker;
 mod context;

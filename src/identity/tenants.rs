@@ -123,6 +123,19 @@ fn _registry_changed(rel: pg_sys::Oid) {
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(rel) };
 }
 
+/// Runs `sql`, an UPDATE of the tenant `id` ($1) with one value ($2) that returns the id;
+/// 42704 when there is no such tenant.
+fn update_tenant(id: &str, sql: &str, value: pgrx::datum::DatumWithOid) {
+    match crate::infra::spi::dml_returning::<String>(sql, &[id.into(), value]) {
+        Ok(Some(_)) => {}
+        Ok(None) => errors::not_found(
+            format!("tenant {} does not exist", errors::quoted(id)),
+            None,
+        ),
+        Err(e) => errors::internal("updating a tenant", e),
+    }
+}
+
 /// Moves a tenant to another plan (NULL: no plan). Its limits change on every backend from
 /// the next transaction (a registry change).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
@@ -133,18 +146,11 @@ fn set_tenant_plan(id: Option<&str>, plan: Option<&str>) {
     if let Some(p) = plan {
         crate::registry::plans::check_plan_name(p);
     }
-    let found = crate::infra::spi::dml_returning::<String>(
+    update_tenant(
+        id,
         "UPDATE tenancy.tenants SET plan = $2 WHERE id = $1 RETURNING id",
-        &[id.into(), plan.into()],
+        plan.into(),
     );
-    match found {
-        Ok(Some(_)) => {}
-        Ok(None) => errors::not_found(
-            format!("tenant {} does not exist", errors::quoted(id)),
-            None,
-        ),
-        Err(e) => errors::internal("updating a tenant", e),
-    }
     crate::audit::trail::record(id, "tenant_plan_set", serde_json::json!({ "plan": plan }));
 }
 
@@ -161,17 +167,10 @@ fn set_tenant_settings(id: Option<&str>, settings: Option<JsonB>) {
     }
     crate::registry::plans::check_json_size("a tenant's settings", &settings);
     let detail = serde_json::json!({ "settings": settings.0.clone() });
-    let found = crate::infra::spi::dml_returning::<String>(
+    update_tenant(
+        id,
         "UPDATE tenancy.tenants SET settings = $2 WHERE id = $1 RETURNING id",
-        &[id.into(), settings.into()],
+        settings.into(),
     );
-    match found {
-        Ok(Some(_)) => {}
-        Ok(None) => errors::not_found(
-            format!("tenant {} does not exist", errors::quoted(id)),
-            None,
-        ),
-        Err(e) => errors::internal("updating a tenant", e),
-    }
     crate::audit::trail::record(id, "tenant_settings_set", detail);
 }

@@ -16,12 +16,14 @@ mod hash;
 mod numeric;
 mod set;
 mod state;
+mod wire;
 
 pub use decide::{decide, Status, TenantTally, Thresholds, Weighting};
 pub use hash::{hash_bytes, hash_i64, hash_tenant, hash_uuid, Key};
 pub use numeric::{DecimalSum, NumericView, Special};
 pub use set::CappedSet;
-pub use state::{DecodeError, Reader, State, ValueAcc, ValueKind};
+pub use state::{DecodeError, State, ValueAcc, ValueKind};
+pub use wire::Reader;
 
 /// Interpolates like PostgreSQL's `percentile_cont`: `sorted` is ascending and non-empty,
 /// `fraction` in [0, 1].

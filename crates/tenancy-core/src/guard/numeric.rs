@@ -345,7 +345,7 @@ impl DecimalSum {
         }
     }
 
-    pub fn decode(r: &mut super::state::Reader) -> Option<Self> {
+    pub fn decode(r: &mut super::wire::Reader) -> Option<Self> {
         let lo = r.i32()?;
         let n = r.u32()? as usize;
         let mut limbs = Vec::with_capacity(n.min(1 << 16));
