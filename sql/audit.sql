@@ -1,9 +1,15 @@
--- pg_tenancy: the audit trail. docs/audit.md defines every column, the hash chain byte by
--- byte, and the concurrency design. Policies and grants are in roles.sql (they name Rust
--- functions, which exist only after this file).
+-- pg_tenancy: the audit trail (src/audit/): the audit log, its chain heads, the support
+-- sessions, the triggers that keep the log append-only, the support-write trigger function,
+-- and the policies that let each tenant read only its own chain. docs/audit.md defines every
+-- column, the hash chain byte by byte, and the concurrency design.
+--
+-- Comes after the registry tables (a policy names tenancy.tenants) and after the Rust
+-- functions it names (tenancy.current_tenant() in a policy must exist when the policy is
+-- created; _audit_purging, _support_active and _audit_support_write are called by its
+-- triggers): see src/install.rs. Grants: privileges.sql.
 
 -- One row per audited event, chained per tenant: hash = SHA-256(prev_hash || encoding of the
--- row). Written only by the extension's own code (src/audit.rs), as the extension's owner.
+-- row). Written only by the extension's own code (src/audit/trail.rs), as the extension's owner.
 CREATE TABLE tenancy.audit_log (
     id         bigint GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME tenancy.audit_log_id_seq) PRIMARY KEY,
     tenant_id  text NOT NULL,
@@ -35,7 +41,7 @@ CREATE TABLE tenancy.audit_heads (
 -- Support sessions: one row per begin_support(), ended by end_support() (or by the next
 -- begin_support() of the same session). A support carrier names its row, and verification
 -- refuses it once the row is ended, so a carrier copied before end_support() dies with the
--- session on every backend (a change here is a registry change: roles.sql). Written only by
+-- session on every backend (a change here is a registry change: registry_triggers.sql). Written only by
 -- the extension's code; admins read it. Not dumped: carriers do not survive a restore.
 CREATE TABLE tenancy.support_sessions (
     id          text PRIMARY KEY,
@@ -86,3 +92,12 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+-- Each tenant reads its own chain; admins (the role grant_admin gives SELECT on
+-- tenancy.tenants) read every chain, the system chain included. Nobody is granted INSERT: rows
+-- come from the extension's code, as the extension's owner.
+ALTER TABLE tenancy.audit_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenancy_isolation ON tenancy.audit_log FOR SELECT TO PUBLIC
+    USING (tenant_id = (SELECT tenancy.current_tenant()));
+CREATE POLICY tenancy_audit_admin ON tenancy.audit_log FOR SELECT TO PUBLIC
+    USING ((SELECT pg_catalog.has_table_privilege('tenancy.tenants'::pg_catalog.regclass, 'SELECT')));

@@ -1,4 +1,8 @@
--- pg_tenancy: tenancy.check(), the isolation checker. docs/checker.md describes every rule.
+-- pg_tenancy: tenancy.check(), the isolation checker, and assert_isolated(). docs/checker.md
+-- describes every rule.
+--
+-- Comes after the tables check() reads (the registry tables; tenancy.benchmark_views from
+-- guard.sql) and _assert_isolated (Rust): see src/install.rs.
 --
 -- One statement of catalog queries, one branch of the UNION ALL per rule, so that a database
 -- with thousands of tables is checked in a few set-based scans (no per-table loop). Runs with
@@ -1001,8 +1005,7 @@ $check$;
 COMMENT ON FUNCTION tenancy.check(name) IS
     'Every way the schema (or, with NULL, the database) can leak across tenants, with the SQL that fixes each; see docs/checker.md.';
 
--- Raises 42501 listing every critical and high finding (see src/check.rs). plpgsql, so that
--- the Rust function it calls need not exist yet when this file runs.
+-- Raises 42501 listing every critical and high finding (see src/checker.rs).
 CREATE FUNCTION tenancy.assert_isolated(schema name DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp

@@ -1,4 +1,8 @@
--- pg_tenancy: de-identification objects written in SQL. Privileges are granted in roles.sql.
+-- pg_tenancy: de-identification objects written in SQL (src/deid/): the k-anonymity wrappers
+-- and top_code().
+--
+-- Comes after the Rust functions the wrappers call (_k_anonymity, _k_anonymity_report): see
+-- src/install.rs. Privileges: privileges.sql.
 
 -- The contract spells these with `name[]`; pgrx has no `name` type, so thin wrappers give the
 -- exact signature. Never SECURITY DEFINER: they measure what the caller can see (RLS applies).

@@ -1,12 +1,16 @@
--- pg_tenancy: min-N guarded aggregates (docs/guarded-aggregates.md). Privileges are granted in
--- roles.sql.
+-- pg_tenancy: min-N guarded aggregates (docs/guarded-aggregates.md), and the registry of the
+-- benchmark views made over them (tenancy.benchmark_views).
+--
+-- Needs no other file and no function pgrx declares: the support functions are C symbols of
+-- the library, declared here. Comes before check.sql, which reads tenancy.benchmark_views, and
+-- before guard_views.sql. See src/install.rs. Privileges: privileges.sql.
 --
 -- Written by hand rather than with #[pg_aggregate]: an `internal` state with parallel
 -- aggregation hits pgrx issue #2351 (wrong deserialize signature), PostgreSQL rejects a STRICT
 -- combine function for an `internal` state, and only CREATE AGGREGATE can set SSPACE (without
--- it the planner assumes 8 KB per group and avoids hash aggregation). The support functions
--- are Rust (src/guard.rs) and read their arguments from fcinfo, so one C symbol serves every
--- argument type; the types of a call are learnt from its expression once per group.
+-- it the planner assumes 8 KB per group and avoids hash aggregation). The support functions are
+-- Rust (src/guard/aggregates.rs) and read their arguments from fcinfo, so one C symbol serves
+-- every argument type; the types of a call are learnt from its expression once per group.
 
 -- Support functions shared by every aggregate.
 CREATE FUNCTION tenancy._guard_combine(internal, internal) RETURNS internal

@@ -1,6 +1,9 @@
--- pg_tenancy: benchmark views over the pooled guarded aggregates (src/benchmark.rs). The
+-- pg_tenancy: benchmark views over the pooled guarded aggregates (src/guard/benchmark.rs). The
 -- contract spells the arguments with regclass and name; thin wrappers give the exact
 -- signature. Not SECURITY DEFINER: the Rust function checks the caller's own rights first.
+--
+-- Comes after guard.sql (tenancy.benchmark_views) and the Rust functions the wrappers call
+-- (_create_benchmark_view, _drop_benchmark_view): see src/install.rs.
 
 CREATE FUNCTION tenancy.create_benchmark_view(
     name text,

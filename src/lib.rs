@@ -21,32 +21,13 @@ mod lifecycle;
 mod protection;
 mod registry;
 
+// The order of the hand-written sql/ files in the install script.
+mod install;
+
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 
 ::pgrx::pg_module_magic!(name, version);
-
-extension_sql_file!(
-    "../sql/bootstrap.sql",
-    name = "tenancy_bootstrap",
-    bootstrap
-);
-extension_sql_file!(
-    "../sql/check.sql",
-    name = "tenancy_check",
-    requires = ["tenancy_bootstrap", "tenancy_guard"]
-);
-extension_sql_file!(
-    "../sql/lifecycle.sql",
-    name = "tenancy_lifecycle",
-    requires = ["tenancy_bootstrap"]
-);
-extension_sql_file!(
-    "../sql/audit.sql",
-    name = "tenancy_audit",
-    requires = ["tenancy_bootstrap"]
-);
-extension_sql_file!("../sql/roles.sql", name = "tenancy_roles", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

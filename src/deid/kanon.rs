@@ -13,12 +13,6 @@ use pgrx::JsonB;
 
 use crate::infra::errors;
 
-extension_sql_file!(
-    "../../sql/deid.sql",
-    name = "tenancy_deid",
-    requires = [_k_anonymity, _k_anonymity_report]
-);
-
 /// jsonb_build_object takes at most 100 arguments: 50 key/value pairs.
 const MAX_COLUMNS: usize = 32;
 

@@ -27,12 +27,6 @@ use tenancy_core::guard::{
 use crate::infra::errors;
 use crate::infra::gucs;
 
-extension_sql_file!(
-    "../../sql/guard.sql",
-    name = "tenancy_guard",
-    requires = ["tenancy_bootstrap"]
-);
-
 #[derive(Clone, Copy)]
 enum ContributorType {
     Text,

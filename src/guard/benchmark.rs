@@ -18,12 +18,6 @@ use crate::infra::errors::{self, SpiOrBug};
 use crate::infra::spi;
 use crate::registry::protected_tables;
 
-extension_sql_file!(
-    "../../sql/guard_views.sql",
-    name = "tenancy_guard_views",
-    requires = ["tenancy_guard", _create_benchmark_view]
-);
-
 const MAX_GROUP_COLUMNS: usize = 16;
 const MAX_MEASURES: usize = 32;
 

@@ -1,5 +1,5 @@
 //! Entitlements: is feature X on for this tenant, from when until when.
-//! `tenancy.entitled()` itself is SQL (roles.sql): one indexed lookup, evaluated once per
+//! `tenancy.entitled()` itself is SQL (sql/features.sql): one indexed lookup, evaluated once per
 //! statement when a protected table's feature policy calls it.
 
 use pgrx::datum::TimestampWithTimeZone;

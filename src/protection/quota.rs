@@ -5,7 +5,7 @@
 //! (`pg_backend_pid() % slots`), so concurrent inserters of one tenant lock different rows, and
 //! only when its slot runs short does it lock every slot, count exactly (rows in use are
 //! `max_rows - sum(budget)`, always) and share out what is left. The triggers and that logic
-//! are plpgsql (sql/lifecycle.sql), which sees statement transition tables directly; this
+//! are plpgsql (sql/quotas.sql), which sees statement transition tables directly; this
 //! module installs them and counts.
 
 use pgrx::prelude::*;

@@ -1,8 +1,12 @@
--- pg_tenancy: the registry tables. Created before any function so that functions and
--- policies can refer to them. Privileges are set in roles.sql, after every object exists.
+-- pg_tenancy: the registry tables: tenants, signing keys, API keys, the carrier key, pseudonym
+-- secrets, protected tables, enrolled schemas, entitlements, plans and quotas.
+--
+-- The `bootstrap` file of src/install.rs, so first: tables name no function, and every later
+-- file (functions, policies, triggers, constraints) may refer to them. Privileges are set in
+-- privileges.sql, after every object exists.
 
 -- Tenants. Deactivation stops every token, API key and context of the tenant from the next
--- transaction on every backend (see src/cache.rs for how).
+-- transaction on every backend (see src/registry/cache.rs for how).
 CREATE TABLE tenancy.tenants (
     id          text PRIMARY KEY,
     name        text,
@@ -76,7 +80,7 @@ CREATE TABLE tenancy.enrolled_schemas (
 );
 
 -- Entitlements: feature X is on for tenant T from enabled_from until enabled_until.
--- Readable by everyone, filtered to the current tenant by a policy (roles.sql).
+-- Readable by everyone, filtered to the current tenant by a policy (features.sql).
 CREATE TABLE tenancy.entitlements (
     tenant        text NOT NULL REFERENCES tenancy.tenants (id),
     feature       text NOT NULL,
@@ -90,7 +94,7 @@ CREATE TABLE tenancy.entitlements (
 
 -- Plans: named sets of per-tenant limits (statement_timeout, lock_timeout, work_mem). A
 -- tenant's plan names a row here; its settings may carry the same keys, which can only lower
--- the plan's (src/limits.rs). Validated by CHECK constraints added in lifecycle.sql.
+-- the plan's (src/registry/plans.rs). Validated by CHECK constraints added in limits.sql.
 CREATE TABLE tenancy.plans (
     plan        text PRIMARY KEY,
     limits      jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(limits) = 'object'),
@@ -98,7 +102,7 @@ CREATE TABLE tenancy.plans (
 );
 
 -- Row quotas per (tenant, protected table), enforced by statement triggers on that table
--- (lifecycle.sql). What a tenant may still insert is spread over `slots` rows of
+-- (quotas.sql). What a tenant may still insert is spread over `slots` rows of
 -- tenancy.quota_slots, so concurrent inserters of one tenant spend from different rows; the
 -- rows in use are always max_rows - sum(budget). See docs/operations.md, "Limits and quotas".
 CREATE TABLE tenancy.quotas (

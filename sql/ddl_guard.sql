@@ -1,0 +1,33 @@
+-- pg_tenancy: the event triggers of the DDL guard (src/protection/ddl_guard.rs): protection
+-- on arrival of new tables and partitions, refusal of DDL that breaks a protected table, and
+-- the registry following dropped tables.
+--
+-- Comes after every other sql/ file but privileges.sql: from the moment these triggers exist,
+-- every later DDL statement of the install script runs them. pgrx cannot place a file after
+-- all of its own CREATE FUNCTIONs and still before `finalize`, so some of those may follow;
+-- the guard returns at once for them (a function is not a table), as it does for
+-- privileges.sql's GRANTs. Needs _ddl_command_end and _sql_drop (Rust). See src/install.rs.
+
+-- Event triggers: the DDL guard, protection on arrival of new tables and partitions, and the
+-- registry following dropped tables (src/protection/ddl_guard.rs). SECURITY DEFINER: whoever
+-- runs the DDL may not write the registry, and protection on arrival alters the new table.
+CREATE FUNCTION tenancy._on_ddl_command_end() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM tenancy._ddl_command_end();
+END
+$$;
+CREATE EVENT TRIGGER tenancy_ddl_command_end ON ddl_command_end
+    EXECUTE FUNCTION tenancy._on_ddl_command_end();
+
+CREATE FUNCTION tenancy._on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM tenancy._sql_drop();
+END
+$$;
+CREATE EVENT TRIGGER tenancy_sql_drop ON sql_drop EXECUTE FUNCTION tenancy._on_sql_drop();
