@@ -596,7 +596,7 @@ SELECT 'info', 'shared_sequence', format('%s.%I', p.qname, a.attname),
 
 UNION ALL
 -- A row quota is enforced by statement triggers on the table and on each of its partitions
--- (src/quota.rs); a partition attached later, or a dropped or disabled trigger, lets inserts
+-- (src/protection/quota.rs); a partition attached later, or a dropped or disabled trigger, lets inserts
 -- past the quota. set_quota() again installs what is missing.
 SELECT 'medium', 'quota_not_enforced', format('%I.%I', n.nspname, c.relname),
        format('row quotas of %s are not enforced on this table: its trigger%s %s %s missing, disabled or enabled for replicas only, so inserts there are not counted',
@@ -635,7 +635,7 @@ SELECT 'medium', 'support_writes_unrecorded', t.qname,
 UNION ALL
 -- Issue 13, class 4 (table owner paths): code of the table owner's (or any non-superuser's)
 -- stored on a protected table where it runs over every tenant's rows regardless of row level
--- security. The DDL guard refuses adding it (src/ddl_guard.rs, owner_code); this reports what
+-- security. The DDL guard refuses adding it (src/protection/ddl_guard.rs, owner_code); this reports what
 -- predates the guard or went past it with ddl_guard = warn/off. Trusted: pg_catalog, members
 -- of an extension, functions owned by a superuser.
 SELECT 'high', 'owner_code_on_protected_table', format('%s on %s', oc.what, p.qname),
@@ -768,7 +768,7 @@ SELECT 'high', 'owner_code_on_protected_table', format('%s on %s', oc.what, p.qn
 
 UNION ALL
 -- Issue 13, class 3: a tenant column of a type in which distinct tenant ids can be one value
--- (protected before protect() refused such types: see src/policy.rs, for_tenant_column). The
+-- (protected before protect() refused such types: see src/protection/policy.rs, for_tenant_column). The
 -- fix converts the column to text in one statement (a DO block: nothing half-applied).
 SELECT 'critical', 'tenant_column_type_aliases', format('%s.%I', p.qname, p.tcol),
        format('the tenant column is of type %s, in which distinct tenant ids can be one value (numeric ''77'' = ''077'', character(n) truncation, case-insensitive comparison): tenants can read each other''s rows',

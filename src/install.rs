@@ -109,7 +109,7 @@ extension_sql_file!(
         protection::protect::_protect_schema,
         protection::scoping::_scope_unique,
         protection::scoping::_scope_foreign_key,
-        protection::tables::_in_own_ddl,
+        protection::own_ddl::_in_own_ddl,
     ]
 );
 

@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 // Domains are layers: each imports only from the layers before it on this line (checked by
 // scripts/check-layers.py in `make lint`; rustfmt sorts the `mod` lines below, so the order
 // lives here).
-// layers: infra registry context audit identity protection checker guard deid lifecycle
+// layers: infra registry context audit identity protection checker guard deid lifecycle install
 mod audit;
 mod checker;
 mod context;
