@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Usage: scripts/standby-test.sh 15|18
+# Usage: tests/system/standby.sh 15|18
 # Context verification on a read-only hot standby, the way an application uses a replica:
 # a token and an API key set a context there (no transaction id, no writes), the protected
 # table shows that tenant's rows only, and a tenant deactivated on the primary stops working
 # on the standby as soon as the change is replayed, even in a session that already holds a
 # verified, cached context.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR
-source "$(dirname "$0")/lib.sh"
+# shellcheck source=../../scripts/lib.sh
+source "$(dirname "$0")/../../scripts/lib.sh"
 
-ver="${1:?usage: scripts/standby-test.sh 15|18}"
+ver="${1:?usage: tests/system/standby.sh 15|18}"
 install_extension "$ver"
 
 PRIMARY_PGDATA="$RUN_DIR/standby-primary-pg$ver"

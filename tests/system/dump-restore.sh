@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/dump-restore-test.sh 15|18
+# Usage: tests/system/dump-restore.sh 15|18
 # pg_dump a database with tenants, signing keys, API keys, entitlements, a plan, a row quota, an
 # enrolled schema and protected tables (plain, shared rows, feature-gated, partitioned), restore it into a fresh
 # database with pg_restore --exit-on-error, and check there: the restore had no error (the DDL
@@ -9,10 +9,10 @@
 # plans and quotas still apply, a benchmark view still reads
 # as one and the checker still finds it intact, and the guard is armed again afterwards.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR
-source "$(dirname "$0")/lib.sh"
+# shellcheck source=../../scripts/lib.sh
+source "$(dirname "$0")/../../scripts/lib.sh"
 
-ver="${1:?usage: scripts/dump-restore-test.sh 15|18}"
+ver="${1:?usage: tests/system/dump-restore.sh 15|18}"
 install_extension "$ver"
 CL_PGDATA="$RUN_DIR/dump-restore-pg$ver"
 CL_PORT=$((ROOT_REGRESS_PORT_BASE + 30 + ver))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/operator-lock-test.sh 15|18
+# Usage: tests/system/operator-lock.sh 15|18
 # Operators against tenants, with real concurrent sessions (issue 13, classes 8 and 5):
 #  - a tenant that wrote an audit row, inserted under a row quota and took a foreign-key lock
 #    keeps its transaction open; every operator action on that tenant (plan, settings, API
@@ -11,10 +11,10 @@
 #    end_support() in the first backend, and is refused (28000) from the second backend's
 #    next transaction; a carrier that is still open stops when the engineer loses the grant.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR
-source "$(dirname "$0")/lib.sh"
+# shellcheck source=../../scripts/lib.sh
+source "$(dirname "$0")/../../scripts/lib.sh"
 
-ver="${1:?usage: scripts/operator-lock-test.sh 15|18}"
+ver="${1:?usage: tests/system/operator-lock.sh 15|18}"
 install_extension "$ver"
 CL_PGDATA="$RUN_DIR/oplock-pg$ver"
 CL_PORT=$((ROOT_REGRESS_PORT_BASE + 160 + ver))

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Usage: scripts/audit-concurrency-test.sh 15|18
+# Usage: tests/system/audit-concurrency.sh 15|18
 # The audit trail against a throwaway cluster, with real concurrent sessions:
 #  - 8 sessions write 10,000 audit rows for one tenant while 6 more write for three others
-#    (tests/client/audit_concurrency.py: READ COMMITTED, REPEATABLE READ and SERIALIZABLE
+#    (tests/system/client/audit_concurrency.py: READ COMMITTED, REPEATABLE READ and SERIALIZABLE
 #    mixed, deliberate rollbacks); every chain then verifies, inside the database
 #    (verify_audit) and outside it (scripts/verify-audit.py), with seq 1..n and no gap;
 #  - one byte of one row changed by a superuser (triggers bypassed) is reported by both, by id;
@@ -13,10 +13,10 @@
 #  - pg_dump / pg_restore keeps every chain verifiable, and new rows continue them;
 #  - without shared_preload_libraries, tenancy.stats() counts per session and says so.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR
-source "$(dirname "$0")/lib.sh"
+# shellcheck source=../../scripts/lib.sh
+source "$(dirname "$0")/../../scripts/lib.sh"
 
-ver="${1:?usage: scripts/audit-concurrency-test.sh 15|18}"
+ver="${1:?usage: tests/system/audit-concurrency.sh 15|18}"
 install_extension "$ver"
 CL_PGDATA="$RUN_DIR/audit-pg$ver"
 CL_PORT=$((ROOT_REGRESS_PORT_BASE + 130 + ver))
@@ -68,7 +68,7 @@ SQL
 support_pid=$!
 
 say "8 sessions x 1,250 rows for t1, 2 x 500 for each of t2..t4, at once"
-load="$(python3 "$REPO_ROOT/tests/client/audit_concurrency.py" "$(conninfo audit_src aud_worker)")" ||
+load="$(python3 "$REPO_ROOT/tests/system/client/audit_concurrency.py" "$(conninfo audit_src aud_worker)")" ||
     { printf '%s\n' "$load" >&2; die "a writer failed"; }
 say "load: $load"
 

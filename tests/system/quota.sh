@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Usage: scripts/quota-test.sh 15|18
+# Usage: tests/system/quota.sh 15|18
 # Row quotas under concurrent inserters: 8 psql sessions of one tenant insert at once against
 # a quota, in single-row and multi-row statements and mixed with deletes. The quota must never
 # be exceeded, every refusal must be the quota's own error (SQLSTATE 54000; no deadlock, no
 # other failure), and the rows present must always equal max_rows - sum(budget). Last, a plan
 # change reaches a backend that has the tenant (and its limits) cached.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR
-source "$(dirname "$0")/lib.sh"
+# shellcheck source=../../scripts/lib.sh
+source "$(dirname "$0")/../../scripts/lib.sh"
 
-ver="${1:?usage: scripts/quota-test.sh 15|18}"
+ver="${1:?usage: tests/system/quota.sh 15|18}"
 install_extension "$ver"
 CL_PGDATA="$RUN_DIR/quota-pg$ver"
 CL_PORT=$((ROOT_REGRESS_PORT_BASE + 60 + ver))
@@ -149,7 +149,7 @@ def timeout_under_acme():
 first = timeout_under_acme()
 admin.execute("""SELECT tenancy.set_plan('small', '{"statement_timeout": "40ms"}')""")
 second = timeout_under_acme()
-print(f"==> quota-test: statement_timeout under acme: {first}, after the plan changed in another session: {second}")
+print(f"==> quota: statement_timeout under acme: {first}, after the plan changed in another session: {second}")
 sys.exit(0 if (first, second) == ("100ms", "40ms") else 1)
 PY
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/regress.sh 15|18
+# Usage: tests/pg_regress/run.sh 15|18
 # Runs tests/pg_regress (sql/*.sql against expected/*.out) the way `cargo pgrx regress pgXX` does,
 # but in a throwaway cluster that works as root and with the PG18 wheel:
 #   - cargo-pgrx 0.18.1's `regress` runs initdb/pg_ctl as the caller (its --runas only affects
@@ -9,10 +9,10 @@
 # `pg_tenancy_regress`, setup.sql first, then the other tests in name order, tests without an
 # expected/*.out are skipped, psql VERBOSITY=terse, client_min_messages=warning, locale C.UTF-8.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR
-source "$(dirname "$0")/lib.sh"
+# shellcheck source=../../scripts/lib.sh
+source "$(dirname "$0")/../../scripts/lib.sh"
 
-ver="${1:?usage: scripts/regress.sh 15|18}"
+ver="${1:?usage: tests/pg_regress/run.sh 15|18}"
 pg_config="$(pg_config_for "$ver")"
 regress_dir="$REPO_ROOT/tests/pg_regress"
 dbname=pg_tenancy_regress

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Usage: scripts/pooler-test.sh 15|18
+# Usage: tests/system/pooler.sh 15|18
 # Client-level suite: a real driver (psycopg 3) through PgBouncer in transaction pooling mode
 # (4 server connections for 32 clients), then the session-scope rule shown both ways: a
 # context set with is_local => false bleeds into the next client behind a transaction pooler,
 # and session pooling with server_reset_query = DISCARD ALL clears it.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR
-source "$(dirname "$0")/lib.sh"
+# shellcheck source=../../scripts/lib.sh
+source "$(dirname "$0")/../../scripts/lib.sh"
 
-ver="${1:?usage: scripts/pooler-test.sh 15|18}"
+ver="${1:?usage: tests/system/pooler.sh 15|18}"
 install_extension "$ver"
 CL_PGDATA="$RUN_DIR/pooler-pg$ver"
 CL_PORT=$((ROOT_REGRESS_PORT_BASE + 40 + ver))
@@ -71,7 +71,7 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 
-python3 "$REPO_ROOT/tests/client/pooled_isolation.py" \
+python3 "$REPO_ROOT/tests/system/client/pooled_isolation.py" \
     "host=127.0.0.1 port=$PB_PORT dbname=pooled user=pool_app" \
     "host=localhost port=$CL_PORT dbname=pooltest user=postgres"
 
