@@ -4,8 +4,8 @@
 # pg_dump / restore into another database (tenancy.pseudonym_secrets is dumped with the
 # extension's configuration). The secret is generated in the server; this script never sees it.
 set -euo pipefail
-# shellcheck source=../../scripts/lib.sh
-source "$(dirname "$0")/../../scripts/lib.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
 
 ver="${1:?usage: tests/system/deid-restart.sh 15|18}"
 install_extension "$ver"
