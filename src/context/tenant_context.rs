@@ -3,7 +3,7 @@
 //! Setting verifies the credential once, then stores a *carrier* (a compact value MAC'd with
 //! the database's carrier key) in `tenancy.context` as `SET LOCAL` would (see
 //! `spi::set_carrier`: a real `SET LOCAL` statement under Citus). Reading verifies the
-//! carrier on first use and caches the answer (see `cache.rs`), so a protected query pays for
+//! carrier on first use and caches the answer (see `registry::cache`), so a protected query pays for
 //! a pointer comparison, not a MAC.
 
 use std::rc::Rc;

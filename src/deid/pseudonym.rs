@@ -12,7 +12,7 @@
 //!   its result, so calling the loader directly teaches the caller nothing;
 //! * every later call is a hash-map lookup and one HMAC over the value;
 //! * a change to `tenancy.pseudonym_secrets` (or any registry table) bumps the registry
-//!   generation on every backend from its next transaction (see `cache.rs`), which drops the
+//!   generation on every backend from its next transaction (see `registry::cache`), which drops the
 //!   derived keys: a rotation takes effect everywhere without a lookup per call.
 
 use std::cell::RefCell;

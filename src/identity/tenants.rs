@@ -116,7 +116,7 @@ fn _random_bytes(n: i32) -> Vec<u8> {
 }
 
 /// Sends a relcache invalidation for a registry table so every backend drops its cached
-/// verifications at its next transaction (see cache.rs). Called by the registry triggers.
+/// verifications at its next transaction (see registry::cache). Called by the registry triggers.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _registry_changed(rel: pg_sys::Oid) {
     // SAFETY: registers an invalidation message for the current transaction.

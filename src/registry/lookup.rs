@@ -1,5 +1,5 @@
 //! Reads of the registry tables (tenants, signing keys, API keys, the carrier key), cached per
-//! backend until the registry changes (see `cache.rs`).
+//! backend until the registry changes (see `registry::cache`).
 //!
 //! The tables are readable by the extension's owner only. A cache miss therefore goes through
 //! `tenancy._registry_load()`, a SECURITY DEFINER function that fills this backend's cache and
@@ -33,7 +33,7 @@ pub enum TenantStatus {
 }
 
 /// A tenant as this backend caches it: its status and, when its plan or settings set any,
-/// its effective limits (`limits.rs`).
+/// its effective limits (`registry::plans`).
 #[derive(Clone)]
 pub struct TenantEntry {
     pub status: TenantStatus,
