@@ -16,6 +16,28 @@ fn check_id(id: &str) {
     }
 }
 
+/// 22023 for a uuid spelled other than canonically (upper case, no hyphens, ...). Refused
+/// rather than rewritten: a token's tenant claim is matched to the registry as written, so a
+/// silently lowercased tenant would refuse the very tokens that name it; and a tenant id is
+/// a text key, so two spellings of one uuid would be two tenants, of which uuid tenant
+/// columns can hold only the canonical one (`current_tenant_uuid()` is NULL for the other,
+/// whose writes then fail with a bare row-level-security error).
+fn refuse_other_uuid_spelling(id: &str) {
+    if let Some(canonical) = ident::canonical_uuid(id) {
+        if canonical != id {
+            errors::bad_argument(
+                format!(
+                    "tenant id {} is a uuid not in its canonical spelling",
+                    errors::quoted(id)
+                ),
+                Some(&format!(
+                    "register it as '{canonical}' (lowercase, 8-4-4-4-12 hex digits), and have tokens carry that spelling: it is the only one uuid tenant columns match"
+                )),
+            );
+        }
+    }
+}
+
 /// 42704 unless the tenant is registered (active or not).
 pub fn require_registered(id: &str) {
     let registered = Spi::get_one_with_args::<bool>(
@@ -40,6 +62,7 @@ fn create_tenant(
     settings: default!(Option<JsonB>, "'{}'"),
 ) -> String {
     check_id(id);
+    refuse_other_uuid_spelling(id);
     if let Some(p) = plan {
         crate::registry::plans::check_plan_name(p);
     }
