@@ -227,7 +227,10 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
     // The registry is written as the extension's owner: nobody else may write it (an entry
     // makes export/purge and the quota code act on the table with the owner's rights), and
     // reaching this point proves the caller owns the table (its ALTER TABLEs succeeded).
-    let caller = crate::infra::roles::current_user_name();
+    // protected_by names the role acting, as the audit row does: on arrival in an enrolled
+    // schema this runs inside the SECURITY DEFINER event trigger, whose current user is the
+    // extension's owner, not the role that created the table.
+    let caller = crate::infra::roles::acting_role();
     let _owner = crate::infra::owner::AsExtensionOwner::enter();
     Spi::run_with_args(
         "INSERT INTO tenancy.protected_tables AS p
