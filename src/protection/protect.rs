@@ -200,8 +200,9 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
     }
     if let Some(f) = &p.feature {
         let gate = policy::feature_gate(f, placement);
+        let write_gate = policy::feature_write_gate(f, placement);
         sql.push_str(&format!(
-            "CREATE POLICY {} ON {table} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({gate}) WITH CHECK ({gate});",
+            "CREATE POLICY {} ON {table} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({gate}) WITH CHECK ({write_gate});",
             quote_identifier(FEATURE_POLICY)
         ));
     }
