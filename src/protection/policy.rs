@@ -227,6 +227,14 @@ mod unit {
             feature_gate("o'x", Placement::Distributed),
             "tenancy.entitled('o''x')"
         );
+        assert_eq!(
+            feature_write_gate("payroll", Placement::SingleNode),
+            "(SELECT tenancy._entitled_to_write('payroll'))"
+        );
+        assert_eq!(
+            feature_write_gate("o'x", Placement::Distributed),
+            "tenancy._entitled_to_write('o''x')"
+        );
     }
 
     #[test]
