@@ -25,7 +25,7 @@ STEP := scripts/step.sh
 export STEP_LOG := $(CURDIR)/target/make-steps.log
 
 .PHONY: bench fuzz help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
-	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 demo install clean-demo timings-reset
+	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 demo install clean-demo timings-reset
 
 help: ## list the targets
 	@echo "pg_tenancy make targets:"
@@ -103,17 +103,23 @@ operator-locks-pg15: ## operators never wait on a tenant's open transaction; sup
 operator-locks-pg18: ## the same on PostgreSQL 18
 	@$(STEP) operator-locks-pg18 tests/system/operator-lock.sh 18
 
+quickstart-pg15: ## the README quickstart, verbatim in psql, and demo/walkthrough.sql pass assert_isolated(), PostgreSQL 15
+	@$(STEP) quickstart-pg15 tests/system/quickstart.sh 15
+
+quickstart-pg18: ## the same on PostgreSQL 18
+	@$(STEP) quickstart-pg18 tests/system/quickstart.sh 18
+
 timings-reset:
 	@mkdir -p target && rm -f "$$STEP_LOG"
 
-test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 ## everything CI runs; stops at the first failing suite
+test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 ## everything CI runs; stops at the first failing suite
 	@echo; echo "==> make test: all suites passed"; cat "$$STEP_LOG"
 	@# One closing line CI can read: every suite that ran, none failed (make stops at a failure).
 	@echo "suites: $$(grep -c ' ok$$' "$$STEP_LOG") passed, 0 failed"
 
-test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 dump-restore-pg15 deid-restart-pg15 pooler-pg15 quota-pg15 audit-pg15 operator-locks-pg15 ## pgrx tests + regress on PostgreSQL 15 only
+test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 dump-restore-pg15 deid-restart-pg15 pooler-pg15 quota-pg15 audit-pg15 operator-locks-pg15 quickstart-pg15 ## pgrx tests + regress on PostgreSQL 15 only
 
-test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 dump-restore-pg18 deid-restart-pg18 pooler-pg18 quota-pg18 audit-pg18 operator-locks-pg18 ## pgrx tests + regress on PostgreSQL 18 only
+test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 dump-restore-pg18 deid-restart-pg18 pooler-pg18 quota-pg18 audit-pg18 operator-locks-pg18 quickstart-pg18 ## pgrx tests + regress on PostgreSQL 18 only
 
 regress: setup regress-pg15 regress-pg18 ## regress suites on PostgreSQL 15 and 18
 

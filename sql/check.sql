@@ -7,7 +7,8 @@
 -- One statement of catalog queries, one branch of the UNION ALL per rule, so that a database
 -- with thousands of tables is checked in a few set-based scans (no per-table loop). Runs with
 -- the caller's rights: everything it reads is in the world-readable catalogs, plus
--- tenancy.protected_tables and tenancy.enrolled_schemas.
+-- tenancy.protected_tables and tenancy.enrolled_schemas, and the registry tables an admin may
+-- read (tenancy.tenants, quotas, benchmark views).
 --
 -- Conventions: `object` is a readable, quoted name; `fix` is SQL that closes the hole, with
 -- every identifier quoted by format('%I') and every literal by format('%L'), idempotent where
@@ -58,6 +59,26 @@ prot_all AS (
 ),
 prot AS (
     SELECT t.* FROM prot_all t WHERE t.relnamespace IN (SELECT oid FROM scope)
+),
+-- The base type of each protected tenant column in scope (domains stripped), with the type
+-- modifier in effect (varchar(n): n + 4; -1 for none), and the kind of getter its policy
+-- compares with: text, uuid or integer (docs/schema-design.md); other types are aliases.
+prot_type AS (
+    SELECT p.oid, p.qname, p.tcol, p.relnamespace, p.relispartition, bt.typid, bt.typmod,
+           CASE WHEN bt.typid = 'uuid'::regtype THEN 'uuid'
+                WHEN bt.typid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN 'integer'
+                WHEN bt.typid IN ('text'::regtype, 'varchar'::regtype) THEN 'text'
+                ELSE format_type(bt.typid, NULL) END AS kind
+      FROM prot p
+      JOIN pg_attribute a ON a.attrelid = p.oid AND a.attnum = p.tattnum
+      CROSS JOIN LATERAL (
+          WITH RECURSIVE b(typid, typtype, typbasetype, typtypmod, typmod) AS (
+              SELECT t.oid, t.typtype, t.typbasetype, t.typtypmod, a.atttypmod FROM pg_type t WHERE t.oid = a.atttypid
+              UNION ALL
+              SELECT t.oid, t.typtype, t.typbasetype, t.typtypmod,
+                     CASE WHEN b.typmod >= 0 THEN b.typmod ELSE b.typtypmod END
+                FROM b JOIN pg_type t ON t.oid = b.typbasetype WHERE b.typtype = 'd')
+          SELECT b.typid, b.typmod FROM b WHERE b.typtype <> 'd') bt
 ),
 -- Column names that mark tenant data: the setting, plus every column protect() or
 -- protect_schema() was told about.
@@ -790,6 +811,56 @@ SELECT 'critical', 'tenant_column_type_aliases', format('%s.%I', p.qname, p.tcol
  WHERE NOT p.relispartition
    AND NOT (bt.typid IN ('text'::regtype, 'varchar'::regtype, 'uuid'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype)
             AND coalesce(co.collisdeterministic, true))
+
+UNION ALL
+-- Issue 21: an active tenant whose id no value of a protected table's tenant column can stand
+-- for (the generated policy compares typed values): 'acme' or an upper-case uuid and a uuid
+-- column, '077' or an id past the type's range and an integer column, an id longer than
+-- varchar(n). Under its context the table is empty and every write fails with a bare 42501.
+-- No leak between tenants, and no automatic fix: the ids or the column's type must change.
+SELECT 'medium', 'tenant_id_not_representable', format('%s.%I', pt.qname, pt.tcol),
+       format('%s active tenant%s (%s%s) cannot be a value of this tenant column of type %s: under %s context the table shows no rows and refuses every write (42501). Register tenants under ids the column can hold (a uuid column: the lowercase canonical uuid; an integer column: the decimal number), or give the column a type that holds them (unprotect, ALTER, protect)',
+              count(*), CASE WHEN count(*) > 1 THEN 's' ELSE '' END,
+              array_to_string((array_agg(quote_literal(t.id) ORDER BY t.id))[1:5], ', '),
+              CASE WHEN count(*) > 5 THEN ', …' ELSE '' END,
+              format_type(pt.typid, pt.typmod),
+              CASE WHEN count(*) > 1 THEN 'their' ELSE 'its' END),
+       NULL
+  FROM prot_type pt
+  JOIN tenancy.tenants t ON t.status = 'active'
+ WHERE NOT pt.relispartition
+   AND NOT CASE
+       WHEN pt.kind = 'uuid' THEN t.id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+       WHEN pt.kind = 'integer' THEN
+           CASE WHEN t.id ~ '^(0|-?[1-9][0-9]{0,18})$'
+                THEN t.id::numeric BETWEEN CASE pt.typid WHEN 'int2'::regtype THEN -32768
+                                                         WHEN 'int4'::regtype THEN -2147483648
+                                                         ELSE -9223372036854775808 END
+                                       AND CASE pt.typid WHEN 'int2'::regtype THEN 32767
+                                                         WHEN 'int4'::regtype THEN 2147483647
+                                                         ELSE 9223372036854775807 END
+                ELSE false END
+       WHEN pt.typid = 'varchar'::regtype THEN pt.typmod < 4 OR char_length(t.id) <= pt.typmod - 4
+       ELSE true END
+ GROUP BY pt.qname, pt.tcol, pt.typid, pt.typmod
+
+UNION ALL
+-- Issue 21: one schema whose protected tables keep tenant ids in different kinds of column
+-- (text, uuid, integer): no tenant id other than a canonical uuid or decimal fits them all,
+-- so some tenants' contexts see only part of their data (tenant_id_not_representable names
+-- which). schema-design.md: one type for the tenant column everywhere.
+SELECT 'medium', 'mixed_tenant_column_types', format('schema %I', n.nspname),
+       format('the protected tables of schema %I keep tenant ids in columns of different kinds: %s; a tenant id fits all of them only if every kind can hold it, so a tenant may see and write only part of its data. Use one type for the tenant column everywhere',
+              n.nspname, string_agg(k.kind || ' (' || k.tables || ')', '; ' ORDER BY k.kind)),
+       NULL
+  FROM (SELECT pt.relnamespace, pt.kind,
+               array_to_string((array_agg(pt.qname ORDER BY pt.qname))[1:3], ', ')
+               || CASE WHEN count(*) > 3 THEN ', …' ELSE '' END AS tables
+          FROM prot_type pt WHERE NOT pt.relispartition
+         GROUP BY pt.relnamespace, pt.kind) k
+  JOIN pg_namespace n ON n.oid = k.relnamespace
+ GROUP BY n.nspname
+HAVING count(*) > 1
 
 UNION ALL
 -- Issue 13, class 4: a trigger on a protected table runs its function on the rows every tenant

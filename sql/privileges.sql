@@ -39,7 +39,8 @@ REVOKE EXECUTE ON FUNCTION tenancy._grant_functions(regrole, text[]) FROM PUBLIC
 
 SELECT tenancy._grant_functions(NULL, ARRAY[
     'current_tenant', 'current_tenant_uuid', 'current_tenant_int8', 'current_actor',
-    'has_role', 'context', 'clear_context', '_resolve_context', '_registry_load', 'entitled']);
+    'has_role', 'context', 'clear_context', '_resolve_context', '_registry_load', 'entitled',
+    '_entitled_to_write']);
 -- Whoever runs protect() must be able to attach the support-write trigger, and its WHEN clause
 -- (_support_active) runs with the writer's rights; the trigger function itself is SECURITY
 -- DEFINER and calls _audit_support_write, which is granted to nobody.

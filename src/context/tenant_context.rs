@@ -57,6 +57,10 @@ fn max_expiry(now: i64) -> i64 {
 /// Stores a verified context in `tenancy.context`, primes this backend's cache with it, and
 /// lowers the tenant's limits into effect with the same scope.
 pub fn install(ctx: Context, limits: Option<Rc<Limits>>, is_local: bool) -> Rc<Resolved> {
+    // SAFETY: IsTransactionBlock only reads the transaction state.
+    if is_local && !unsafe { pg_sys::IsTransactionBlock() } {
+        errors::context_outside_transaction();
+    }
     let key = lookup::carrier_key();
     let value = carrier::encode(&ctx, &key);
     spi::set_carrier(&value, is_local);

@@ -3,10 +3,34 @@
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+use tenancy_core::ident;
+
 use crate::infra::args;
 use crate::infra::errors;
 use crate::infra::random::strong_random;
 use crate::infra::spi;
+
+/// 22023 for a uuid spelled other than canonically (upper case, no hyphens, ...). Refused
+/// rather than rewritten: a token's tenant claim is matched to the registry as written, so a
+/// silently lowercased tenant would refuse the very tokens that name it; and a tenant id is
+/// a text key, so two spellings of one uuid would be two tenants, of which uuid tenant
+/// columns can hold only the canonical one (`current_tenant_uuid()` is NULL for the other,
+/// whose writes then fail with a bare row-level-security error).
+fn refuse_other_uuid_spelling(id: &str) {
+    if let Some(canonical) = ident::canonical_uuid(id) {
+        if canonical != id {
+            errors::bad_argument(
+                format!(
+                    "tenant id {} is a uuid not in its canonical spelling",
+                    errors::quoted(id)
+                ),
+                Some(&format!(
+                    "register it as '{canonical}' (lowercase, 8-4-4-4-12 hex digits), and have tokens carry that spelling: it is the only one uuid tenant columns match"
+                )),
+            );
+        }
+    }
+}
 
 /// 42704 unless the tenant is registered (active or not).
 pub fn require_registered(id: &str) {
@@ -32,6 +56,7 @@ fn create_tenant(
     settings: default!(Option<JsonB>, "'{}'"),
 ) -> String {
     args::tenant_id(id);
+    refuse_other_uuid_spelling(id);
     if let Some(p) = plan {
         crate::registry::plans::check_plan_name(p);
     }

@@ -189,8 +189,9 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
     }
     if let Some(f) = &p.feature {
         let gate = policy::feature_gate(f, placement);
+        let write_gate = policy::feature_write_gate(f, placement);
         sql.push_str(&format!(
-            "CREATE POLICY {} ON {table} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({gate}) WITH CHECK ({gate});",
+            "CREATE POLICY {} ON {table} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({gate}) WITH CHECK ({write_gate});",
             quote_identifier(FEATURE_POLICY)
         ));
     }
@@ -216,7 +217,10 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
     // The registry is written as the extension's owner: nobody else may write it (an entry
     // makes export/purge and the quota code act on the table with the owner's rights), and
     // reaching this point proves the caller owns the table (its ALTER TABLEs succeeded).
-    let caller = crate::infra::roles::current_user_name();
+    // protected_by names the role acting, as the audit row does: on arrival in an enrolled
+    // schema this runs inside the SECURITY DEFINER event trigger, whose current user is the
+    // extension's owner, not the role that created the table.
+    let caller = crate::infra::roles::acting_role();
     let _owner = crate::infra::owner::AsExtensionOwner::enter();
     Spi::run_with_args(
         "INSERT INTO tenancy.protected_tables AS p

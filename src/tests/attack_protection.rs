@@ -158,9 +158,21 @@ mod tests {
     /// On an accepted type, tenant `alias` (whose id would collide with `victim`'s in a
     /// careless mapping) neither reads nor writes `victim`'s row, and `victim` still does.
     fn aliases_stay_apart(p: &str, ty: &str, victim: &str, alias: &str, stored: &str) {
+        run("RESET ROLE");
+        // create_tenant() refuses a uuid's other spellings (issue 21); a registry from before
+        // that refusal (an old dump) may still hold one, so it is registered by hand here.
+        let register_alias = if ty == "uuid" {
+            assert_fails(
+                &format!("SELECT tenancy.create_tenant('{alias}')"),
+                "22023",
+                "not in its canonical spelling",
+            );
+            format!("INSERT INTO tenancy.tenants (id) VALUES ('{alias}')")
+        } else {
+            format!("SELECT tenancy.create_tenant('{alias}')")
+        };
         run(&format!(
-            "RESET ROLE;
-             SELECT tenancy.create_tenant('{victim}'), tenancy.create_tenant('{alias}');
+            "SELECT tenancy.create_tenant('{victim}'); {register_alias};
              CREATE TABLE tests.{p} (id int, tenant_id {ty}, v text);
              INSERT INTO tests.{p} VALUES (1, {stored}, 'secret');
              SELECT tenancy.protect('tests.{p}');

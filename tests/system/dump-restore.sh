@@ -89,7 +89,9 @@ SELECT 'rls: ' || bool_and(relrowsecurity AND relforcerowsecurity) FROM pg_class
  WHERE oid IN (SELECT tbl FROM tenancy.protected_tables);
 SELECT 'check: ' || coalesce(string_agg(severity || ' ' || rule || ' ' || object, '; ' ORDER BY rule, object), 'clean')
   FROM tenancy.check() WHERE severity IN ('critical', 'high');
-SELECT 'assert_isolated: passed' FROM (SELECT tenancy.assert_isolated()) AS raised_if_not;
+-- Called on its own: inside a sub-select the planner may drop a STABLE void call unevaluated.
+SELECT tenancy.assert_isolated();
+SELECT 'assert_isolated: passed';
 SELECT 'quota: ' || q.max_rows || ' ' || (q.max_rows - sum(s.budget)) || ' ' ||
        (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tenancy_quota_%' AND tgrelid IN ('app.events'::regclass, 'app.events_2026'::regclass, 'app.events_2027'::regclass))
   FROM tenancy.quotas q JOIN tenancy.quota_slots s USING (tenant, tbl) GROUP BY q.max_rows;
