@@ -1,7 +1,7 @@
 //! Attack class 9 of issue #13: checker blind spots. Each test builds the catalog shapes a
 //! rule used not to read, shows (where it is a leak through SQL) what an application role
 //! gets from it, checks that `tenancy.check()` reports every form, and runs the fixes, after
-//! which the findings are gone. The clean-schema test in `tests_check.rs` stays silent.
+//! which the findings are gone. The clean-schema test in `check.rs` stays silent.
 
 #[pgrx::pg_schema]
 mod tests {

@@ -2,7 +2,7 @@
 //! the attack of a reader (an app role reading a benchmark view, an admin running the pooled
 //! aggregates) through SQL: rebuilding a suppressed sum from the average and the count,
 //! differencing two groupings of the same rows, and reading one person's value through an
-//! extreme percentile. Same rules as tests.rs: rolled back, parallel, names prefixed per test.
+//! extreme percentile. Same rules as `tests/mod.rs`: rolled back, parallel, names prefixed per test.
 
 #[pgrx::pg_schema]
 mod tests {

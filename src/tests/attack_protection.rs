@@ -1,7 +1,7 @@
 //! Attack classes 3, 4 and 11 of issue 13, tried through SQL as the tier that attacks:
 //! distinct tenant ids that compare equal (3), table-owner paths around the DDL guard (4),
 //! and per-table mechanisms on partitions created or attached later (11).
-//! Same conventions as `tests.rs`: unique names, `SET LOCAL ROLE` before asserting isolation.
+//! Same conventions as `tests/mod.rs`: unique names, `SET LOCAL ROLE` before asserting isolation.
 
 #[pgrx::pg_schema]
 mod tests {

@@ -1,7 +1,7 @@
 //! Attack class 7 of issue 13: resources a low-privileged caller can exhaust. Every function
 //! PUBLIC or the app tier can reach takes bounded input, fills only bounded caches, and quotes
 //! at most a short prefix of what it was given; admin-set data that every backend caches is
-//! bounded when written; a guarded aggregate group is bounded. Same rules as tests.rs.
+//! bounded when written; a guarded aggregate group is bounded. Same rules as `tests/mod.rs`.
 
 #[pgrx::pg_schema]
 mod tests {

@@ -1,7 +1,7 @@
 //! Attack tests for issue 13, classes 5 (support and audit state that can be desynchronised),
 //! 8 (locks a tenant can hold against the operator: the two-session part is
 //! `scripts/operator-lock-test.sh`) and 10 (look-alike names). Each test attacks as the tier
-//! named in its comment, through SQL. Conventions as in `tests.rs`: unique names per test
+//! named in its comment, through SQL. Conventions as in `tests/mod.rs`: unique names per test
 //! (prefix `atk5`/`atk8`/`atk10`), a plain role before asserting anything RLS decides,
 //! SQLSTATEs through `pg_temp.try_sql()`.
 

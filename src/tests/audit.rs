@@ -1,5 +1,5 @@
 //! `#[pg_test]`s for the audit trail, support access and refusal counters. Same conventions as
-//! `tests.rs`: unique names per test (prefix `aud`/`sup`), a plain role before asserting
+//! `tests/mod.rs`: unique names per test (prefix `aud`/`sup`), a plain role before asserting
 //! anything RLS decides, SQLSTATEs through `pg_temp.try_sql()`. The concurrent-writer and
 //! outside-verifier checks are in `scripts/audit-concurrency-test.sh`.
 

@@ -1,6 +1,6 @@
 //! `#[pg_test]`s for `tenancy.check()` and `tenancy.assert_isolated()`: a schema with one of
 //! each hole, each fix run in turn, a clean schema, quoting, roles and the setting.
-//! Same conventions as `tests.rs`: unique names (tests run in parallel in one database, each
+//! Same conventions as `tests/mod.rs`: unique names (tests run in parallel in one database, each
 //! in a transaction that is rolled back).
 
 #[pgrx::pg_schema]

@@ -1,5 +1,5 @@
 //! `#[pg_test]`s of de-identification: pseudonyms, generalisation helpers, k-anonymity.
-//! Same rules as tests.rs: every test runs in its own rolled-back transaction, in parallel with
+//! Same rules as `tests/mod.rs`: every test runs in its own rolled-back transaction, in parallel with
 //! the others, as a superuser; object names (roles, tenants, secret ids, tables) are unique per
 //! test, and privileges and RLS are asserted after `SET LOCAL ROLE` to a plain role.
 //! Pseudonym secrets are never committed, so each test sees only the secrets it adds.

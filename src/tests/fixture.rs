@@ -4,6 +4,57 @@
 
 use pgrx::prelude::*;
 
+pub const SECRET_HEX: &str = "7365637265742d7365637265742d7365637265742d7365637265742d31323334";
+
+/// Two tenants `{p}_a` and `{p}_b`, a signing key `{p}_k`, an app role and a trusted role,
+/// and a protected table `{p}_docs` with two rows for a and one for b.
+pub fn docs_fixture(p: &str, tenant_type: &str, a: &str, b: &str) {
+    install_try_sql();
+    run(&format!(
+        "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
+         CREATE ROLE {p}_trusted NOLOGIN; SELECT tenancy.grant_trusted('{p}_trusted');
+         GRANT USAGE ON SCHEMA tests TO {p}_app, {p}_trusted;
+         SELECT tenancy.create_tenant('{a}', 'Tenant A');
+         SELECT tenancy.create_tenant('{b}', 'Tenant B');
+         SELECT tenancy.add_signing_key('{p}_k', '\\x{SECRET_HEX}');
+         CREATE TABLE tests.{p}_docs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                                      tenant_id {tenant_type}, body text);
+         INSERT INTO tests.{p}_docs (tenant_id, body) VALUES ('{a}', 'a1'), ('{a}', 'a2'), ('{b}', 'b1');
+         SELECT tenancy.protect('tests.{p}_docs');
+         GRANT SELECT, INSERT, UPDATE, DELETE ON tests.{p}_docs TO {p}_app, {p}_trusted;"
+    ));
+}
+
+pub fn token(p: &str, claims: serde_json::Value) -> String {
+    one::<String>(&format!(
+        "SELECT tenancy.sign_token({}::jsonb, '{p}_k')",
+        pgrx::spi::quote_literal(claims.to_string())
+    ))
+    .expect("token")
+}
+
+pub fn epoch_now() -> i64 {
+    one::<i64>("SELECT extract(epoch FROM now())::bigint").unwrap()
+}
+
+pub fn set_context_sql(tok: &str) -> String {
+    format!(
+        "SELECT tenancy.set_context({})",
+        pgrx::spi::quote_literal(tok)
+    )
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    tenancy_core::b64::encode(bytes)
+}
+
+pub fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 pub fn run(sql: &str) {
     Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
 }

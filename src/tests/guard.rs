@@ -1,4 +1,4 @@
-//! `#[pg_test]`s of the min-N guarded aggregates and benchmark views. Same rules as tests.rs:
+//! `#[pg_test]`s of the min-N guarded aggregates and benchmark views. Same rules as `tests/mod.rs`:
 //! each test runs in its own rolled-back transaction, in parallel with the others, as a
 //! superuser; names are prefixed per test; what a user sees is asserted after
 //! `SET LOCAL ROLE` to a plain role.
