@@ -7,7 +7,9 @@
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::tests::fixture::{count, failure, findings, install_try_sql, one, run, Finding};
+    use crate::tests::fixture::{
+        apply_fix, count, failure, findings, install_try_sql, one, run, Finding,
+    };
 
     fn of_rule<'a>(found: &'a [Finding], rule: &str) -> Vec<&'a Finding> {
         found.iter().filter(|f| f.rule == rule).collect()
@@ -25,19 +27,7 @@ mod tests {
     /// Runs the fixes of `rule` in check()'s order; each succeeds and its finding goes.
     fn run_fixes(schema: &str, rule: &str) {
         for f in of_rule(&findings(schema), rule) {
-            let fix = f
-                .fix
-                .as_deref()
-                .unwrap_or_else(|| panic!("no fix for {f:?}"));
-            if let Some(e) = failure(fix) {
-                panic!("fix for {} {} failed: {fix}\n{e}", f.rule, f.object);
-            }
-            assert!(
-                !findings(schema)
-                    .iter()
-                    .any(|g| g.rule == f.rule && g.object == f.object),
-                "{f:?} still reported after its fix"
-            );
+            apply_fix(schema, f, || {});
         }
         assert!(of_rule(&findings(schema), rule).is_empty());
     }

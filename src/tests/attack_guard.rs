@@ -8,7 +8,7 @@
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::tests::fixture::{assert_fails, install_try_sql, one, run};
+    use crate::tests::fixture::{assert_fails, one, roles, run, Tier};
 
     fn text(sql: &str) -> Option<String> {
         one::<String>(sql)
@@ -24,12 +24,9 @@ mod tests {
     /// tenant 1's three earn a thousand times more (pay dominated by magnitude, bonus even);
     /// in 'ops' pay is even and tenant 1 takes every bonus (bonus dominated).
     fn setup(p: &str) {
-        install_try_sql();
+        roles(p, &[("app", Tier::App), ("admin", Tier::Admin)]);
         run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             CREATE ROLE {p}_admin NOLOGIN; SELECT tenancy.grant_admin('{p}_admin');
-             GRANT USAGE ON SCHEMA tests TO {p}_app, {p}_admin;
-             GRANT CREATE ON SCHEMA tests TO {p}_admin;
+            "GRANT CREATE ON SCHEMA tests TO {p}_admin;
              CREATE TABLE tests.{p}_pay (tenant_id text NOT NULL, person int, role text,
                                          pay numeric, bonus numeric);
              SELECT tenancy.protect('tests.{p}_pay');

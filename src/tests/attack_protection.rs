@@ -20,12 +20,7 @@ mod tests {
 
     /// A table owner (with the admin tier, so it may protect) and an app role.
     fn c3_roles(p: &str) {
-        install_try_sql();
-        run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             CREATE ROLE {p}_owner NOLOGIN; SELECT tenancy.grant_admin('{p}_owner');
-             GRANT USAGE, CREATE ON SCHEMA tests TO {p}_app, {p}_owner;"
-        ));
+        app_and_owner(p);
     }
 
     #[pg_test]

@@ -13,30 +13,14 @@ mod tests {
     use pgrx::spi::{quote_identifier as qi, quote_literal as ql};
 
     use crate::tests::fixture::{
-        count, failure, findings, install_try_sql, one, run, text, Finding,
+        apply_fix, count, failure, findings, install_try_sql, one, run, text, Finding,
     };
 
     /// Runs every fix, in check()'s order, as the calling superuser through EXECUTE (what the
     /// documented loop does); each must succeed and make its finding go away.
     fn run_every_fix(schema: &str, found: &[Finding], marker_schema: &str, roles: &[&str]) {
         for f in found {
-            let fix = f
-                .fix
-                .as_deref()
-                .unwrap_or_else(|| panic!("no fix for {f:?}"));
-            if let Some(e) = failure(fix) {
-                panic!("fix for {} {} failed: {fix}\n{e}", f.rule, f.object);
-            }
-            assert_nothing_injected(marker_schema, roles);
-            let after = findings(schema);
-            assert!(
-                !after
-                    .iter()
-                    .any(|g| g.rule == f.rule && g.object == f.object),
-                "{} {} still reported after its fix {fix}:\n{after:#?}",
-                f.rule,
-                f.object
-            );
+            apply_fix(schema, f, || assert_nothing_injected(marker_schema, roles));
         }
     }
 

@@ -9,20 +9,16 @@ mod tests {
 
     use crate::tests::fixture::*;
 
-    const SECRET_HEX: &str = "7365637265742d7365637265742d7365637265742d7365637265742d31323334";
-
-    /// An admin `{p}_adm` with its own schema, a trusted role `{p}_job`, tenants `{p}_a`/`{p}_b`.
-    /// Grants update pg_proc rows that parallel tests update too: like every fixture here,
-    /// grant_app comes first, so all tests lock those rows in one order (no deadlock).
+    /// An app role `{p}_app`; `{p}_adm` with its own schema and `{p}_job`, whose tiers each
+    /// test grants; tenants `{p}_a`/`{p}_b`; the signing key `{p}_k`.
     fn tiers(p: &str) {
-        install_try_sql();
+        roles(p, &[("app", Tier::App)]);
         run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             CREATE ROLE {p}_adm NOLOGIN; CREATE ROLE {p}_job NOLOGIN;
-             CREATE SCHEMA {p}_s AUTHORIZATION {p}_adm;
-             SELECT tenancy.create_tenant('{p}_a'), tenancy.create_tenant('{p}_b');
-             SELECT tenancy.add_signing_key('{p}_k', '\\x{SECRET_HEX}');"
+            "CREATE ROLE {p}_adm NOLOGIN; CREATE ROLE {p}_job NOLOGIN;
+             CREATE SCHEMA {p}_s AUTHORIZATION {p}_adm;"
         ));
+        tenants(p);
+        signing_key(p);
     }
 
     /// The registry is read-only to admins in every form: a view, a catalog table and the

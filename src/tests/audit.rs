@@ -12,48 +12,34 @@ mod tests {
 
     use crate::tests::fixture::*;
 
-    const SECRET_HEX: &str = "7365637265742d7365637265742d7365637265742d7365637265742d31323334";
-
     /// Tenants `{p}_a`, `{p}_b`; roles `{p}_app` (app), `{p}_trusted`, `{p}_admin`,
     /// `{p}_sup` (support); a signing key `{p}_k`; a protected table `tests.{p}_docs`.
     fn fixture(p: &str) {
-        install_try_sql();
-        run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             CREATE ROLE {p}_trusted NOLOGIN; SELECT tenancy.grant_trusted('{p}_trusted');
-             CREATE ROLE {p}_admin NOLOGIN; SELECT tenancy.grant_admin('{p}_admin');
-             CREATE ROLE {p}_sup NOLOGIN; SELECT tenancy.grant_support('{p}_sup');
-             GRANT USAGE ON SCHEMA tests TO {p}_app, {p}_trusted, {p}_admin, {p}_sup;
-             SELECT tenancy.create_tenant('{p}_a'), tenancy.create_tenant('{p}_b');
-             SELECT tenancy.add_signing_key('{p}_k', '\\x{SECRET_HEX}');
-             CREATE TABLE tests.{p}_docs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                                          tenant_id text, body text);
-             SELECT tenancy.protect('tests.{p}_docs');
-             GRANT SELECT, INSERT, UPDATE, DELETE ON tests.{p}_docs TO {p}_app, {p}_trusted, {p}_sup;"
-        ));
+        roles(
+            p,
+            &[
+                ("app", Tier::App),
+                ("trusted", Tier::Trusted),
+                ("admin", Tier::Admin),
+                ("sup", Tier::Support),
+            ],
+        );
+        tenants(p);
+        signing_key(p);
+        docs_table(p, "text", &[], &format!("{p}_app, {p}_trusted, {p}_sup"));
     }
 
-    fn token(p: &str, tenant: &str, sub: &str) -> String {
-        let claims = json!({"tenant_id": tenant, "sub": sub, "roles": ["hr"],
-                            "exp": now() + 600});
-        one::<String>(&format!(
-            "SELECT tenancy.sign_token({}::jsonb, '{p}_k')",
-            quote_literal(claims.to_string())
-        ))
-        .expect("token")
-    }
-
-    fn now() -> i64 {
-        one::<i64>("SELECT extract(epoch FROM now())::bigint").unwrap()
+    fn audit_token(p: &str, tenant: &str, sub: &str) -> String {
+        token(
+            p,
+            json!({"tenant_id": tenant, "sub": sub, "roles": ["hr"], "exp": epoch_now() + 600}),
+        )
     }
 
     fn as_tenant(p: &str, tenant: &str, sub: &str) {
-        let tok = token(p, tenant, sub);
+        let tok = audit_token(p, tenant, sub);
         run(&format!("SET LOCAL ROLE {p}_app"));
-        run(&format!(
-            "SELECT tenancy.set_context({})",
-            quote_literal(&tok)
-        ));
+        run(&set_context_sql(&tok));
     }
 
     fn verify(tenant: &str) -> (bool, i64, Option<i64>) {
@@ -904,24 +890,16 @@ mod tests {
         fixture(p);
         let before_sig = refused("bad_signature");
         let before_inactive = refused("inactive_tenant");
-        let tok = token(p, "aud_stats_a", "alice");
+        let tok = audit_token(p, "aud_stats_a", "alice");
         let (head, _) = tok.rsplit_once('.').unwrap();
         let forged = format!("{head}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
         run("SELECT tenancy.deactivate_tenant('aud_stats_b')");
-        let tok_b = token(p, "aud_stats_b", "bob");
+        let tok_b = audit_token(p, "aud_stats_b", "bob");
         run(&format!("SET LOCAL ROLE {p}_app"));
         for _ in 0..3 {
-            assert_fails(
-                &format!("SELECT tenancy.set_context({})", quote_literal(&forged)),
-                "28000",
-                "signature",
-            );
+            assert_fails(&set_context_sql(&forged), "28000", "signature");
         }
-        assert_fails(
-            &format!("SELECT tenancy.set_context({})", quote_literal(&tok_b)),
-            "28000",
-            "deactivated",
-        );
+        assert_fails(&set_context_sql(&tok_b), "28000", "deactivated");
         assert_fails(
             "SELECT * FROM tenancy.stats()",
             "42501",

@@ -110,7 +110,7 @@ mod tests {
         let tok = tenancy_core::jwt::sign(
             tenancy_core::Alg::HS256,
             Some("no_such_kid"),
-            &hex(SECRET_HEX),
+            &tenancy_core::oracle::unhex(SECRET_HEX),
             claims.as_object().unwrap(),
         );
         run("SET LOCAL ROLE unkid_app");

@@ -7,87 +7,34 @@
 #[pgrx::pg_schema]
 mod tests {
     use pgrx::prelude::*;
-    use sha2::{Digest, Sha256};
     use tenancy_core::deid::base32_128_decode;
+    use tenancy_core::oracle::{pseudonym as expected, unhex};
 
-    use crate::tests::fixture::{assert_fails, install_try_sql as try_sql_helper, one, run, text};
+    use crate::tests::fixture::{
+        assert_fails, install_try_sql, one, roles, run, tenants, text, Tier,
+    };
 
     /// ASCII "0123456789abcdef0123456789abcdef": the master secret of the known-answer tests.
     const KAT_SECRET_HEX: &str = "3031323334353637383961626364656630313233343536373839616263646566";
 
     /// An app role `{p}_app`, a trusted role `{p}_job`, an admin `{p}_admin`, tenants
     /// `{p}_a` and `{p}_b`.
-    fn roles(p: &str) {
-        try_sql_helper();
-        run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             CREATE ROLE {p}_job NOLOGIN; SELECT tenancy.grant_trusted('{p}_job');
-             CREATE ROLE {p}_admin NOLOGIN; SELECT tenancy.grant_admin('{p}_admin');
-             GRANT USAGE ON SCHEMA tests TO {p}_app, {p}_job, {p}_admin;
-             SELECT tenancy.create_tenant('{p}_a');
-             SELECT tenancy.create_tenant('{p}_b');"
-        ));
+    fn app_job_admin(p: &str) {
+        roles(
+            p,
+            &[
+                ("app", Tier::App),
+                ("job", Tier::Trusted),
+                ("admin", Tier::Admin),
+            ],
+        );
+        tenants(p);
     }
 
     fn add_secret(id: &str, hex: &str) {
         run(&format!(
             "SELECT tenancy.add_pseudonym_secret('{id}', '\\x{hex}')"
         ));
-    }
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    /// HMAC-SHA256 written out from RFC 2104 with the sha2 crate: independent of the `hmac`
-    /// crate and of tenancy_core's code that the extension uses.
-    fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-        let mut k = [0u8; 64];
-        if key.len() > 64 {
-            k[..32].copy_from_slice(&Sha256::digest(key));
-        } else {
-            k[..key.len()].copy_from_slice(key);
-        }
-        let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
-        let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-        let inner = Sha256::new()
-            .chain_update(&ipad)
-            .chain_update(msg)
-            .finalize();
-        Sha256::new()
-            .chain_update(&opad)
-            .chain_update(inner)
-            .finalize()
-            .into()
-    }
-
-    /// RFC 4648 base32, lowercase, no padding, bit by bit.
-    fn base32(bytes: &[u8]) -> String {
-        let bits: Vec<u8> = bytes
-            .iter()
-            .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1))
-            .collect();
-        bits.chunks(5)
-            .map(|c| {
-                let v = (0..5).fold(0u8, |v, i| (v << 1) | c.get(i).copied().unwrap_or(0));
-                b"abcdefghijklmnopqrstuvwxyz234567"[v as usize] as char
-            })
-            .collect()
-    }
-
-    /// The documented derivation, computed here from its definition.
-    fn expected(master: &[u8], domain: &str, tenant: Option<&str>, value: &str) -> String {
-        let mut msg = b"pg_tenancy pseudonym v1\0".to_vec();
-        msg.extend_from_slice(domain.as_bytes());
-        if let Some(t) = tenant {
-            msg.push(0);
-            msg.extend_from_slice(t.as_bytes());
-        }
-        let key = hmac_sha256(master, &msg);
-        base32(&hmac_sha256(&key, value.as_bytes())[..16])
     }
 
     fn bits(p: &str) -> u128 {
@@ -122,7 +69,7 @@ mod tests {
 
     #[pg_test]
     fn pseudonymize_refuses_without_a_secret() {
-        roles("pzno");
+        app_job_admin("pzno");
         run("SET LOCAL ROLE pzno_app");
         for sql in [
             "SELECT tenancy.pseudonymize('42', 'employee')",
@@ -148,7 +95,7 @@ mod tests {
 
     #[pg_test]
     fn pseudonym_known_answer() {
-        roles("pzkat");
+        app_job_admin("pzkat");
         add_secret("pzkat-1", KAT_SECRET_HEX);
         run("SET LOCAL ROLE pzkat_app");
         let master = unhex(KAT_SECRET_HEX);
@@ -180,7 +127,7 @@ mod tests {
 
     #[pg_test]
     fn pseudonym_shape_and_overloads() {
-        roles("pzov");
+        app_job_admin("pzov");
         add_secret("pzov-1", KAT_SECRET_HEX);
         run("SET LOCAL ROLE pzov_app");
         let p = text("SELECT tenancy.pseudonymize('someone@example.com', 'email')");
@@ -224,7 +171,7 @@ mod tests {
 
     #[pg_test]
     fn pseudonyms_are_deterministic_and_separated() {
-        roles("pzsep");
+        app_job_admin("pzsep");
         add_secret("pzsep-1", KAT_SECRET_HEX);
         run("SELECT tenancy.set_tenant('pzsep_a')");
         run("SET LOCAL ROLE pzsep_app");
@@ -276,7 +223,7 @@ mod tests {
 
     #[pg_test]
     fn one_changed_byte_changes_about_half_the_bits() {
-        roles("pzav");
+        app_job_admin("pzav");
         add_secret("pzav-1", KAT_SECRET_HEX);
         run("SELECT tenancy.set_tenant('pzav_a')");
         run("SET LOCAL ROLE pzav_app");
@@ -324,7 +271,7 @@ mod tests {
 
     #[pg_test]
     fn rotation_changes_pseudonyms_and_dropping_reverts() {
-        roles("pzrot");
+        app_job_admin("pzrot");
         add_secret("pzrot-1", KAT_SECRET_HEX);
         run("SET LOCAL ROLE pzrot_app");
         let old = text("SELECT tenancy.pseudonymize('42', 'employee')");
@@ -354,7 +301,7 @@ mod tests {
 
     #[pg_test]
     fn add_pseudonym_secret_checks_its_input() {
-        roles("pzadd");
+        app_job_admin("pzadd");
         // Generated in the server when omitted: 32 bytes, nothing in the query text.
         run("SELECT tenancy.add_pseudonym_secret('pzadd-gen')");
         assert_eq!(
@@ -388,7 +335,7 @@ mod tests {
 
     #[pg_test]
     fn app_role_cannot_read_the_pseudonym_secret() {
-        roles("pzsec");
+        app_job_admin("pzsec");
         add_secret("pzsec-1", KAT_SECRET_HEX);
         run("SELECT tenancy.set_tenant('pzsec_a')");
         run("SET LOCAL ROLE pzsec_app");
@@ -524,7 +471,7 @@ mod tests {
 
     #[pg_test]
     fn pseudonyms_in_parallel_workers_match() {
-        roles("pzpar");
+        app_job_admin("pzpar");
         add_secret("pzpar-1", KAT_SECRET_HEX);
         run("CREATE TABLE tests.pzpar_src (tenant_id text, emp text);
              INSERT INTO tests.pzpar_src SELECT 'pzpar_' || (CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END), 'E' || g
@@ -561,7 +508,7 @@ mod tests {
 
     #[pg_test]
     fn generalisation_helpers() {
-        try_sql_helper();
+        install_try_sql();
         // Everyone may call them: a role with no tier at all.
         run("CREATE ROLE gen_nobody NOLOGIN; SET LOCAL ROLE gen_nobody");
         let cases = [
@@ -704,7 +651,7 @@ mod tests {
     /// ""band"""): tenant a has (Oslo, 30s) x3, (Oslo, 40s) x2; tenant b has (Bergen, 30s) x4,
     /// (Bergen, NULL) x1.
     fn kanon_fixture(p: &str) -> String {
-        roles(p);
+        app_job_admin(p);
         run(&format!(
             r#"CREATE TABLE tests."{p} ""odd"" table" (
                    id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -4,27 +4,115 @@
 
 use pgrx::prelude::*;
 
+/// The secret of every fixture signing key `{p}_k`.
 pub const SECRET_HEX: &str = "7365637265742d7365637265742d7365637265742d7365637265742d31323334";
 
-/// Two tenants `{p}_a` and `{p}_b`, a signing key `{p}_k`, an app role and a trusted role,
-/// and a protected table `{p}_docs` with two rows for a and one for b.
-pub fn docs_fixture(p: &str, tenant_type: &str, a: &str, b: &str) {
+/// The tier a fixture role is granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tier {
+    App,
+    Trusted,
+    Admin,
+    Support,
+    /// No tier: a plain role.
+    None,
+}
+
+/// Installs `pg_temp.try_sql()` and creates a role `{p}_{suffix}` for each `(suffix, tier)`,
+/// granted its tier and USAGE on schema `tests`. The grants update pg_proc rows that parallel
+/// tests update too, so every fixture grants in one order (the `Tier` order, `grant_app`
+/// first) whatever order it lists them in; two orders deadlock (40P01).
+pub fn roles(p: &str, roles: &[(&str, Tier)]) {
     install_try_sql();
+    let mut sorted = roles.to_vec();
+    sorted.sort_by_key(|(_, tier)| *tier);
+    let mut sql = String::new();
+    for (suffix, tier) in &sorted {
+        let role = format!("{p}_{suffix}");
+        sql.push_str(&format!("CREATE ROLE {role} NOLOGIN;"));
+        let grant = match tier {
+            Tier::App => "grant_app",
+            Tier::Trusted => "grant_trusted",
+            Tier::Admin => "grant_admin",
+            Tier::Support => "grant_support",
+            Tier::None => continue,
+        };
+        sql.push_str(&format!(" SELECT tenancy.{grant}('{role}');"));
+    }
+    let all: Vec<String> = roles.iter().map(|(s, _)| format!("{p}_{s}")).collect();
+    sql.push_str(&format!(
+        " GRANT USAGE ON SCHEMA tests TO {};",
+        all.join(", ")
+    ));
+    run(&sql);
+}
+
+/// An app role `{p}_app` and a table owner `{p}_owner` with the admin tier, both with USAGE
+/// and CREATE on schema `tests`.
+pub fn app_and_owner(p: &str) {
+    roles(p, &[("app", Tier::App), ("owner", Tier::Admin)]);
     run(&format!(
-        "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-         CREATE ROLE {p}_trusted NOLOGIN; SELECT tenancy.grant_trusted('{p}_trusted');
-         GRANT USAGE ON SCHEMA tests TO {p}_app, {p}_trusted;
-         SELECT tenancy.create_tenant('{a}', 'Tenant A');
-         SELECT tenancy.create_tenant('{b}', 'Tenant B');
-         SELECT tenancy.add_signing_key('{p}_k', '\\x{SECRET_HEX}');
-         CREATE TABLE tests.{p}_docs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                                      tenant_id {tenant_type}, body text);
-         INSERT INTO tests.{p}_docs (tenant_id, body) VALUES ('{a}', 'a1'), ('{a}', 'a2'), ('{b}', 'b1');
-         SELECT tenancy.protect('tests.{p}_docs');
-         GRANT SELECT, INSERT, UPDATE, DELETE ON tests.{p}_docs TO {p}_app, {p}_trusted;"
+        "GRANT CREATE ON SCHEMA tests TO {p}_app, {p}_owner"
     ));
 }
 
+/// Registers tenants `{p}_a` and `{p}_b`.
+pub fn tenants(p: &str) {
+    run(&format!(
+        "SELECT tenancy.create_tenant('{p}_a'), tenancy.create_tenant('{p}_b')"
+    ));
+}
+
+/// Adds the signing key `{p}_k` (secret `SECRET_HEX`), which `token()` signs with.
+pub fn signing_key(p: &str) {
+    run(&format!(
+        "SELECT tenancy.add_signing_key('{p}_k', '\\x{SECRET_HEX}')"
+    ));
+}
+
+/// A protected table `tests.{p}_docs (id, tenant_id {tenant_type}, body)` holding `rows`
+/// (tenant, body), readable and writable by `grantees`.
+pub fn docs_table(p: &str, tenant_type: &str, rows: &[(&str, &str)], grantees: &str) {
+    let mut sql = format!(
+        "CREATE TABLE tests.{p}_docs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                                      tenant_id {tenant_type}, body text);"
+    );
+    if !rows.is_empty() {
+        let values: Vec<String> = rows
+            .iter()
+            .map(|(t, b)| format!("('{t}', '{b}')"))
+            .collect();
+        sql.push_str(&format!(
+            " INSERT INTO tests.{p}_docs (tenant_id, body) VALUES {};",
+            values.join(", ")
+        ));
+    }
+    sql.push_str(&format!(
+        " SELECT tenancy.protect('tests.{p}_docs');
+         GRANT SELECT, INSERT, UPDATE, DELETE ON tests.{p}_docs TO {grantees};"
+    ));
+    run(&sql);
+}
+
+/// Two tenants `a` and `b` (of column type `tenant_type`), a signing key `{p}_k`, an app role
+/// `{p}_app` and a trusted role `{p}_trusted`, and a protected table `tests.{p}_docs` with two
+/// rows for a and one for b.
+pub fn docs_fixture(p: &str, tenant_type: &str, a: &str, b: &str) {
+    roles(p, &[("app", Tier::App), ("trusted", Tier::Trusted)]);
+    run(&format!(
+        "SELECT tenancy.create_tenant('{a}', 'Tenant A');
+         SELECT tenancy.create_tenant('{b}', 'Tenant B');"
+    ));
+    signing_key(p);
+    docs_table(
+        p,
+        tenant_type,
+        &[(a, "a1"), (a, "a2"), (b, "b1")],
+        &format!("{p}_app, {p}_trusted"),
+    );
+}
+
+/// A token signed with `{p}_k` carrying `claims`.
 pub fn token(p: &str, claims: serde_json::Value) -> String {
     one::<String>(&format!(
         "SELECT tenancy.sign_token({}::jsonb, '{p}_k')",
@@ -33,10 +121,12 @@ pub fn token(p: &str, claims: serde_json::Value) -> String {
     .expect("token")
 }
 
+/// Now, in seconds since the epoch, as the server sees it (what `exp` and `nbf` compare to).
 pub fn epoch_now() -> i64 {
     one::<i64>("SELECT extract(epoch FROM now())::bigint").unwrap()
 }
 
+/// `SELECT tenancy.set_context(<tok>)`.
 pub fn set_context_sql(tok: &str) -> String {
     format!(
         "SELECT tenancy.set_context({})",
@@ -44,15 +134,9 @@ pub fn set_context_sql(tok: &str) -> String {
     )
 }
 
+/// base64url without padding, as tokens and carriers spell their parts.
 pub fn b64(bytes: &[u8]) -> String {
     tenancy_core::b64::encode(bytes)
-}
-
-pub fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 pub fn run(sql: &str) {
@@ -139,4 +223,25 @@ pub fn findings(schema: &str) -> Vec<Finding> {
         .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .unwrap_or_else(|e| panic!("tenancy.check({schema}): {e}"))
+}
+
+/// Runs the fix of `f` as the documented loop does (EXECUTE, as the calling superuser): it
+/// must exist and succeed; then `after` runs, and the finding must be gone from
+/// `tenancy.check(schema)`.
+pub fn apply_fix(schema: &str, f: &Finding, after: impl Fn()) {
+    let fix = f.fix_text();
+    assert!(!fix.is_empty(), "no fix for {f:?}");
+    if let Some(e) = failure(fix) {
+        panic!("fix for {} {} failed: {fix}\n{e}", f.rule, f.object);
+    }
+    after();
+    let left = findings(schema);
+    assert!(
+        !left
+            .iter()
+            .any(|g| g.rule == f.rule && g.object == f.object),
+        "{} {} still reported after its fix {fix}:\n{left:#?}",
+        f.rule,
+        f.object
+    );
 }

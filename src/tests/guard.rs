@@ -7,17 +7,18 @@
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::tests::fixture::{assert_fails, count, install_try_sql, one, run};
+    use crate::tests::fixture::{assert_fails, count, one, roles, run, Tier};
 
     /// An app role `{p}_app` (grant_app), an admin `{p}_admin`, a trusted job `{p}_job`.
-    fn roles(p: &str) {
-        install_try_sql();
-        run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             CREATE ROLE {p}_admin NOLOGIN; SELECT tenancy.grant_admin('{p}_admin');
-             CREATE ROLE {p}_job NOLOGIN; SELECT tenancy.grant_trusted('{p}_job');
-             GRANT USAGE ON SCHEMA tests TO {p}_app, {p}_admin, {p}_job;"
-        ));
+    fn app_admin_job(p: &str) {
+        roles(
+            p,
+            &[
+                ("app", Tier::App),
+                ("admin", Tier::Admin),
+                ("job", Tier::Trusted),
+            ],
+        );
     }
 
     fn text(sql: &str) -> Option<String> {
@@ -31,7 +32,7 @@ mod tests {
     /// Groups of 4 and 5 people, one row each, read by the app role.
     #[pg_test]
     fn guard_groups_of_four_and_five() {
-        roles("gd45");
+        app_admin_job("gd45");
         run(
             "CREATE TABLE tests.gd45_t (grp text, person text, pay numeric);
              INSERT INTO tests.gd45_t
@@ -80,7 +81,7 @@ mod tests {
     /// One person with five rows is one contributor.
     #[pg_test]
     fn guard_one_person_five_rows() {
-        roles("gd1p");
+        app_admin_job("gd1p");
         run("CREATE TABLE tests.gd1p_t (person bigint, pay float8);
              INSERT INTO tests.gd1p_t SELECT 7, i FROM generate_series(1, 5) i;
              GRANT SELECT ON tests.gd1p_t TO gd1p_app;
@@ -99,7 +100,7 @@ mod tests {
     /// counts only through a row with a value.
     #[pg_test]
     fn guard_null_contributors_and_values() {
-        roles("gdnl");
+        app_admin_job("gdnl");
         run("CREATE TABLE tests.gdnl_t (person text, pay numeric);
              INSERT INTO tests.gdnl_t VALUES ('a', 1), ('b', 2), ('c', 3), ('d', 4),
                  (NULL, 100), (NULL, 200), ('e', NULL);
@@ -123,7 +124,7 @@ mod tests {
     /// last digit and with the same result type, and nothing for a group of four.
     #[pg_test]
     fn guard_every_type() {
-        roles("gdty");
+        app_admin_job("gdty");
         run("CREATE TABLE tests.gdty_t (g int, c_text text, c_int8 bigint, c_int4 int, c_uuid uuid,
                                         v_int4 int, v_int8 bigint, v_num numeric, v_f8 float8);
              INSERT INTO tests.gdty_t
@@ -160,7 +161,7 @@ mod tests {
     /// rule.
     #[pg_test]
     fn guard_pooled_rules() {
-        roles("gdpl");
+        app_admin_job("gdpl");
         run("CREATE TABLE tests.gdpl_t (cell text, tenant text, person int, pay numeric);
              GRANT SELECT ON tests.gdpl_t TO gdpl_app;
              -- 4 tenants of 3 people.
@@ -229,7 +230,7 @@ mod tests {
     /// offers.
     #[pg_test]
     fn guard_app_cannot_lower_thresholds() {
-        roles("gdset");
+        app_admin_job("gdset");
         run("CREATE TABLE tests.gdset_t (person text, pay numeric);
              INSERT INTO tests.gdset_t SELECT 'p' || i, i FROM generate_series(1, 2) i;
              GRANT SELECT ON tests.gdset_t TO gdset_app;
@@ -267,7 +268,7 @@ mod tests {
     /// A tenant's settings raise min_n for queries under its context, never lower it.
     #[pg_test]
     fn guard_tenant_settings_raise_only() {
-        roles("gdts");
+        app_admin_job("gdts");
         run("SELECT tenancy.create_tenant('gdts_strict', settings => '{\"min_n\": 10}');
              SELECT tenancy.create_tenant('gdts_lax', settings => '{\"min_n\": 2}');
              SELECT tenancy.create_tenant('gdts_plain');
@@ -301,7 +302,7 @@ mod tests {
     /// Sliding window frames would difference groups: refused.
     #[pg_test]
     fn guard_refuses_window_use() {
-        roles("gdwin");
+        app_admin_job("gdwin");
         run("CREATE TABLE tests.gdwin_t (person int, pay numeric);
              INSERT INTO tests.gdwin_t SELECT p, p FROM generate_series(1, 20) p;
              GRANT SELECT ON tests.gdwin_t TO gdwin_app;
@@ -321,7 +322,7 @@ mod tests {
     /// Bad percentile fractions are refused.
     #[pg_test]
     fn guard_percentile_fraction_checked() {
-        roles("gdfr");
+        app_admin_job("gdfr");
         run("CREATE TABLE tests.gdfr_t (person int, pay numeric);
              INSERT INTO tests.gdfr_t SELECT p, p FROM generate_series(1, 20) p");
         assert_fails(
@@ -340,7 +341,7 @@ mod tests {
     /// functions for nobody.
     #[pg_test]
     fn guard_privileges() {
-        roles("gdpriv");
+        app_admin_job("gdpriv");
         run("CREATE ROLE gdpriv_nobody NOLOGIN");
         yes("SELECT has_function_privilege('gdpriv_app', 'tenancy.guarded_avg(numeric, text)', 'EXECUTE')
                AND has_function_privilege('gdpriv_admin', 'tenancy.guarded_avg(numeric, text, text)', 'EXECUTE')
@@ -358,7 +359,7 @@ mod tests {
     /// tenant, never raw rows, and cannot shrink a group with WHERE.
     #[pg_test]
     fn guard_benchmark_view() {
-        roles("gdbv");
+        app_admin_job("gdbv");
         run("CREATE TABLE tests.gdbv_pay (tenant_id text NOT NULL, person int, role text, pay numeric);
              SELECT tenancy.protect('tests.gdbv_pay');
              GRANT SELECT ON tests.gdbv_pay TO gdbv_app, gdbv_admin;
@@ -473,7 +474,7 @@ mod tests {
     /// The admin needs to be able to read the columns it pools.
     #[pg_test]
     fn guard_benchmark_view_needs_column_rights() {
-        roles("gdbr");
+        app_admin_job("gdbr");
         run("CREATE TABLE tests.gdbr_pay (tenant_id text NOT NULL, person int, role text, pay numeric);
              SELECT tenancy.protect('tests.gdbr_pay');
              GRANT SELECT (tenant_id, person, role) ON tests.gdbr_pay TO gdbr_admin;
@@ -529,7 +530,7 @@ mod tests {
 
     #[pg_test]
     fn guard_benchmark_view_in_a_quoted_schema_called_directly_is_intact() {
-        roles("gdq");
+        app_admin_job("gdq");
         run(r#"CREATE SCHEMA "GdQ Bench";
              GRANT USAGE, CREATE ON SCHEMA "GdQ Bench" TO gdq_admin;
              CREATE TABLE "GdQ Bench".pay (tenant_id text NOT NULL, person int, role text, pay numeric);

@@ -7,10 +7,9 @@ mod tests {
     use pgrx::prelude::*;
 
     fn hostile_fixture(p: &str) {
-        install_try_sql();
+        roles(p, &[("app", Tier::App)]);
         run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             SELECT tenancy.create_tenant('{p}_a');
+            "SELECT tenancy.create_tenant('{p}_a');
              SELECT tenancy.add_signing_key('{p}_k', '\\x{}');",
             "ab".repeat(32)
         ));

@@ -13,13 +13,8 @@ mod tests {
 
     /// Tenants `{p}_a`, `{p}_b`, an app role `{p}_app` and a table owner `{p}_owner`.
     fn base(p: &str) {
-        install_try_sql();
-        run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             CREATE ROLE {p}_owner NOLOGIN; SELECT tenancy.grant_admin('{p}_owner');
-             GRANT USAGE, CREATE ON SCHEMA tests TO {p}_app, {p}_owner;
-             SELECT tenancy.create_tenant('{p}_a'), tenancy.create_tenant('{p}_b');"
-        ));
+        app_and_owner(p);
+        tenants(p);
     }
 
     /// Acts as the app role for tenant `t` (set_tenant needs a trusted role, so it runs first).
