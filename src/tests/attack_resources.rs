@@ -251,7 +251,11 @@ mod tests {
              SET LOCAL tenancy.guard_group_limit = 1000;
              SET LOCAL max_parallel_workers_per_gather = 0;
              SET LOCAL ROLE argg_app");
-        assert_fails("SET tenancy.guard_group_limit = 100000000", "42501", "");
+        assert_fails(
+            "SET tenancy.guard_group_limit = 100000000",
+            "42501",
+            "permission denied to set parameter \"tenancy.guard_group_limit\"",
+        );
         for sql in [
             "SELECT tenancy.guarded_percentile(pay, 0.5, person) FROM tests.argg_t",
             "SELECT tenancy.guarded_count(person, person::text) FROM tests.argg_t",

@@ -7,7 +7,9 @@
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::tests::fixture::{apply_fix, failure, findings, install_try_sql, one, run, Finding};
+    use crate::tests::fixture::{
+        apply_fix, assert_failure, failure, findings, install_try_sql, one, run, Finding,
+    };
 
     /// Runs every fix in the order check() lists them; after each, that finding is gone.
     fn apply_fixes(schema: &str, found: &[Finding]) {
@@ -415,7 +417,12 @@ mod tests {
         );
         run("GRANT EXECUTE ON FUNCTION pg_temp.try_sql(text) TO chkrol_app; SET LOCAL ROLE chkrol_app");
         let err = failure("SET tenancy.tenant_column_names = 'nothing'").unwrap_or_default();
-        assert!(err.starts_with("42501: "), "{err}");
+        assert_failure(
+            &err,
+            "42501",
+            "permission denied to set parameter \"tenancy.tenant_column_names\"",
+            "SET tenancy.tenant_column_names",
+        );
         run("RESET ROLE");
     }
 }

@@ -168,19 +168,66 @@ pub fn failure(sql: &str) -> Option<String> {
     ))
 }
 
-/// Asserts that `sql` fails with `sqlstate` and a message containing `needle`; returns the
-/// `SQLSTATE: message` text for further checks.
+/// Asserts that `sql` fails with `sqlstate` and a message containing `needle`, the words that
+/// name the cause; returns the `SQLSTATE: message` text for further checks.
 pub fn assert_fails(sql: &str, sqlstate: &str, needle: &str) -> String {
     let f = failure(sql).unwrap_or_else(|| panic!("expected {sqlstate} from {sql}, it succeeded"));
+    assert_failure(&f, sqlstate, needle, sql);
+    f
+}
+
+/// Asserts that the `SQLSTATE: message` text `f` (from `failure()`, of `what`) has `sqlstate`
+/// and contains `needle`. A SQLSTATE alone is shared by unrelated errors (22023 is any bad
+/// argument), so the needle must name the cause: it may not be empty, a SQLSTATE, or words
+/// every error of the extension carries.
+pub fn assert_failure(f: &str, sqlstate: &str, needle: &str, what: &str) {
+    let n = needle.trim();
+    let sqlstate_like = n.len() == 5
+        && n.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && n.chars().any(|c| c.is_ascii_digit());
+    assert!(
+        n.len() >= 3
+            && !sqlstate_like
+            && !["pg_tenancy", "pg_tenancy:", "ERROR", "error", "refused"].contains(&n),
+        "needle {needle:?} for {what} does not name a cause"
+    );
+    let what = &what[..what.floor_char_boundary(200)];
     assert!(
         f.starts_with(&format!("{sqlstate}: ")),
-        "expected {sqlstate} from {sql}, got {f}"
+        "expected {sqlstate} from {what}, got {f}"
     );
     assert!(
         f.contains(needle),
-        "expected {needle:?} in error of {sql}, got {f}"
+        "expected {needle:?} in error of {what}, got {f}"
     );
-    f
+}
+
+/// Every node of a JSON plan, depth first.
+pub fn plan_nodes<'a>(plan: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
+    out.push(plan);
+    if let Some(children) = plan.get("Plans").and_then(|p| p.as_array()) {
+        for c in children {
+            plan_nodes(c, out);
+        }
+    }
+}
+
+/// Runs `sql` under `EXPLAIN (ANALYZE, FORMAT JSON)` (so it really runs, CREATE TABLE AS
+/// included) and returns how many parallel workers its plan launched, with the plan for
+/// messages. A plan that asks for workers but gets none runs in the leader alone, which
+/// proves nothing about what workers compute.
+pub fn workers_launched(sql: &str) -> (i64, serde_json::Value) {
+    let plan = one::<pgrx::Json>(&format!("EXPLAIN (ANALYZE, FORMAT JSON) {sql}"))
+        .unwrap_or_else(|| panic!("no plan for {sql}"))
+        .0;
+    let mut nodes = Vec::new();
+    plan_nodes(&plan[0]["Plan"], &mut nodes);
+    let launched = nodes
+        .iter()
+        .filter_map(|n| n.get("Workers Launched")?.as_i64())
+        .sum();
+    (launched, plan)
 }
 
 /// The single text value `sql` returns; panics on NULL.

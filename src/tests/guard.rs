@@ -7,7 +7,9 @@
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::tests::fixture::{assert_fails, count, one, roles, run, Tier};
+    use crate::tests::fixture::{
+        assert_fails, count, one, plan_nodes, roles, run, workers_launched, Tier,
+    };
 
     /// An app role `{p}_app` (grant_app), an admin `{p}_admin`, a trusted job `{p}_job`.
     fn app_admin_job(p: &str) {
@@ -257,7 +259,11 @@ mod tests {
             "42501",
             "tenancy.guard_tenant_limit",
         );
-        assert_fails("ALTER ROLE gdset_app SET tenancy.min_n = 1", "42501", "");
+        assert_fails(
+            "ALTER ROLE gdset_app SET tenancy.min_n = 1",
+            "42501",
+            "permission denied to set parameter \"tenancy.min_n\"",
+        );
         yes("SELECT current_setting('tenancy.min_n') = '5'");
         yes("SELECT tenancy.guarded_avg(pay, person) IS NULL FROM tests.gdset_t");
         // A superuser may lower it (for this transaction).
@@ -442,13 +448,17 @@ mod tests {
         assert_fails(
             "SELECT tenancy.drop_benchmark_view('tests.gdbv_bench')",
             "42501",
-            "",
+            "permission denied for function drop_benchmark_view",
         );
-        assert_fails("DROP VIEW tests.gdbv_bench", "42501", "");
+        assert_fails(
+            "DROP VIEW tests.gdbv_bench",
+            "42501",
+            "must be owner of view gdbv_bench",
+        );
         assert_fails(
             "SELECT tenancy.create_benchmark_view('tests.gdbv_x', 'tests.gdbv_pay', ARRAY['role'], ARRAY['count'], 'person')",
             "42501",
-            "",
+            "permission denied for function create_benchmark_view",
         );
 
         // The checker accepts the intact view and reports an altered one.
@@ -514,8 +524,22 @@ mod tests {
              CREATE TABLE tests.gdpar_serial AS {q};
              SET LOCAL max_parallel_workers_per_gather = 2; SET LOCAL parallel_setup_cost = 0;
              SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0;
-             CREATE TABLE tests.gdpar_parallel AS {q}"
+             SET LOCAL parallel_leader_participation = off"
         ));
+        // The parallel answers must come from workers: partial states built in workers and
+        // combined in the leader (the leader takes no share of the rows). A plan that asks for
+        // workers and gets none would compare the serial code with itself.
+        let (launched, plan) =
+            workers_launched(&format!("CREATE TABLE tests.gdpar_parallel AS {q}"));
+        assert!(launched >= 1, "no parallel worker ran: {plan}");
+        let mut nodes = Vec::new();
+        plan_nodes(&plan[0]["Plan"], &mut nodes);
+        assert!(
+            nodes
+                .iter()
+                .any(|n| n.get("Partial Mode").and_then(|m| m.as_str()) == Some("Partial")),
+            "no partial aggregation: {plan}"
+        );
         assert_eq!(
             count(
                 "SELECT count(*) FROM ((TABLE tests.gdpar_serial EXCEPT TABLE tests.gdpar_parallel)
