@@ -218,7 +218,7 @@ pub fn plan_nodes<'a>(plan: &'a serde_json::Value, out: &mut Vec<&'a serde_json:
 /// messages. A plan that asks for workers but gets none runs in the leader alone, which
 /// proves nothing about what workers compute.
 pub fn workers_launched(sql: &str) -> (i64, serde_json::Value) {
-    let plan = one::<pgrx::Json>(&format!("EXPLAIN (ANALYZE, FORMAT JSON) {sql}"))
+    let plan = one::<pgrx::Json>(&format!("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}"))
         .unwrap_or_else(|| panic!("no plan for {sql}"))
         .0;
     let mut nodes = Vec::new();
