@@ -579,27 +579,20 @@ mod tests {
         }
         // Entitled tenant A sees its own and the shared rows of each partition read directly;
         // B (not entitled) sees nothing anywhere.
+        let in_each_partition = |sql: &str, expected: i64| {
+            for p in ["p1", "p2", "p3", "p4"] {
+                let sql = sql.replace("{p}", p);
+                assert_eq!(count(&sql), expected, "{sql}");
+            }
+        };
         as_tenant("ap11m_app", "ap11m_a");
-        for p in ["p1", "p2", "p3", "p4"] {
-            assert_eq!(
-                count(&format!("SELECT count(*) FROM tests.ap11m_{p} WHERE tenant_id <> 'ap11m_a' AND NOT shared")),
-                0,
-                "{p}"
-            );
-            assert_eq!(
-                count(&format!("SELECT count(*) FROM tests.ap11m_{p}")),
-                60,
-                "{p}"
-            );
-        }
+        in_each_partition(
+            "SELECT count(*) FROM tests.ap11m_{p} WHERE tenant_id <> 'ap11m_a' AND NOT shared",
+            0,
+        );
+        in_each_partition("SELECT count(*) FROM tests.ap11m_{p}", 60);
         as_tenant("ap11m_app", "ap11m_b");
-        for p in ["p1", "p2", "p3", "p4"] {
-            assert_eq!(
-                count(&format!("SELECT count(*) FROM tests.ap11m_{p}")),
-                0,
-                "{p}"
-            );
-        }
+        in_each_partition("SELECT count(*) FROM tests.ap11m_{p}", 0);
         run("RESET ROLE");
     }
 }

@@ -42,13 +42,13 @@ mod tests {
         assert_fails(
             "SELECT count(*) FROM tests.garbage_docs",
             "28000",
-            "pg_tenancy: tenant context refused",
+            "pg_tenancy: tenant context refused: its signature does not verify",
         );
         run("SET LOCAL tenancy.context = 'not a carrier at all'");
         assert_fails(
             "SELECT tenancy.current_tenant()",
             "28000",
-            "tenant context refused",
+            "tenant context refused: it is not three base64url segments separated by dots",
         );
     }
 
@@ -88,7 +88,11 @@ mod tests {
     fn refuses_alg_none() {
         let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = b64(br#"{"tenant_id":"algnone_a"}"#);
-        refused_token("algnone", &format!("{header}.{payload}."), "token refused");
+        refused_token(
+            "algnone",
+            &format!("{header}.{payload}."),
+            "token refused: it is not three base64url segments separated by dots",
+        );
         fixture_free_check_alg_none_with_signature();
     }
 
@@ -98,7 +102,7 @@ mod tests {
         assert_fails(
             &set_context_sql(&format!("{header}.{payload}.{}", b64(b"x"))),
             "28000",
-            "token refused",
+            "token refused: its algorithm is not the one registered for the signing key",
         );
     }
 
@@ -114,7 +118,11 @@ mod tests {
             claims.as_object().unwrap(),
         );
         run("SET LOCAL ROLE unkid_app");
-        assert_fails(&set_context_sql(&tok), "28000", "token refused");
+        assert_fails(
+            &set_context_sql(&tok),
+            "28000",
+            "token refused: its kid does not name a live signing key",
+        );
     }
 
     #[pg_test]
@@ -127,7 +135,11 @@ mod tests {
         );
         run("SELECT tenancy.retire_signing_key('retired_k')");
         run("SET LOCAL ROLE retired_app");
-        assert_fails(&set_context_sql(&tok), "28000", "token refused");
+        assert_fails(
+            &set_context_sql(&tok),
+            "28000",
+            "token refused: its kid does not name a live signing key",
+        );
     }
 
     #[pg_test]
@@ -159,7 +171,11 @@ mod tests {
         docs_fixture(p, "text", "nbf_a", "nbf_b");
         let tok = token(p, json!({"tenant_id": "nbf_a", "nbf": epoch_now() + 3600}));
         run("SET LOCAL ROLE nbf_app");
-        assert_fails(&set_context_sql(&tok), "28000", "token refused");
+        assert_fails(
+            &set_context_sql(&tok),
+            "28000",
+            "token refused: it is not valid yet (nbf)",
+        );
     }
 
     #[pg_test]
@@ -303,9 +319,10 @@ mod tests {
     #[pg_test]
     fn refuses_over_long_token() {
         let big = format!("{}.{}.{}", "a".repeat(10), "b".repeat(9000), "c".repeat(10));
-        refused_token("toolong", &big, "token refused");
+        let too_long = "token refused: it is longer than 8192 bytes";
+        refused_token("toolong", &big, too_long);
         let huge = "x".repeat(1 << 20);
-        assert_fails(&set_context_sql(&huge), "28000", "token refused");
+        assert_fails(&set_context_sql(&huge), "28000", too_long);
     }
 
     #[pg_test]
@@ -313,7 +330,7 @@ mod tests {
         refused_token(
             "badb64",
             "eyJhbGciOiJIUzI1NiJ9.!!!not-base64!!!.c2ln",
-            "token refused",
+            "token refused: it is not three base64url segments separated by dots",
         );
     }
 
@@ -324,7 +341,7 @@ mod tests {
         refused_token(
             "badjson",
             &format!("{header}.{payload}.{}", b64(&[0u8; 32])),
-            "token refused",
+            "token refused: its header or payload is not a valid JSON object",
         );
     }
 
@@ -507,7 +524,7 @@ mod tests {
         assert_fails(
             "SELECT count(*) FROM tests.carrier_docs",
             "28000",
-            "tenant context refused",
+            "tenant context refused: its signature does not verify",
         );
         // RESET leaves an empty string: no context, zero rows.
         run("RESET tenancy.context");

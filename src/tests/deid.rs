@@ -655,33 +655,20 @@ mod tests {
         format!(r#"'tests."{p} ""odd"" table"'"#)
     }
 
+    /// `tenancy.k_anonymity(tbl, columns)` as the current role sees it.
+    fn k_of(tbl: &str, columns: &str) -> Option<i64> {
+        one::<i64>(&format!("SELECT tenancy.k_anonymity({tbl}, {columns})"))
+    }
+
     #[pg_test]
     fn k_anonymity_on_quoted_names() {
         let tbl = kanon_fixture("kq");
         let qi = r#"ARRAY['home town', 'Age "band"']"#;
-        assert_eq!(
-            one::<i64>(&format!("SELECT tenancy.k_anonymity({tbl}, {qi})")),
-            Some(1)
-        );
-        assert_eq!(
-            one::<i64>(&format!(
-                "SELECT tenancy.k_anonymity({tbl}, ARRAY['home town'])"
-            )),
-            Some(5)
-        );
+        assert_eq!(k_of(&tbl, qi), Some(1));
+        assert_eq!(k_of(&tbl, "ARRAY['home town']"), Some(5));
         // name[] literal and the text order of columns do not matter.
-        assert_eq!(
-            one::<i64>(&format!(
-                r#"SELECT tenancy.k_anonymity({tbl}, '{{"Age \"band\"","home town"}}')"#
-            )),
-            Some(1)
-        );
-        assert_eq!(
-            one::<i64>(&format!(
-                "SELECT tenancy.k_anonymity({tbl}, ARRAY['tenant_id'])"
-            )),
-            Some(5)
-        );
+        assert_eq!(k_of(&tbl, r#"'{"Age \"band\"","home town"}'"#), Some(1));
+        assert_eq!(k_of(&tbl, "ARRAY['tenant_id']"), Some(5));
         let report = text(&format!(
             "SELECT string_agg(class::text || '=' || class_size, '; ' ORDER BY class_size, class)
                FROM tenancy.k_anonymity_report({tbl}, {qi}, 3)"
@@ -755,10 +742,7 @@ mod tests {
         ));
         // Tenant a: classes of 3 and 2.
         run("SELECT tenancy.set_tenant('kr_a'); SET LOCAL ROLE kr_app");
-        assert_eq!(
-            one::<i64>(&format!("SELECT tenancy.k_anonymity({tbl}, {qi})")),
-            Some(2)
-        );
+        assert_eq!(k_of(&tbl, qi), Some(2));
         assert_eq!(
             text(&format!(
                 "SELECT string_agg(class::text || '=' || class_size, '; ' ORDER BY class_size) FROM tenancy.k_anonymity_report({tbl}, {qi}, 5)"
@@ -767,22 +751,11 @@ mod tests {
         );
         // Tenant b: classes of 4 and 1.
         run("RESET ROLE; SELECT tenancy.set_tenant('kr_b'); SET LOCAL ROLE kr_app");
-        assert_eq!(
-            one::<i64>(&format!("SELECT tenancy.k_anonymity({tbl}, {qi})")),
-            Some(1)
-        );
-        assert_eq!(
-            one::<i64>(&format!(
-                "SELECT tenancy.k_anonymity({tbl}, ARRAY['home town'])"
-            )),
-            Some(5)
-        );
+        assert_eq!(k_of(&tbl, qi), Some(1));
+        assert_eq!(k_of(&tbl, "ARRAY['home town']"), Some(5));
         // No context: no rows, no classes.
         run("SELECT tenancy.clear_context()");
-        assert_eq!(
-            one::<i64>(&format!("SELECT tenancy.k_anonymity({tbl}, {qi})")),
-            None
-        );
+        assert_eq!(k_of(&tbl, qi), None);
         // Column privileges apply too: a role without SELECT is refused.
         run("RESET ROLE; CREATE ROLE kr_nobody NOLOGIN; GRANT USAGE ON SCHEMA tests TO kr_nobody; SET LOCAL ROLE kr_nobody");
         assert_fails(

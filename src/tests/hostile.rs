@@ -9,13 +9,17 @@ mod tests {
 
     use crate::tests::fixture::*;
 
-    fn hostile_fixture(p: &str) {
+    /// An app role `{p}_app` (left as the current role), tenant `{p}_a`, signing key `{p}_k`;
+    /// returns a token header naming that key.
+    fn hostile_fixture(p: &str) -> String {
         roles(p, &[("app", Tier::App)]);
         run(&format!(
             "SELECT tenancy.create_tenant('{p}_a');
              SELECT tenancy.add_signing_key('{p}_k', '\\x{}');",
             "ab".repeat(32)
         ));
+        run(&format!("SET LOCAL ROLE {p}_app"));
+        b64(format!(r#"{{"alg":"HS256","kid":"{p}_k"}}"#).as_bytes())
     }
 
     // What the verifiers say (tenancy_core::Refusal::message) about the inputs below.
@@ -58,9 +62,7 @@ mod tests {
 
     #[pg_test]
     fn oversized_and_malformed_tokens_are_clean_refusals() {
-        hostile_fixture("hx1");
-        run("SET LOCAL ROLE hx1_app");
-        let header = b64(br#"{"alg":"HS256","kid":"hx1_k"}"#);
+        let header = hostile_fixture("hx1");
         let sig = b64(&[0u8; 32]);
         refuse_all(&[
             ("a".repeat(1 << 20), TOO_LONG, TOO_LONG),
@@ -92,8 +94,11 @@ mod tests {
     #[pg_test]
     fn empty_credentials() {
         hostile_fixture("hx0");
-        run("SET LOCAL ROLE hx0_app");
-        assert_fails("SELECT tenancy.set_context('')", "28000", "token refused");
+        assert_fails(
+            "SELECT tenancy.set_context('')",
+            "28000",
+            "token refused: it is not three base64url segments separated by dots",
+        );
         assert_fails(
             "SELECT tenancy.set_context_from_key('')",
             "28000",
@@ -106,9 +111,7 @@ mod tests {
 
     #[pg_test]
     fn hostile_json_claims_are_clean_refusals() {
-        hostile_fixture("hx2");
-        run("SET LOCAL ROLE hx2_app");
-        let header = b64(br#"{"alg":"HS256","kid":"hx2_k"}"#);
+        let header = hostile_fixture("hx2");
         let sig = b64(&[7u8; 32]);
         let deep = format!(
             "{{\"tenant_id\":\"hx2_a\",\"x\":{}1{}}}",
@@ -164,7 +167,6 @@ mod tests {
     #[pg_test]
     fn validly_signed_but_hostile_claims_are_clean_refusals() {
         hostile_fixture("hx3");
-        run("SET LOCAL ROLE hx3_app");
         let key = [0xabu8; 32];
         let sign = |claims: serde_json::Value| {
             tenancy_core::jwt::sign(

@@ -552,6 +552,17 @@ mod tests {
             plan_nodes(&plan.0[0]["Plan"], &mut nodes);
             (plan.0.to_string(), nodes.into_iter().cloned().collect())
         };
+        // The getter runs once per query, in one InitPlan.
+        let one_initplan = |nodes: &[serde_json::Value], text: &str| {
+            assert_eq!(
+                nodes
+                    .iter()
+                    .filter(|n| field(n, "Parent Relationship") == "InitPlan")
+                    .count(),
+                1,
+                "{text}"
+            );
+        };
         // The tenant is compared with the InitPlan's result (spelled $0 up to PostgreSQL 16,
         // (InitPlan 1).col1 from 17), never by calling the getter per row.
         let against_initplan = |cond: &str| {
@@ -574,14 +585,7 @@ mod tests {
             against_initplan(field(scan, "Index Cond")) || against_initplan(field(scan, "Filter")),
             "{text}"
         );
-        assert_eq!(
-            nodes
-                .iter()
-                .filter(|n| field(n, "Parent Relationship") == "InitPlan")
-                .count(),
-            1,
-            "{text}"
-        );
+        one_initplan(&nodes, &text);
 
         // The tenant's latest rows: a seek on the tenant index, tenant inside the index condition.
         let (text, nodes) =
@@ -592,14 +596,7 @@ mod tests {
             .unwrap_or_else(|| panic!("tenant index unused: {text}"));
         assert!(against_initplan(field(scan, "Index Cond")), "{text}");
         assert!(scan.get("Filter").is_none(), "{text}");
-        assert_eq!(
-            nodes
-                .iter()
-                .filter(|n| field(n, "Parent Relationship") == "InitPlan")
-                .count(),
-            1,
-            "{text}"
-        );
+        one_initplan(&nodes, &text);
 
         assert_eq!(
             one::<String>("SELECT body FROM tests.plan_docs WHERE id = 4241"),
