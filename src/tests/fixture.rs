@@ -176,13 +176,45 @@ pub fn assert_fails(sql: &str, sqlstate: &str, needle: &str) -> String {
     f
 }
 
+/// Asserts that `sql` is refused by a privilege check (42501) on the object the privilege
+/// is about, read from the statement: `SET [LOCAL] tenancy.name` needs the setting's
+/// privilege; else the first `tenancy.name` the statement names is the object, a function if
+/// it is called, a table otherwise. Statements refused on something else (a column, a table
+/// passed as an argument) use `assert_fails` with their own message.
+pub fn assert_denied(sql: &str) {
+    let s = sql.trim();
+    let setting = s.strip_prefix("SET ").and_then(|rest| {
+        let name = rest.trim_start_matches("LOCAL ").split([' ', '=']).next()?;
+        name.starts_with("tenancy.").then_some(name)
+    });
+    let needle = if let Some(name) = setting {
+        format!("permission denied to set parameter \"{name}\"")
+    } else {
+        let at = s
+            .find("tenancy.")
+            .unwrap_or_else(|| panic!("no tenancy object in {s}"));
+        let rest = &s[at + "tenancy.".len()..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let kind = if rest[end..].starts_with('(') {
+            "function"
+        } else {
+            "table"
+        };
+        format!("permission denied for {kind} {}", &rest[..end])
+    };
+    assert_fails(sql, "42501", &needle);
+}
+
 /// Asserts that the `SQLSTATE: message` text `f` (from `failure()`, of `what`) has `sqlstate`
 /// and contains `needle`. A SQLSTATE alone is shared by unrelated errors (22023 is any bad
 /// argument, 28000 any refused credential), so the needle must name the cause: it may not be
 /// empty, a SQLSTATE, the `pg_tenancy:` prefix, or what was refused without why.
 pub fn assert_failure(f: &str, sqlstate: &str, needle: &str, what: &str) {
-    const GENERIC: [&str; 7] = [
+    const GENERIC: [&str; 8] = [
         "",
+        "permission denied",
         "ERROR",
         "error",
         "refused",

@@ -417,12 +417,12 @@ mod tests {
         assert_fails(
             "SELECT * FROM tests.gdbv_bench WHERE tenant_id <> 'gdbv_t2'",
             "42703",
-            "tenant_id",
+            "column \"tenant_id\" does not exist",
         );
         assert_fails(
             "SELECT * FROM tests.gdbv_bench WHERE pay > 5000",
             "42703",
-            "pay",
+            "column \"pay\" does not exist",
         );
         // A function of the caller's in the WHERE clause (STABLE, so the planner would push it
         // below the aggregation onto the rows if the view were not a security barrier; not
@@ -493,7 +493,7 @@ mod tests {
         assert_fails(
             "SELECT tenancy.create_benchmark_view('tests.gdbr_v', 'tests.gdbr_pay', ARRAY['role'], ARRAY['avg(pay)'], 'person')",
             "42501",
-            "pay",
+            "permission denied for column pay of tests.gdbr_pay",
         );
         assert_eq!(
             text("SELECT tenancy.create_benchmark_view('tests.gdbr_v', 'tests.gdbr_pay', ARRAY['role'], ARRAY['count'], 'person')::text").as_deref(),
