@@ -27,8 +27,14 @@ mod tests {
         );
     }
 
+    /// A fresh `docs_fixture` for `p`, then `assert_refused`.
     fn refused_token(p: &str, tok: &str, needle: &str) {
         docs_fixture(p, "text", &format!("{p}_a"), &format!("{p}_b"));
+        assert_refused(p, tok, needle);
+    }
+
+    /// As `{p}_app`: `tok` is refused (28000, `needle`), and leaves no context and no rows.
+    fn assert_refused(p: &str, tok: &str, needle: &str) {
         run(&format!("SET LOCAL ROLE {p}_app"));
         assert_fails(&set_context_sql(tok), "28000", needle);
         assert_eq!(count(&format!("SELECT count(*) FROM tests.{p}_docs")), 0);
@@ -80,8 +86,7 @@ mod tests {
             b"another-secret-another-secret-another-secret",
             claims.as_object().unwrap(),
         );
-        run("SET LOCAL ROLE wrongkey_app");
-        assert_fails(&set_context_sql(&forged), "28000", "signature");
+        assert_refused("wrongkey", &forged, "signature");
     }
 
     #[pg_test]
@@ -117,10 +122,9 @@ mod tests {
             &tenancy_core::oracle::unhex(SECRET_HEX),
             claims.as_object().unwrap(),
         );
-        run("SET LOCAL ROLE unkid_app");
-        assert_fails(
-            &set_context_sql(&tok),
-            "28000",
+        assert_refused(
+            "unkid",
+            &tok,
             "token refused: its kid does not name a live signing key",
         );
     }
@@ -134,10 +138,9 @@ mod tests {
             json!({"tenant_id": "retired_a", "exp": epoch_now() + 600}),
         );
         run("SELECT tenancy.retire_signing_key('retired_k')");
-        run("SET LOCAL ROLE retired_app");
-        assert_fails(
-            &set_context_sql(&tok),
-            "28000",
+        assert_refused(
+            "retired",
+            &tok,
             "token refused: its kid does not name a live signing key",
         );
     }
@@ -151,8 +154,7 @@ mod tests {
             p,
             json!({"tenant_id": "expired_a", "exp": epoch_now() - 120}),
         );
-        run("SET LOCAL ROLE expired_app");
-        assert_fails(&set_context_sql(&tok), "28000", "expired");
+        assert_refused("expired", &tok, "expired");
     }
 
     #[pg_test]
@@ -170,12 +172,7 @@ mod tests {
         let p = "nbf";
         docs_fixture(p, "text", "nbf_a", "nbf_b");
         let tok = token(p, json!({"tenant_id": "nbf_a", "nbf": epoch_now() + 3600}));
-        run("SET LOCAL ROLE nbf_app");
-        assert_fails(
-            &set_context_sql(&tok),
-            "28000",
-            "token refused: it is not valid yet (nbf)",
-        );
+        assert_refused("nbf", &tok, "token refused: it is not valid yet (nbf)");
     }
 
     #[pg_test]
@@ -312,8 +309,7 @@ mod tests {
             p,
             json!({"tenant_id": "nobody_registered_this", "exp": epoch_now() + 600}),
         );
-        run("SET LOCAL ROLE unreg_app");
-        assert_fails(&set_context_sql(&tok), "28000", "not registered");
+        assert_refused("unreg", &tok, "not registered");
     }
 
     #[pg_test]
