@@ -1,6 +1,10 @@
-//! Helpers shared by the `#[pg_test]` modules. Each test runs in its own rolled-back
-//! transaction; SQLSTATEs are asserted through `pg_temp.try_sql()`, which runs a statement in
-//! a subtransaction and returns `SQLSTATE: message` when it fails.
+//! The one fixture of the `#[pg_test]` modules: roles of each tier (granted in one order),
+//! tenants, the signing key and tokens, the protected `docs` table, running SQL, asserting
+//! errors, reading `tenancy.check()` findings and running their fixes, and reading plans.
+//! Each test runs in its own rolled-back transaction; SQLSTATEs are asserted through
+//! `pg_temp.try_sql()`, which runs a statement in a subtransaction and returns
+//! `SQLSTATE: message` when it fails, and every error check names its cause, not only its
+//! SQLSTATE (`assert_failure`).
 
 use pgrx::prelude::*;
 
