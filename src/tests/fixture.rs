@@ -258,21 +258,26 @@ pub fn plan_nodes<'a>(plan: &'a serde_json::Value, out: &mut Vec<&'a serde_json:
     }
 }
 
-/// Runs `sql` under `EXPLAIN (ANALYZE, FORMAT JSON)` (so it really runs, CREATE TABLE AS
-/// included) and returns how many parallel workers its plan launched, with the plan for
-/// messages. A plan that asks for workers but gets none runs in the leader alone, which
-/// proves nothing about what workers compute.
-pub fn workers_launched(sql: &str) -> (i64, serde_json::Value) {
+/// Runs `sql` under `EXPLAIN ANALYZE` (so it really runs, CREATE TABLE AS included) and
+/// asserts that its plan is parallel and that every Gather launched a worker: a plan that
+/// asks for workers and gets none runs in the leader alone, which proves nothing about what
+/// workers compute. Returns the plan.
+pub fn assert_workers_ran(sql: &str) -> serde_json::Value {
     let plan = one::<pgrx::Json>(&format!("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}"))
         .unwrap_or_else(|| panic!("no plan for {sql}"))
         .0;
     let mut nodes = Vec::new();
     plan_nodes(&plan[0]["Plan"], &mut nodes);
-    let launched = nodes
+    let launched: Vec<i64> = nodes
         .iter()
         .filter_map(|n| n.get("Workers Launched")?.as_i64())
-        .sum();
-    (launched, plan)
+        .collect();
+    assert!(!launched.is_empty(), "no parallel plan: {plan}");
+    assert!(
+        launched.iter().all(|&n| n >= 1),
+        "no parallel worker ran: {plan}"
+    );
+    plan
 }
 
 /// The single text value `sql` returns; panics on NULL.

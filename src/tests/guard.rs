@@ -8,7 +8,7 @@ mod tests {
     use pgrx::prelude::*;
 
     use crate::tests::fixture::{
-        assert_fails, count, one, plan_nodes, roles, run, workers_launched, Tier,
+        assert_fails, assert_workers_ran, count, one, plan_nodes, roles, run, Tier,
     };
 
     /// An app role `{p}_app` (grant_app), an admin `{p}_admin`, a trusted job `{p}_job`.
@@ -529,9 +529,7 @@ mod tests {
         // The parallel answers must come from workers: partial states built in workers and
         // combined in the leader (the leader takes no share of the rows). A plan that asks for
         // workers and gets none would compare the serial code with itself.
-        let (launched, plan) =
-            workers_launched(&format!("CREATE TABLE tests.gdpar_parallel AS {q}"));
-        assert!(launched >= 1, "no parallel worker ran: {plan}");
+        let plan = assert_workers_ran(&format!("CREATE TABLE tests.gdpar_parallel AS {q}"));
         let mut nodes = Vec::new();
         plan_nodes(&plan[0]["Plan"], &mut nodes);
         assert!(
