@@ -8,7 +8,7 @@
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::tests::fixture::{assert_fails, one, roles, run, Tier};
+    use crate::tests::fixture::{assert_fails, one, pay_table, roles, run, Tier};
 
     fn text(sql: &str) -> Option<String> {
         one::<String>(sql)
@@ -175,10 +175,12 @@ mod tests {
     #[pg_test]
     fn attack_guard_extreme_percentiles() {
         setup("agxp");
-        run("CREATE TABLE tests.agxp_t (person int, pay numeric);
-             INSERT INTO tests.agxp_t SELECT p, 1000 + p FROM generate_series(1, 20) p;
-             GRANT SELECT ON tests.agxp_t TO agxp_app;
-             SET LOCAL ROLE agxp_app");
+        pay_table(
+            "agxp",
+            "int",
+            "SELECT p, 1000 + p FROM generate_series(1, 20) p",
+        );
+        run("SET LOCAL ROLE agxp_app");
         for f in ["0", "1", "0.01", "0.99", "0.9", "0.1"] {
             assert_eq!(
                 text(&format!(
@@ -280,10 +282,12 @@ mod tests {
     #[pg_test]
     fn attack_guard_plain_forms_agree() {
         setup("agpl");
-        run("CREATE TABLE tests.agpl_t (person int, pay numeric);
-             INSERT INTO tests.agpl_t VALUES (1, 10), (2, 20), (3, 30), (4, 40), (5, NULL);
-             GRANT SELECT ON tests.agpl_t TO agpl_app;
-             SET LOCAL ROLE agpl_app");
+        pay_table(
+            "agpl",
+            "int",
+            "VALUES (1, 10), (2, 20), (3, 30), (4, 40), (5, NULL)",
+        );
+        run("SET LOCAL ROLE agpl_app");
         yes("SELECT tenancy.guarded_count(person) = 5
                 AND tenancy.guarded_sum(pay, person) IS NULL
                 AND tenancy.guarded_avg(pay, person) IS NULL

@@ -444,11 +444,9 @@ mod tests {
 
     #[pg_test]
     fn c11_quotas_count_partitions_created_attached_and_detached_later() {
-        install_try_sql();
-        run("CREATE ROLE ap11q_job NOLOGIN; SELECT tenancy.grant_trusted('ap11q_job');
-             GRANT USAGE ON SCHEMA tests TO ap11q_job;
-             SELECT tenancy.create_tenant('ap11q_a'), tenancy.create_tenant('ap11q_b');
-             CREATE TABLE tests.ap11q_t (id int, tenant_id text NOT NULL, v text) PARTITION BY RANGE (id);
+        roles("ap11q", &[("job", Tier::Trusted)]);
+        tenants("ap11q");
+        run("CREATE TABLE tests.ap11q_t (id int, tenant_id text NOT NULL, v text) PARTITION BY RANGE (id);
              CREATE TABLE tests.ap11q_p1 PARTITION OF tests.ap11q_t FOR VALUES FROM (0) TO (100);
              SELECT tenancy.protect('tests.ap11q_t');
              SELECT tenancy.set_quota('ap11q_a', 'tests.ap11q_t', 6);
@@ -533,11 +531,9 @@ mod tests {
 
     #[pg_test]
     fn c11_later_partitions_get_every_protection_mechanism() {
-        install_try_sql();
-        run("CREATE ROLE ap11m_app NOLOGIN; SELECT tenancy.grant_app('ap11m_app');
-             GRANT USAGE ON SCHEMA tests TO ap11m_app;
-             SELECT tenancy.create_tenant('ap11m_a'), tenancy.create_tenant('ap11m_b');
-             SELECT tenancy.grant_feature('ap11m_a', 'ap11m_f');
+        roles("ap11m", &[("app", Tier::App)]);
+        tenants("ap11m");
+        run("SELECT tenancy.grant_feature('ap11m_a', 'ap11m_f');
              CREATE TABLE tests.ap11m_t (id int, tenant_id text NOT NULL, shared boolean NOT NULL DEFAULT false, v text)
                PARTITION BY RANGE (id);
              CREATE TABLE tests.ap11m_p1 PARTITION OF tests.ap11m_t FOR VALUES FROM (0) TO (100);

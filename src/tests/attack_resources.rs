@@ -7,7 +7,7 @@
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::tests::fixture::{assert_fails, failure, one, roles, run, Tier};
+    use crate::tests::fixture::{assert_fails, failure, one, pay_table, roles, run, Tier};
 
     /// The longest error a test accepts: the extension quotes at most 64 characters of input.
     const SHORT: usize = 300;
@@ -245,10 +245,8 @@ mod tests {
     #[pg_test]
     fn attack_resources_guard_group_bounded() {
         every_tier("argg");
-        run("CREATE TABLE tests.argg_t (person int, pay numeric);
-             INSERT INTO tests.argg_t SELECT p, p FROM generate_series(1, 1500) p;
-             GRANT SELECT ON tests.argg_t TO argg_app;
-             SET LOCAL tenancy.guard_group_limit = 1000;
+        pay_table("argg", "int", "SELECT p, p FROM generate_series(1, 1500) p");
+        run("SET LOCAL tenancy.guard_group_limit = 1000;
              SET LOCAL max_parallel_workers_per_gather = 0;
              SET LOCAL ROLE argg_app");
         assert_fails(

@@ -98,6 +98,16 @@ pub fn docs_table(p: &str, tenant_type: &str, rows: &[(&str, &str)], grantees: &
     run(&sql);
 }
 
+/// `tests.{p}_t (person {person_type}, pay numeric)` filled by `rows` (a VALUES list or a
+/// SELECT), readable by `{p}_app`: the table the guarded aggregates are tried on.
+pub fn pay_table(p: &str, person_type: &str, rows: &str) {
+    run(&format!(
+        "CREATE TABLE tests.{p}_t (person {person_type}, pay numeric);
+         INSERT INTO tests.{p}_t {rows};
+         GRANT SELECT ON tests.{p}_t TO {p}_app;"
+    ));
+}
+
 /// Two tenants `a` and `b` (of column type `tenant_type`), a signing key `{p}_k`, an app role
 /// `{p}_app` and a trusted role `{p}_trusted`, and a protected table `tests.{p}_docs` with two
 /// rows for a and one for b.

@@ -8,7 +8,7 @@ mod tests {
     use pgrx::prelude::*;
 
     use crate::tests::fixture::{
-        assert_fails, assert_workers_ran, count, one, plan_nodes, roles, run, Tier,
+        assert_fails, assert_workers_ran, count, one, pay_table, plan_nodes, roles, run, Tier,
     };
 
     /// An app role `{p}_app` (grant_app), an admin `{p}_admin`, a trusted job `{p}_job`.
@@ -103,11 +103,12 @@ mod tests {
     #[pg_test]
     fn guard_null_contributors_and_values() {
         app_admin_job("gdnl");
-        run("CREATE TABLE tests.gdnl_t (person text, pay numeric);
-             INSERT INTO tests.gdnl_t VALUES ('a', 1), ('b', 2), ('c', 3), ('d', 4),
-                 (NULL, 100), (NULL, 200), ('e', NULL);
-             GRANT SELECT ON tests.gdnl_t TO gdnl_app;
-             SET LOCAL ROLE gdnl_app");
+        pay_table(
+            "gdnl",
+            "text",
+            "VALUES ('a', 1), ('b', 2), ('c', 3), ('d', 4), (NULL, 100), (NULL, 200), ('e', NULL)",
+        );
+        run("SET LOCAL ROLE gdnl_app");
         // 4 people with a value (+ NULL contributors, + 'e' without a value): suppressed.
         yes("SELECT tenancy.guarded_avg(pay, person) IS NULL
                AND tenancy.guarded_sum(pay, person) IS NULL
@@ -233,10 +234,12 @@ mod tests {
     #[pg_test]
     fn guard_app_cannot_lower_thresholds() {
         app_admin_job("gdset");
-        run("CREATE TABLE tests.gdset_t (person text, pay numeric);
-             INSERT INTO tests.gdset_t SELECT 'p' || i, i FROM generate_series(1, 2) i;
-             GRANT SELECT ON tests.gdset_t TO gdset_app;
-             SET LOCAL ROLE gdset_app");
+        pay_table(
+            "gdset",
+            "text",
+            "SELECT 'p' || i, i FROM generate_series(1, 2) i",
+        );
+        run("SET LOCAL ROLE gdset_app");
         assert_fails("SET tenancy.min_n = 1", "42501", "tenancy.min_n");
         assert_fails("SET LOCAL tenancy.min_n = 1", "42501", "tenancy.min_n");
         assert_fails(
@@ -309,10 +312,8 @@ mod tests {
     #[pg_test]
     fn guard_refuses_window_use() {
         app_admin_job("gdwin");
-        run("CREATE TABLE tests.gdwin_t (person int, pay numeric);
-             INSERT INTO tests.gdwin_t SELECT p, p FROM generate_series(1, 20) p;
-             GRANT SELECT ON tests.gdwin_t TO gdwin_app;
-             SET LOCAL ROLE gdwin_app");
+        pay_table("gdwin", "int", "SELECT p, p FROM generate_series(1, 20) p");
+        run("SET LOCAL ROLE gdwin_app");
         for q in [
             "SELECT tenancy.guarded_avg(pay, person) OVER (ORDER BY person ROWS 5 PRECEDING) FROM tests.gdwin_t",
             "SELECT tenancy.guarded_sum(pay, person) OVER () FROM tests.gdwin_t",
