@@ -44,7 +44,7 @@ prot_all AS (
            c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
            format('%I.%I', n.nspname, c.relname) AS qname,
            p.tenant_column::text AS tcol, p.shared_column::text AS scol, p.feature,
-           p.isolation_qual, a.attnum AS tattnum, coalesce(a.attnotnull, false) AS tnotnull,
+           p.isolation_qual, p.feature_qual, p.feature_check, a.attnum AS tattnum, coalesce(a.attnotnull, false) AS tnotnull,
            format('SELECT tenancy.protect(%L, %L%s%s);',
                   format('%I.%I', n.nspname, c.relname), p.tenant_column,
                   CASE WHEN p.shared_column IS NOT NULL OR p.feature IS NOT NULL
@@ -323,6 +323,24 @@ SELECT 'critical', 'missing_isolation_policy', p.qname,
     OR NOT (iso.polpermissive AND iso.polcmd = '*' AND iso.polroles = '{0}'::oid[]
             AND iso.qual IS NOT DISTINCT FROM p.isolation_qual
             AND iso.wcheck IS NOT DISTINCT FROM p.isolation_qual)
+
+UNION ALL
+-- The entitlement gate must stay the restrictive FOR ALL TO PUBLIC policy protect() made, with
+-- its USING and its WITH CHECK: either one loosened, or the policy narrowed to some roles,
+-- lets a tenant read or write a feature's table outside its entitlement.
+SELECT 'high', 'feature_policy_altered', p.qname,
+       CASE WHEN fp.polname IS NULL
+            THEN format('the entitlement policy tenancy_feature for feature %L is gone: every tenant reads and writes the table whatever its entitlements', p.feature)
+            ELSE format('the entitlement policy tenancy_feature for feature %L was altered: it is no longer the restrictive FOR ALL TO PUBLIC policy with the USING and WITH CHECK that protect() made', p.feature)
+       END,
+       p.reprotect
+  FROM prot p
+  LEFT JOIN pol fp ON fp.polrelid = p.oid AND fp.polname = 'tenancy_feature'
+ WHERE p.feature IS NOT NULL
+   AND (fp.polname IS NULL
+        OR NOT (NOT fp.polpermissive AND fp.polcmd = '*' AND fp.polroles = '{0}'::oid[]
+                AND fp.qual IS NOT DISTINCT FROM p.feature_qual
+                AND coalesce(fp.wcheck, fp.qual) IS NOT DISTINCT FROM coalesce(p.feature_check, p.feature_qual)))
 
 UNION ALL
 -- Permissive policies are OR-ed: any other one widens what a tenant sees or may write.

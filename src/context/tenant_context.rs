@@ -383,7 +383,7 @@ pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)
         return Err(ENDED);
     };
     let user = cache::outer_user();
-    let row = Spi::connect(|c| {
+    let row = crate::infra::spi::pinned(|| Spi::connect(|c| {
         let t = c.select(
             "SELECT s.ended_at IS NULL, s.opened_by OPERATOR(pg_catalog.=) $3,
                     pg_catalog.has_function_privilege($3,
@@ -403,7 +403,7 @@ pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)
             r.get::<bool>(2)?.unwrap_or(false),
             r.get::<bool>(3)?.unwrap_or(false),
         )))
-    })
+    }))
     .unwrap_or_else(|e| errors::internal("reading support sessions", e));
     match row {
         None | Some((false, _, _)) => Err(ENDED),
@@ -513,13 +513,15 @@ fn resolve(bytes: Vec<u8>) -> Rc<Resolved> {
     if text.len() > tenancy_core::MAX_TOKEN_BYTES {
         refusal::carrier(&Refusal::TooLong);
     }
-    Spi::connect(|c| {
-        c.select(
-            "SELECT tenancy._resolve_context($1)",
-            Some(1),
-            &[text.as_str().into()],
-        )
-        .map(|_| ())
+    crate::infra::spi::pinned(|| {
+        Spi::connect(|c| {
+            c.select(
+                "SELECT tenancy._resolve_context($1)",
+                Some(1),
+                &[text.as_str().into()],
+            )
+            .map(|_| ())
+        })
     })
     .unwrap_or_else(|e| errors::internal("verifying the tenant context", e));
     cache::verified(text.as_bytes()).unwrap_or_else(|| {

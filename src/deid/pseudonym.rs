@@ -116,13 +116,15 @@ fn _load_pseudonym_key(domain: &str, for_pool: bool) -> bool {
 }
 
 fn load(domain: &str, for_pool: bool) {
-    Spi::connect(|c| {
-        c.select(
-            "SELECT tenancy._load_pseudonym_key($1, $2)",
-            Some(1),
-            &[domain.into(), for_pool.into()],
-        )
-        .map(|_| ())
+    crate::infra::spi::pinned(|| {
+        Spi::connect(|c| {
+            c.select(
+                "SELECT tenancy._load_pseudonym_key($1, $2)",
+                Some(1),
+                &[domain.into(), for_pool.into()],
+            )
+            .map(|_| ())
+        })
     })
     .unwrap_or_else(|e| errors::internal("loading a pseudonym key", e));
 }

@@ -19,9 +19,23 @@ use crate::protection::policy::{self, Getter, Placement};
 use crate::registry::protected_tables::{entry, Protection};
 
 fn policy_qual(rel_oid: pg_sys::Oid, name: &str) -> Option<String> {
+    policy_expr(rel_oid, name, "polqual")
+}
+
+/// A policy's USING (`polqual`) or WITH CHECK (`polwithcheck`) as PostgreSQL deparses it:
+/// what the DDL guard compares the policy with later.
+fn policy_expr(rel_oid: pg_sys::Oid, name: &str, column: &str) -> Option<String> {
+    let expr = if column == "polwithcheck" {
+        "pg_catalog.pg_get_expr(polwithcheck, polrelid)"
+    } else {
+        "pg_catalog.pg_get_expr(polqual, polrelid)"
+    };
     spi::select_one::<String>(
-        "SELECT pg_catalog.pg_get_expr(polqual, polrelid) FROM pg_catalog.pg_policy
-              WHERE polrelid = $1 AND polname = $2::pg_catalog.name",
+        &format!(
+            "SELECT {expr} FROM pg_catalog.pg_policy
+              WHERE polrelid OPERATOR(pg_catalog.=) $1
+                AND polname OPERATOR(pg_catalog.=) $2::pg_catalog.name"
+        ),
         &[rel_oid.into(), name.into()],
     )
     .or_bug("reading pg_policy")
@@ -213,6 +227,10 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
         .feature
         .as_ref()
         .and_then(|_| policy_qual(rel.oid, FEATURE_POLICY));
+    let feature_check = p
+        .feature
+        .as_ref()
+        .and_then(|_| policy_expr(rel.oid, FEATURE_POLICY, "polwithcheck"));
     let set_not_null = set_not_null || previous.as_ref().is_some_and(|e| e.set_not_null);
     // The registry is written as the extension's owner: nobody else may write it (an entry
     // makes export/purge and the quota code act on the table with the owner's rights), and
@@ -225,16 +243,17 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
     Spi::run_with_args(
         "INSERT INTO tenancy.protected_tables AS p
                 (tbl, tenant_column, column_type, policy_name, index_name, set_not_null,
-                 shared_column, shared_index_name, feature, isolation_qual, feature_qual, guard_state,
-                 protected_by)
-         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}',
-                 $12::pg_catalog.name)
+                 shared_column, shared_index_name, feature, isolation_qual, feature_qual, feature_check,
+                 guard_state, protected_by)
+         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13,
+                 '{}', $12::pg_catalog.name)
          ON CONFLICT (tbl) DO UPDATE
             SET tenant_column = EXCLUDED.tenant_column, column_type = EXCLUDED.column_type,
                 policy_name = EXCLUDED.policy_name, index_name = EXCLUDED.index_name,
                 set_not_null = EXCLUDED.set_not_null, shared_column = EXCLUDED.shared_column,
                 shared_index_name = EXCLUDED.shared_index_name, feature = EXCLUDED.feature,
                 isolation_qual = EXCLUDED.isolation_qual, feature_qual = EXCLUDED.feature_qual,
+                feature_check = EXCLUDED.feature_check,
                 guard_state = '{}',
                 protected_at = pg_catalog.now(), protected_by = EXCLUDED.protected_by",
         &[
@@ -250,6 +269,7 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
             isolation_qual.into(),
             feature_qual.into(),
             caller.into(),
+            feature_check.into(),
         ],
     )
     .or_bug("recording the protected table");

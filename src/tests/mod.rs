@@ -10,6 +10,7 @@ mod attack_guard;
 mod attack_owner_code;
 mod attack_protection;
 mod attack_resources;
+mod attack_review;
 mod attack_sql_strings;
 mod attack_support_audit;
 mod attack_tiers;
