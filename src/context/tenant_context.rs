@@ -379,7 +379,7 @@ pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)
         return Err(ENDED);
     };
     let user = cache::outer_user();
-    let row = Spi::connect(|c| {
+    let row = crate::infra::spi::registry_reads(|| Spi::connect(|c| {
         let t = c.select(
             "SELECT s.ended_at IS NULL, s.opened_by OPERATOR(pg_catalog.=) $3,
                     pg_catalog.has_function_privilege($3,
@@ -399,7 +399,7 @@ pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)
             r.get::<bool>(2)?.unwrap_or(false),
             r.get::<bool>(3)?.unwrap_or(false),
         )))
-    })
+    }))
     .unwrap_or_else(|e| errors::internal("reading support sessions", e));
     match row {
         None | Some((false, _, _)) => Err(ENDED),
