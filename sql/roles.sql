@@ -253,6 +253,8 @@ BEGIN
     -- The guarded aggregates (their support functions run with the aggregate owner's rights).
     PERFORM tenancy._grant_functions(role, ARRAY[
         'guarded_count', 'guarded_sum', 'guarded_avg', 'guarded_percentile', 'guard_status']);
+    -- Citus propagates no grant on an extension's functions: the same on every worker.
+    PERFORM tenancy._grants_to_workers(role);
 END
 $$;
 
@@ -263,6 +265,7 @@ AS $$
 BEGIN
     PERFORM tenancy.grant_app(role);
     PERFORM tenancy._grant_functions(role, ARRAY['set_tenant', 'sign_token']);
+    PERFORM tenancy._grants_to_workers(role);
 END
 $$;
 
@@ -273,6 +276,7 @@ AS $$
 BEGIN
     PERFORM tenancy.grant_app(role);
     PERFORM tenancy._grant_functions(role, ARRAY['begin_support', 'end_support']);
+    PERFORM tenancy._grants_to_workers(role);
 END
 $$;
 
@@ -316,6 +320,7 @@ BEGIN
     -- protecting tables created there later.
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.protected_tables TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT, DELETE ON tenancy.enrolled_schemas TO %s', role);
+    PERFORM tenancy._grants_to_workers(role);
 END
 $$;
 

@@ -198,6 +198,20 @@ pub fn citus_present() -> bool {
         == Some(true)
 }
 
+/// Whether `schema.name` is one of Citus's tables (distributed, reference or added to its
+/// metadata), whose rows Citus may read on another node.
+pub fn citus_table(schema: &str, name: &str) -> bool {
+    citus_present()
+        && spi::select_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
+                             WHERE logicalrelid OPERATOR(pg_catalog.=)
+                                   pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::pg_catalog.text, $2::pg_catalog.text)))",
+            &[schema.into(), name.into()],
+        )
+        .or_bug("reading pg_dist_partition")
+            == Some(true)
+}
+
 /// The distribution column of a Citus hash-distributed table, by name; `None` for every other
 /// table (reference tables and local tables have none). Citus refuses to change its default
 /// or drop its NOT NULL.

@@ -81,17 +81,6 @@ fn require_cluster() {
     }
 }
 
-fn is_citus_table(name: &str) -> bool {
-    spi::select_one::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
-                         WHERE logicalrelid OPERATOR(pg_catalog.=)
-                               pg_catalog.format('tenancy.%I', $1::pg_catalog.text)::pg_catalog.regclass)",
-        &[name.into()],
-    )
-    .or_bug("reading pg_dist_partition")
-        == Some(true)
-}
-
 /// Makes the registry Citus reference tables (copies on the coordinator and every worker).
 /// Idempotent; returns how many tables it converted now. Workers added later receive their
 /// copies from `replicate_reference_tables()` (or Citus's next `create_distributed_table`).
@@ -124,7 +113,7 @@ fn citus_setup() -> i32 {
             .or_bug("dropping a registry foreign key");
         }
     }
-    if !is_citus_table("entitlements") {
+    if !catalog::citus_table("tenancy", "entitlements") {
         // Citus refuses sub-selects in policies of its tables: the bare call, as protect()
         // writes it on distributed tables.
         Spi::run(
@@ -136,7 +125,7 @@ fn citus_setup() -> i32 {
     }
     let mut converted = 0;
     for table in REGISTRY {
-        if is_citus_table(table) {
+        if catalog::citus_table("tenancy", table) {
             continue;
         }
         Spi::run(&format!(
@@ -162,4 +151,55 @@ fn citus_setup() -> i32 {
         serde_json::json!({ "reference_tables": converted }),
     );
     converted
+}
+
+/// Gives `role` on every worker the EXECUTE grants it holds on the extension's functions here,
+/// when this is a Citus coordinator; nothing elsewhere.
+///
+/// The role helpers (`grant_app`, `grant_support`, ...) grant EXECUTE on the extension's
+/// functions, and Citus propagates no grant on an extension's own functions. Workers check
+/// some of them themselves (a support carrier needs its role to hold `begin_support` there),
+/// so the helpers end here, which repeats the grants on each worker through Citus's own API.
+/// Grants on the registry's tables need nothing: they are Citus tables, whose grants Citus
+/// propagates. The workers' grants commit in their own transactions: the helpers are
+/// idempotent, run one again after a failure.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _grants_to_workers(role: pg_sys::Oid) {
+    if !catalog::citus_present() {
+        return;
+    }
+    let coordinator = spi::select_one::<bool>("SELECT pg_catalog.citus_is_coordinator()", &[])
+        .or_bug("asking Citus for the coordinator");
+    if coordinator != Some(true) {
+        return;
+    }
+    let grant = spi::select_one::<String>(
+        "SELECT 'GRANT EXECUTE ON FUNCTION '
+                || pg_catalog.string_agg(p.oid::pg_catalog.regprocedure::pg_catalog.text, ', ' ORDER BY p.oid)
+                || ' TO ' || pg_catalog.quote_ident(r.rolname)
+           FROM pg_catalog.pg_proc p
+           CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+           JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+          WHERE p.pronamespace OPERATOR(pg_catalog.=) 'tenancy'::pg_catalog.regnamespace
+            AND a.grantee OPERATOR(pg_catalog.=) $1 AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+          GROUP BY r.rolname",
+        &[role.into()],
+    )
+    .or_bug("reading the role's grants");
+    let Some(grant) = grant else { return };
+    let failed = spi::select_one::<String>(
+        "SELECT pg_catalog.string_agg(nodename || ':' || nodeport || ': ' || result, '; ')
+           FROM pg_catalog.run_command_on_workers($1) WHERE NOT success",
+        &[grant.as_str().into()],
+    )
+    .or_bug("granting on the workers");
+    if let Some(failed) = failed {
+        errors::not_in_state(
+            format!(
+                "a worker refused the grants: {}",
+                errors::user_input(&failed)
+            ),
+            Some("fix the worker, then call the role helper again (it is idempotent)"),
+        );
+    }
 }

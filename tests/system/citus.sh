@@ -312,6 +312,35 @@ ERROR:  28000
 ERROR:  28000
 EOF
 
+say "a support carrier holds on a worker for the role that opened it, by name (role OIDs differ between nodes)"
+on coord -q >/dev/null <<'SQL'
+CREATE ROLE citus_support LOGIN;
+SELECT tenancy.grant_support('citus_support');
+CREATE ROLE citus_admin LOGIN;
+SELECT tenancy.grant_admin('citus_admin');
+SQL
+same "the role helpers grant on the workers too" "true|true" \
+    "$(value worker2 "SELECT has_function_privilege('citus_support', 'tenancy.begin_support(text, text, integer)', 'EXECUTE') || '|' || has_function_privilege('citus_admin', 'tenancy.deactivate_tenant(text)', 'EXECUTE')")"
+support_c="$(session coord citus_support <<'SQL'
+SELECT tenancy.begin_support('acme', 'ticket 42', 10) \g /dev/null
+SELECT current_setting('tenancy.context');
+SQL
+)"
+same "the support role's OID differs between coordinator and worker" 1 \
+    "$(for n in coord worker1; do value "$n" "SELECT oid FROM pg_roles WHERE rolname = 'citus_support'"; done | sort -u | wc -l | awk '{print ($1 == 2)}')"
+session worker1 citus_support -v c="$support_c" >"$out" <<'SQL'
+SET tenancy.context = :'c';
+SELECT 'support on a worker: ' || tenancy.current_tenant();
+SQL
+session worker1 citus_app -v c="$support_c" >>"$out" <<'SQL'
+SET tenancy.context = :'c';
+SELECT 'another role: ' || tenancy.current_tenant();
+SQL
+expect "a worker checks a support carrier's role" <<'EOF'
+support on a worker: acme
+ERROR:  28000
+EOF
+
 # A session on NODE that holds three verified, cached contexts (session-level carriers) sees
 # each stop working from its next transaction after the coordinator deactivates the tenant,
 # retires the signing key, revokes the API key.
