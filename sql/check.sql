@@ -13,6 +13,49 @@
 -- again: it converges, and as the extension's own DDL it is not refused by the DDL guard while
 -- other problems of the same table remain (other DDL on that table would be).
 
+-- The rules that read Citus's metadata (docs/scale-out.md), which exists only where Citus is
+-- installed: plpgsql, so that their queries are planned only where they can run. Readable
+-- catalogs only, like check() itself.
+CREATE FUNCTION tenancy._citus_findings(schema name)
+RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $citus$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    -- The registry left local while the cluster has workers: each worker verifies contexts
+    -- against its own tenants and keys, and its own carrier key.
+    RETURN QUERY EXECUTE $q$
+        SELECT 'critical'::text, 'citus_registry_local'::text, 'schema tenancy'::text,
+               format('the registry (%s) is local to this node while Citus has workers: each worker verifies contexts with its own tenants, keys and carrier key, so contexts made here do not verify there, and deactivations, retirements and revocations made here do not reach them',
+                      string_agg('tenancy.' || r.name, ', ' ORDER BY r.name)),
+               'SELECT tenancy.citus_setup();'::text
+          FROM unnest('{tenants,signing_keys,api_keys,carrier_key,pseudonym_secrets,plans,entitlements,support_sessions}'::text[]) AS r(name)
+         WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition d
+                            WHERE d.logicalrelid = to_regclass('tenancy.' || quote_ident(r.name)))
+           AND EXISTS (SELECT 1 FROM pg_dist_node n WHERE n.groupid <> 0 AND n.noderole = 'primary')
+        HAVING count(*) > 0
+    $q$;
+    -- A protected table distributed by another column than its tenant column.
+    RETURN QUERY EXECUTE $q$
+        SELECT 'medium'::text, 'citus_not_distributed_by_tenant'::text, format('%I.%I', n.nspname, c.relname),
+               format('is distributed by column %I, not by its tenant column %I: every query of one tenant goes to every shard, it cannot be joined co-located with the other tenant tables, and a large tenant cannot be moved to its own shard',
+                      column_to_column_name(d.logicalrelid, d.partkey), p.tenant_column),
+               format('SELECT alter_distributed_table(%L, distribution_column := %L);',
+                      format('%I.%I', n.nspname, c.relname), p.tenant_column)
+          FROM tenancy.protected_tables p
+          JOIN pg_dist_partition d ON d.logicalrelid = p.tbl
+          JOIN pg_class c ON c.oid = p.tbl
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE d.partkey IS NOT NULL AND NOT c.relispartition
+           AND column_to_column_name(d.logicalrelid, d.partkey) IS DISTINCT FROM p.tenant_column::text
+           AND ($1 IS NULL OR n.nspname = $1)
+    $q$ USING schema;
+END
+$citus$;
+
 CREATE FUNCTION tenancy.check(schema name DEFAULT NULL)
 RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
 LANGUAGE sql STABLE
@@ -989,6 +1032,10 @@ SELECT 'high', 'security_definer_lends_tier', f.sig,
             AND NOT has_function_privilege(a.oid, tf.oid, 'EXECUTE')
  WHERE f.in_scope
  GROUP BY f.sig, f.proowner
+
+UNION ALL
+-- Rules on Citus's metadata (none without Citus).
+SELECT cf.severity, cf.rule, cf.object, cf.detail, cf.fix FROM tenancy._citus_findings($1) cf
 )
 SELECT f.severity, f.rule, f.object, f.detail, f.fix
   FROM findings f

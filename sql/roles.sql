@@ -295,7 +295,7 @@ BEGIN
         'protect', 'unprotect', '_protect', '_unprotect',
         'protect_schema', '_protect_schema', 'scope_unique', '_scope_unique',
         'scope_foreign_key', '_scope_foreign_key', 'grant_feature', 'revoke_feature',
-        'check', 'assert_isolated', '_assert_isolated',
+        'check', '_citus_findings', 'assert_isolated', '_assert_isolated',
         'export_tenant', 'purge_tenant', 'set_plan', 'set_quota', '_set_quota',
         'set_tenant_plan', 'set_tenant_settings']);
     PERFORM tenancy._grant_functions(role, ARRAY['audit', 'verify_audit', 'stats']);

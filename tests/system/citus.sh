@@ -105,10 +105,14 @@ carrier_keys() {
 # Each node's CREATE EXTENSION made its own carrier key: the registry is not shared yet.
 same "before citus_setup() each node has its own carrier key" 3 "$(carrier_keys)"
 
+citus_findings() { value coord "SELECT coalesce(string_agg(rule || ' ' || object || ': ' || fix, '; ' ORDER BY rule, object), 'none') FROM tenancy.check() WHERE rule LIKE 'citus%'"; }
+same "check() reports the registry left local" "citus_registry_local schema tenancy: SELECT tenancy.citus_setup();" "$(citus_findings)"
+
 say "tenancy.citus_setup(): the registry becomes reference tables"
 same "citus_setup() converts the registry" 8 "$(value coord "SELECT tenancy.citus_setup()")"
 same "citus_setup() is idempotent" 0 "$(value coord "SELECT tenancy.citus_setup()")"
 same "one carrier key on every node" 1 "$(carrier_keys)"
+same "check() has no Citus finding after citus_setup()" none "$(citus_findings)"
 same "a copy of each registry table on each node" 24 \
     "$(value coord "SELECT count(*) FROM pg_dist_partition p JOIN pg_dist_shard s USING (logicalrelid) JOIN pg_dist_placement pl USING (shardid) WHERE p.logicalrelid::text LIKE 'tenancy.%'")"
 
@@ -144,6 +148,15 @@ SELECT create_reference_table('notes');
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON orders, invoices, products, notes TO citus_app;
 SQL
+on coord -q >/dev/null <<'SQL'
+CREATE TABLE by_id (id bigint PRIMARY KEY, tenant_id text NOT NULL);
+SELECT create_distributed_table('by_id', 'id');
+SELECT tenancy.protect('by_id');
+SQL
+same "check() reports a table distributed by another column than its tenant column" \
+    "citus_not_distributed_by_tenant public.by_id: SELECT alter_distributed_table('public.by_id', distribution_column := 'tenant_id');" \
+    "$(citus_findings)"
+on coord -q -c "DROP TABLE by_id"
 same "protect() recorded every table" "invoices,notes,orders,products" \
     "$(value coord "SELECT string_agg(tbl::text, ',' ORDER BY tbl::text) FROM tenancy.protected_tables")"
 same "the distributed and reference tables' policies have no sub-select" 0 \
