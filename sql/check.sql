@@ -53,6 +53,26 @@ BEGIN
            AND column_to_column_name(d.logicalrelid, d.partkey) IS DISTINCT FROM p.tenant_column::text
            AND ($1 IS NULL OR n.nspname = $1)
     $q$ USING schema;
+    -- A worker without pg_tenancy, or with another version: its shards' policies call
+    -- functions it does not have, or that verify by other rules. Asked from the coordinator
+    -- only (through Citus's own API), and only for a check of the whole database.
+    IF schema IS NULL AND citus_is_coordinator()
+       AND EXISTS (SELECT 1 FROM pg_dist_node n WHERE n.groupid <> 0 AND n.noderole = 'primary') THEN
+        RETURN QUERY EXECUTE $q$
+            SELECT 'critical'::text, 'citus_worker_version'::text,
+                   format('node %s:%s', w.nodename, w.nodeport),
+                   CASE WHEN NOT w.success
+                        THEN format('could not be asked for its pg_tenancy version (%s): its policies and context verification are unknown', w.result)
+                        WHEN w.result = ''
+                        THEN 'has no pg_tenancy: the policies of its shards call functions it does not have, and it cannot verify a context'
+                        ELSE format('has pg_tenancy %s where the coordinator has %s: its shards are protected and contexts verified by other rules', w.result, e.extversion)
+                   END,
+                   NULL::text
+              FROM run_command_on_workers($w$SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'), '')$w$) w
+             CROSS JOIN (SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy') e
+             WHERE NOT w.success OR w.result IS DISTINCT FROM e.extversion::text
+        $q$;
+    END IF;
 END
 $citus$;
 

@@ -105,7 +105,7 @@ carrier_keys() {
 # Each node's CREATE EXTENSION made its own carrier key: the registry is not shared yet.
 same "before citus_setup() each node has its own carrier key" 3 "$(carrier_keys)"
 
-citus_findings() { value coord "SELECT coalesce(string_agg(rule || ' ' || object || ': ' || fix, '; ' ORDER BY rule, object), 'none') FROM tenancy.check() WHERE rule LIKE 'citus%'"; }
+citus_findings() { value coord "SELECT coalesce(string_agg(rule || ' ' || object || ': ' || coalesce(fix, ''), '; ' ORDER BY rule, object), 'none') FROM tenancy.check() WHERE rule LIKE 'citus%'"; }
 same "check() reports the registry left local" "citus_registry_local schema tenancy: SELECT tenancy.citus_setup();" "$(citus_findings)"
 
 say "tenancy.citus_setup(): the registry becomes reference tables"
@@ -431,6 +431,11 @@ ERROR:  28000
 ERROR:  28000
 ERROR:  28000
 EOF
+
+# Last, as it breaks worker2: pg_tenancy removed there is reported by check().
+on worker2 -q -c "SET citus.enable_ddl_propagation = off" -c "DROP EXTENSION pg_tenancy CASCADE" 2>/dev/null
+same "check() reports a worker without pg_tenancy" \
+    "citus_worker_version node localhost:${PORT[worker2]}: " "$(citus_findings)"
 
 [ "$fail" -eq 0 ] || die "the Citus suite failed"
 say "all Citus checks passed"
