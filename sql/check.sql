@@ -53,6 +53,24 @@ BEGIN
            AND column_to_column_name(d.logicalrelid, d.partkey) IS DISTINCT FROM p.tenant_column::text
            AND ($1 IS NULL OR n.nspname = $1)
     $q$ USING schema;
+    -- A table protected before Citus was installed: its policies hold a sub-select and it has
+    -- the support-write trigger, both of which Citus refuses, so it cannot be distributed.
+    RETURN QUERY EXECUTE $q$
+        SELECT 'medium'::text, 'citus_single_node_protection'::text, format('%I.%I', n.nspname, c.relname),
+               'was protected before Citus was installed: its policies hold a sub-select and it has the support-write trigger, which Citus refuses, so create_distributed_table() and create_reference_table() fail on it'::text,
+               format('SELECT tenancy.protect(%L, %L%s%s);', format('%I.%I', n.nspname, c.relname), p.tenant_column,
+                      CASE WHEN p.shared_column IS NOT NULL OR p.feature IS NOT NULL THEN format(', %L', p.shared_column) ELSE '' END,
+                      CASE WHEN p.feature IS NOT NULL THEN format(', %L', p.feature) ELSE '' END)
+          FROM tenancy.protected_tables p
+          JOIN pg_class c ON c.oid = p.tbl
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = p.tbl)
+           AND (EXISTS (SELECT 1 FROM pg_policy pol
+                         WHERE pol.polrelid = p.tbl AND pol.polname IN ('tenancy_isolation', 'tenancy_feature')
+                           AND pg_get_expr(pol.polqual, pol.polrelid) ~* '\mSELECT\M')
+                OR EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = p.tbl AND tg.tgname = 'tenancy_support_audit'))
+           AND ($1 IS NULL OR n.nspname = $1)
+    $q$ USING schema;
     -- A worker without pg_tenancy, or with another version: its shards' policies call
     -- functions it does not have, or that verify by other rules. Asked from the coordinator
     -- only (through Citus's own API), and only for a check of the whole database.

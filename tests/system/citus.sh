@@ -432,6 +432,26 @@ ERROR:  28000
 ERROR:  28000
 EOF
 
+say "a table protected before Citus came: check() says so, protect() again makes it distributable"
+value coord "CREATE DATABASE citus_late" >/dev/null
+late() { PGHOST=localhost PGPORT="${PORT[coord]}" PGUSER=postgres "$CL_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -d citus_late "$@"; }
+late >/dev/null <<SQL
+CREATE EXTENSION pg_tenancy;
+CREATE TABLE early (id int, tenant_id text NOT NULL, PRIMARY KEY (tenant_id, id));
+SELECT tenancy.protect('early');
+CREATE EXTENSION citus;
+SELECT citus_set_coordinator_host('localhost', ${PORT[coord]});
+SELECT citus_set_node_property('localhost', ${PORT[coord]}, 'shouldhaveshards', true);
+SQL
+late_findings() { late -c "SELECT coalesce(string_agg(rule || ' ' || object || ': ' || coalesce(fix, ''), '; ' ORDER BY rule, object), 'none') FROM tenancy.check() WHERE rule LIKE 'citus%'"; }
+same "check() reports a table protected before Citus" \
+    "citus_single_node_protection public.early: SELECT tenancy.protect('public.early', 'tenant_id');" "$(late_findings)"
+same "such a table cannot be distributed as it is" 1 \
+    "$(late -c "SELECT create_distributed_table('early', 'tenant_id')" >/dev/null 2>&1; echo $?)"
+late -c "SELECT tenancy.protect('public.early', 'tenant_id')" -c "SELECT create_distributed_table('early', 'tenant_id')" >/dev/null
+same "after protect() again it is distributed, and check() is clean" "none 1" \
+    "$(late_findings) $(late -c "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'early'::regclass")"
+
 # Last, as it breaks worker2: pg_tenancy removed there is reported by check().
 on worker2 -q -c "SET citus.enable_ddl_propagation = off" -c "DROP EXTENSION pg_tenancy CASCADE" 2>/dev/null
 same "check() reports a worker without pg_tenancy" \
