@@ -270,15 +270,21 @@ same "other tenants' rows untouched" "globex:gear,lever;globex:20,30;products:ca
 
 # carrier FUNCTION SECRET: the carrier a context setter stores, minted on the coordinator.
 carrier() {
-    session coord citus_app -v secret="$2" <<SQL
+    local c
+    c="$(session coord citus_app -v secret="$2" <<SQL
 BEGIN;
 SELECT tenancy.$1(:'secret') IS NOT NULL \g /dev/null
 SELECT current_setting('tenancy.context');
 COMMIT;
 SQL
+)"
+    case "$c" in
+        v1.*) printf '%s\n' "$c" ;;
+        *) die "tenancy.$1() gave no carrier: $c" ;;
+    esac
 }
 acme_c="$(carrier set_context "$acme")"
-short_c="$(carrier set_context "$(token acme '3 seconds')")"
+short_c="$(carrier set_context "$(token acme '5 seconds')")"
 # The same payload for another tenant, under acme's MAC; and a MAC under no key we know.
 altered_c="$(python3 -c 'import base64,json,sys
 v,p,m = sys.argv[1].split(".")
@@ -288,7 +294,7 @@ print(v + "." + base64.urlsafe_b64encode(json.dumps(d, separators=(",", ":")).en
 forged_c="$(python3 -c 'import sys
 v,p,m = sys.argv[1].split(".")
 print(v + "." + p + "." + ("A" if m[0] != "A" else "B") + m[1:])' "$acme_c")"
-sleep 4  # the short token's carrier expires (tenancy.jwt_leeway = 0 on these nodes)
+sleep 6  # the short token's carrier expires (tenancy.jwt_leeway = 0 on these nodes)
 
 say "on a worker, directly, as the application role: the worker verifies the carrier itself"
 session worker1 citus_app -v good="$acme_c" -v altered="$altered_c" -v forged="$forged_c" -v expired="$short_c" >"$out" <<'SQL'
