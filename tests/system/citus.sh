@@ -296,6 +296,53 @@ v,p,m = sys.argv[1].split(".")
 print(v + "." + p + "." + ("A" if m[0] != "A" else "B") + m[1:])' "$acme_c")"
 sleep 6  # the short token's carrier expires (tenancy.jwt_leeway = 0 on these nodes)
 
+session coord citus_app -v acme="$acme" -v globex="$globex" >"$out" <<'SQL'
+-- An upsert cannot take over another tenant's row.
+BEGIN;
+SELECT tenancy.set_context(:'acme') IS NOT NULL AS set \g /dev/null
+INSERT INTO orders VALUES (4, 'globex', 'taken') ON CONFLICT (tenant_id, id) DO UPDATE SET item = 'taken';
+ROLLBACK;
+-- A context switched inside a savepoint ends with it, on the workers too.
+BEGIN;
+SELECT tenancy.set_context(:'acme') IS NOT NULL AS set \g /dev/null
+SAVEPOINT s;
+SELECT tenancy.set_context(:'globex') IS NOT NULL AS set \g /dev/null
+SELECT 'in the savepoint: ' || count(*) FROM orders;
+ROLLBACK TO SAVEPOINT s;
+SELECT 'after rolling it back: ' || count(*) FROM orders;
+COMMIT;
+-- One prepared statement under two tenants in turn returns each its own rows (more than five
+-- runs: PostgreSQL may switch to a generic plan after five).
+PREPARE q AS SELECT 'prepared: ' || coalesce(tenancy.current_tenant(), 'no context') || ' ' || count(*) FROM orders;
+BEGIN;
+SELECT tenancy.set_context(:'acme') IS NOT NULL AS set \g /dev/null
+EXECUTE q;
+EXECUTE q;
+EXECUTE q;
+EXECUTE q;
+EXECUTE q;
+EXECUTE q;
+COMMIT;
+BEGIN;
+SELECT tenancy.set_context(:'globex') IS NOT NULL AS set \g /dev/null
+EXECUTE q;
+COMMIT;
+EXECUTE q;
+SQL
+expect "upserts, savepoints and prepared statements through the coordinator" <<'EOF'
+ERROR:  42501
+in the savepoint: 2
+after rolling it back: 4
+prepared: acme 4
+prepared: acme 4
+prepared: acme 4
+prepared: acme 4
+prepared: acme 4
+prepared: acme 4
+prepared: globex 2
+prepared: no context 0
+EOF
+
 say "on a worker, directly, as the application role: the worker verifies the carrier itself"
 session worker1 citus_app -v good="$acme_c" -v altered="$altered_c" -v forged="$forged_c" -v expired="$short_c" >"$out" <<'SQL'
 SELECT 'worker, no context: ' || count(*) FROM orders;
