@@ -18,6 +18,87 @@
 -- again: it converges, and as the extension's own DDL it is not refused by the DDL guard while
 -- other problems of the same table remain (other DDL on that table would be).
 
+-- The rules that read Citus's metadata (docs/scale-out.md), which exists only where Citus is
+-- installed: plpgsql, so that their queries are planned only where they can run. Readable
+-- catalogs only, like check() itself.
+CREATE FUNCTION tenancy._citus_findings(schema name)
+RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $citus$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    -- The registry left local while the cluster has workers: each worker verifies contexts
+    -- against its own tenants and keys, and its own carrier key.
+    RETURN QUERY EXECUTE $q$
+        SELECT 'critical'::text, 'citus_registry_local'::text, 'schema tenancy'::text,
+               format('the registry (%s) is local to this node while Citus has workers: each worker verifies contexts with its own tenants, keys and carrier key, so contexts made here do not verify there, and deactivations, retirements and revocations made here do not reach them',
+                      string_agg('tenancy.' || r.name, ', ' ORDER BY r.name)),
+               'SELECT tenancy.citus_setup();'::text
+          FROM unnest('{tenants,signing_keys,api_keys,carrier_key,pseudonym_secrets,plans,entitlements,support_sessions}'::text[]) AS r(name)
+         WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition d
+                            WHERE d.logicalrelid = to_regclass('tenancy.' || quote_ident(r.name)))
+           AND EXISTS (SELECT 1 FROM pg_dist_node n WHERE n.groupid <> 0 AND n.noderole = 'primary')
+        HAVING count(*) > 0
+    $q$;
+    -- A protected table distributed by another column than its tenant column.
+    RETURN QUERY EXECUTE $q$
+        SELECT 'medium'::text, 'citus_not_distributed_by_tenant'::text, format('%I.%I', n.nspname, c.relname),
+               format('is distributed by column %I, not by its tenant column %I: every query of one tenant goes to every shard, it cannot be joined co-located with the other tenant tables, and a large tenant cannot be moved to its own shard',
+                      column_to_column_name(d.logicalrelid, d.partkey), p.tenant_column),
+               format('SELECT alter_distributed_table(%L, distribution_column := %L);',
+                      format('%I.%I', n.nspname, c.relname), p.tenant_column)
+          FROM tenancy.protected_tables p
+          JOIN pg_dist_partition d ON d.logicalrelid = p.tbl
+          JOIN pg_class c ON c.oid = p.tbl
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE d.partkey IS NOT NULL AND NOT c.relispartition
+           AND column_to_column_name(d.logicalrelid, d.partkey) IS DISTINCT FROM p.tenant_column::text
+           AND ($1 IS NULL OR n.nspname = $1)
+    $q$ USING schema;
+    -- A table protected before Citus was installed: its policies hold a sub-select and it has
+    -- the support-write trigger, both of which Citus refuses, so it cannot be distributed.
+    RETURN QUERY EXECUTE $q$
+        SELECT 'medium'::text, 'citus_single_node_protection'::text, format('%I.%I', n.nspname, c.relname),
+               'was protected before Citus was installed: its policies hold a sub-select and it has the support-write trigger, which Citus refuses, so create_distributed_table() and create_reference_table() fail on it'::text,
+               format('SELECT tenancy.protect(%L, %L%s%s);', format('%I.%I', n.nspname, c.relname), p.tenant_column,
+                      CASE WHEN p.shared_column IS NOT NULL OR p.feature IS NOT NULL THEN format(', %L', p.shared_column) ELSE '' END,
+                      CASE WHEN p.feature IS NOT NULL THEN format(', %L', p.feature) ELSE '' END)
+          FROM tenancy.protected_tables p
+          JOIN pg_class c ON c.oid = p.tbl
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = p.tbl)
+           AND (EXISTS (SELECT 1 FROM pg_policy pol
+                         WHERE pol.polrelid = p.tbl AND pol.polname IN ('tenancy_isolation', 'tenancy_feature')
+                           AND pg_get_expr(pol.polqual, pol.polrelid) ~* '\mSELECT\M')
+                OR EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = p.tbl AND tg.tgname = 'tenancy_support_audit'))
+           AND ($1 IS NULL OR n.nspname = $1)
+    $q$ USING schema;
+    -- A worker without pg_tenancy, or with another version: its shards' policies call
+    -- functions it does not have, or that verify by other rules. Asked from the coordinator
+    -- only (through Citus's own API), and only for a check of the whole database.
+    IF schema IS NULL AND citus_is_coordinator()
+       AND EXISTS (SELECT 1 FROM pg_dist_node n WHERE n.groupid <> 0 AND n.noderole = 'primary') THEN
+        RETURN QUERY EXECUTE $q$
+            SELECT 'critical'::text, 'citus_worker_version'::text,
+                   format('node %s:%s', w.nodename, w.nodeport),
+                   CASE WHEN NOT w.success
+                        THEN format('could not be asked for its pg_tenancy version (%s): its policies and context verification are unknown', w.result)
+                        WHEN w.result = ''
+                        THEN 'has no pg_tenancy: the policies of its shards call functions it does not have, and it cannot verify a context'
+                        ELSE format('has pg_tenancy %s where the coordinator has %s: its shards are protected and contexts verified by other rules', w.result, e.extversion)
+                   END,
+                   NULL::text
+              FROM run_command_on_workers($w$SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'), '')$w$) w
+             CROSS JOIN (SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy') e
+             WHERE NOT w.success OR w.result IS DISTINCT FROM e.extversion::text
+        $q$;
+    END IF;
+END
+$citus$;
+
 CREATE FUNCTION tenancy.check(schema name DEFAULT NULL)
 RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
 LANGUAGE sql STABLE
@@ -1082,6 +1163,10 @@ SELECT 'high', 'security_definer_lends_tier', f.sig,
             AND NOT has_function_privilege(a.oid, tf.oid, 'EXECUTE')
  WHERE f.in_scope
  GROUP BY f.sig, f.proowner
+
+UNION ALL
+-- Rules on Citus's metadata (none without Citus).
+SELECT cf.severity, cf.rule, cf.object, cf.detail, cf.fix FROM tenancy._citus_findings($1) cf
 )
 SELECT f.severity, f.rule, f.object, f.detail, f.fix
   FROM findings f

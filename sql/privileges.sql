@@ -73,6 +73,8 @@ BEGIN
     -- The guarded aggregates (their support functions run with the aggregate owner's rights).
     PERFORM tenancy._grant_functions(role, ARRAY[
         'guarded_count', 'guarded_sum', 'guarded_avg', 'guarded_percentile', 'guard_status']);
+    -- Citus propagates no grant on an extension's functions: the same on every worker.
+    PERFORM tenancy._grants_to_workers(role);
 END
 $$;
 
@@ -83,6 +85,7 @@ AS $$
 BEGIN
     PERFORM tenancy.grant_app(role);
     PERFORM tenancy._grant_functions(role, ARRAY['set_tenant', 'sign_token']);
+    PERFORM tenancy._grants_to_workers(role);
 END
 $$;
 
@@ -93,6 +96,7 @@ AS $$
 BEGIN
     PERFORM tenancy.grant_app(role);
     PERFORM tenancy._grant_functions(role, ARRAY['begin_support', 'end_support']);
+    PERFORM tenancy._grants_to_workers(role);
 END
 $$;
 
@@ -111,7 +115,7 @@ BEGIN
         'protect', 'unprotect', '_protect', '_unprotect',
         'protect_schema', '_protect_schema', 'scope_unique', '_scope_unique',
         'scope_foreign_key', '_scope_foreign_key', 'grant_feature', 'revoke_feature',
-        'check', 'assert_isolated', '_assert_isolated',
+        'check', '_citus_findings', 'assert_isolated', '_assert_isolated',
         'export_tenant', 'purge_tenant', 'set_plan', 'set_quota', '_set_quota',
         'set_tenant_plan', 'set_tenant_settings']);
     PERFORM tenancy._grant_functions(role, ARRAY['audit', 'verify_audit', 'stats']);
@@ -136,6 +140,7 @@ BEGIN
     -- protecting tables created there later.
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.protected_tables TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT, DELETE ON tenancy.enrolled_schemas TO %s', role);
+    PERFORM tenancy._grants_to_workers(role);
 END
 $$;
 

@@ -18,6 +18,7 @@ use crate::context::reason::{Attempt, Reason};
 use crate::context::refusal;
 use crate::context::setting;
 use crate::infra::args;
+use crate::infra::catalog;
 use crate::infra::errors;
 use crate::infra::gucs;
 use crate::infra::spi;
@@ -383,28 +384,44 @@ pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)
         return Err(ENDED);
     };
     let user = cache::outer_user();
-    let row = crate::infra::spi::pinned(|| Spi::connect(|c| {
-        let t = c.select(
-            "SELECT s.ended_at IS NULL, s.opened_by OPERATOR(pg_catalog.=) $3,
-                    pg_catalog.has_function_privilege($3,
-                        'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
-                        'EXECUTE')
+    // Only the row's own values come from the table: under Citus it is a reference table
+    // (scale/citus.rs) that Citus may read on another node, where a role OID means another
+    // role, so the role checks run here, on this node's catalog.
+    let row = crate::infra::spi::registry_reads(|| {
+        spi::select_row(
+            "SELECT s.ended_at IS NULL, s.opened_by::pg_catalog.int8, s.opened_by_name::pg_catalog.text
                FROM tenancy.support_sessions s
               WHERE s.id OPERATOR(pg_catalog.=) $1 AND s.tenant OPERATOR(pg_catalog.=) $2",
-            Some(1),
-            &[sid.as_str().into(), ctx.tenant.as_str().into(), user.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok::<_, pgrx::spi::Error>(Some((
-            r.get::<bool>(1)?.unwrap_or(false),
-            r.get::<bool>(2)?.unwrap_or(false),
-            r.get::<bool>(3)?.unwrap_or(false),
-        )))
-    }))
+            &[sid.as_str().into(), ctx.tenant.as_str().into()],
+            |r| {
+                Ok((
+                    r.get::<bool>(1)?.unwrap_or(false),
+                    r.get::<i64>(2)?,
+                    r.get::<String>(3)?,
+                ))
+            },
+        )
+    })
     .unwrap_or_else(|e| errors::internal("reading support sessions", e));
+    let row = row.map(|(open, opened_by, opened_by_name)| {
+        // Role OIDs differ from node to node of a Citus cluster, names do not (Citus creates
+        // roles on every node by name); on one node the OID is the exact answer (a renamed
+        // role stays the same role).
+        let same_role = if catalog::citus_table("tenancy", "support_sessions") {
+            matches!((crate::infra::roles::role_name(user), opened_by_name), (Some(a), Some(b)) if a == b)
+        } else {
+            opened_by == Some(i64::from(u32::from(user)))
+        };
+        let granted = spi::select_one::<bool>(
+            "SELECT pg_catalog.has_function_privilege($1,
+                 'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
+                 'EXECUTE')",
+            &[user.into()],
+        )
+        .unwrap_or_else(|e| errors::internal("reading support sessions", e))
+            == Some(true);
+        (open, same_role, granted)
+    });
     match row {
         None | Some((false, _, _)) => Err(ENDED),
         Some((true, false, _)) => Err((

@@ -6,7 +6,7 @@ use pgrx::JsonB;
 use tenancy_core::ident;
 
 use crate::infra::args;
-use crate::infra::errors;
+use crate::infra::errors::{self, SpiOrBug};
 use crate::infra::random::strong_random;
 use crate::infra::spi;
 
@@ -89,12 +89,17 @@ fn create_tenant(
 
 fn set_status(id: &str, status: &str) {
     args::tenant_id(id);
+    // now() read first: Citus refuses a function that is not IMMUTABLE inside CASE or
+    // COALESCE in a write to its tables (the registry is one under Citus, scale/citus.rs).
+    let now =
+        crate::infra::spi::select_one::<pgrx::datum::TimestampWithTimeZone>("SELECT now()", &[])
+            .or_bug("reading the transaction's time");
     let found = crate::infra::spi::dml_returning::<String>(
         "UPDATE tenancy.tenants
             SET status = $2,
-                deactivated_at = CASE WHEN $2 = 'inactive' THEN coalesce(deactivated_at, now()) END
+                deactivated_at = CASE WHEN $2 = 'inactive' THEN coalesce(deactivated_at, $3) END
           WHERE id = $1 RETURNING id",
-        &[id.into(), status.into()],
+        &[id.into(), status.into(), now.into()],
     );
     match found {
         Ok(Some(_)) => {}

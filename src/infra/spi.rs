@@ -190,3 +190,36 @@ pub fn set_carrier(value: &str, is_local: bool) {
         );
     }
 }
+
+/// Runs `f`, which reads the registry, with Citus allowing it inside a query on a shard.
+///
+/// Under Citus the registry is made of reference tables (scale/citus.rs), and a policy on a
+/// shard verifies the context on the worker: that read is a distributed query nested in a
+/// query on a shard, which Citus refuses unless `citus.allow_nested_distributed_execution`
+/// is on. Its worry is a shard moving away under the nested query; a reference table has a
+/// copy on every node, read locally. The setting holds for `f` alone, like a function's
+/// `SET` clause (a nested GUC level, undone by an error's rollback too).
+pub fn registry_reads<R>(f: impl FnOnce() -> R) -> R {
+    if !citus_loaded() {
+        return f();
+    }
+    // SAFETY: the same calls fmgr makes for a function's SET clause; the strings are static.
+    let level = unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"citus.allow_nested_distributed_execution".as_ptr(),
+            c"on".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+        level
+    };
+    let r = f();
+    // SAFETY: pops the level pushed above.
+    unsafe { pg_sys::AtEOXact_GUC(true, level) };
+    r
+}

@@ -286,14 +286,16 @@ fn _registry_load(kind: &str, key: default!(Option<&str>, "NULL")) {
 }
 
 fn via_loader(kind: &str, key: Option<&str>) {
-    crate::infra::spi::pinned(|| {
-        Spi::connect(|c| {
-            c.select(
-                "SELECT tenancy._registry_load($1, $2)",
-                Some(1),
-                &[kind.into(), key.into()],
-            )
-            .map(|_| ())
+    spi::registry_reads(|| {
+        spi::pinned(|| {
+            Spi::connect(|c| {
+                c.select(
+                    "SELECT tenancy._registry_load($1, $2)",
+                    Some(1),
+                    &[kind.into(), key.into()],
+                )
+                .map(|_| ())
+            })
         })
     })
     .or_bug("loading the registry");
@@ -349,10 +351,12 @@ pub fn pseudonym_secret() -> Option<Rc<Vec<u8>>> {
     if let Some(s) = fresh(|l| l.pseudonym_secret.clone()) {
         return s;
     }
-    let secret = spi::select_one::<Vec<u8>>(
-        "SELECT secret FROM tenancy.pseudonym_secrets ORDER BY created_at DESC, id DESC",
-        &[],
-    )
+    let secret = spi::registry_reads(|| {
+        spi::select_one::<Vec<u8>>(
+            "SELECT secret FROM tenancy.pseudonym_secrets ORDER BY created_at DESC, id DESC",
+            &[],
+        )
+    })
     .or_bug("reading the pseudonym secret")
     .map(Rc::new);
     fresh(|l| l.pseudonym_secret = Some(secret.clone()));
