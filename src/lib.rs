@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 // Domains are layers: each imports only from the layers before it on this line (checked by
 // scripts/check-layers.py in `make lint`; rustfmt sorts the `mod` lines below, so the order
 // lives here).
-// layers: infra registry context audit identity protection checker guard deid lifecycle
+// layers: infra registry context audit identity protection scale checker guard deid lifecycle
 mod audit;
 mod checker;
 mod context;
@@ -20,6 +20,7 @@ mod infra;
 mod lifecycle;
 mod protection;
 mod registry;
+mod scale;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -51,6 +52,8 @@ extension_sql_file!("../sql/roles.sql", name = "tenancy_roles", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     context::setting::init();
+    // Before gucs::init reserves the `tenancy` prefix, like the carrier's setting.
+    scale::routing::init();
     infra::gucs::init();
     registry::cache::init();
     context::stats::init();

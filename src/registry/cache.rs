@@ -213,6 +213,26 @@ pub fn set_registry_oids(oids: &[pg_sys::Oid]) {
 #[pg_guard]
 pub unsafe extern "C-unwind" fn context_assigned(_newval: *const c_char, _extra: *mut c_void) {
     CARRIER_EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
+    if let Some(listener) = CARRIER_LISTENER.with(Cell::get) {
+        listener();
+    }
+}
+
+thread_local! {
+    /// Told of every change of the carrier as it happens, before any statement can run under
+    /// the new one: `scale::routing` invalidates the plans it made for the old tenant here.
+    /// It runs inside the GUC assign hook (also at transaction end), so it must not raise.
+    static CARRIER_LISTENER: Cell<Option<fn()>> = const { Cell::new(None) };
+}
+
+/// Registers the one listener of carrier changes (from `_PG_init`).
+pub fn on_carrier_change(listener: fn()) {
+    CARRIER_LISTENER.with(|l| l.set(Some(listener)));
+}
+
+/// Counts changes of the carrier (`SET`, `SET LOCAL`, `RESET`, transaction end).
+pub fn carrier_epoch() -> u64 {
+    CARRIER_EPOCH.with(Cell::get)
 }
 
 /// What the present carrier resolves to, if it was resolved since it last changed and the

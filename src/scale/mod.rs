@@ -1,0 +1,6 @@
+//! Running on more than one node: what pg_tenancy does so that Citus keeps the contract and
+//! keeps it fast. `routing` sends a tenant's query to the one shard that holds the tenant's
+//! rows, without the application naming the tenant (the planner hook, `tenancy.citus_routing`,
+//! and the rule that a plan made for one tenant never serves another).
+
+pub mod routing;
