@@ -161,7 +161,7 @@ SELECT 'join_tasks: ' || pg_temp.tasks('SELECT p.name, o.amount FROM people p JO
 SELECT 'join_rows: ' || string_agg(p.name || '=' || o.amount, ',' ORDER BY o.id) FROM people p JOIN orders o ON o.person_id = p.id;
 SELECT 'left_join_rows: ' || string_agg(p.name || '=' || coalesce(o.amount::text, '-'), ',' ORDER BY p.id, o.id)
   FROM people p LEFT JOIN orders o ON o.person_id = p.id AND o.amount > 5;
-SELECT 'full_join_rows: ' || string_agg(coalesce(p.name, '-') || '=' || coalesce(o.amount::text, '-'), ',' ORDER BY 1)
+SELECT 'full_join_rows: ' || string_agg(coalesce(p.name, '-') || '=' || coalesce(o.amount::text, '-'), ',' ORDER BY coalesce(p.name, '-'), o.amount)
   FROM people p FULL JOIN orders o ON o.person_id = p.id AND o.amount > 5;
 SELECT 'full_join_tasks: ' || pg_temp.tasks('SELECT p.name, o.amount FROM people p FULL JOIN orders o ON o.person_id = p.id');
 SELECT 'aggregate_tasks: ' || pg_temp.tasks('SELECT count(*), sum(amount) FROM orders');
