@@ -16,14 +16,17 @@
 //! into the relation's security quals (a filter on the relation itself, so a LEFT or FULL
 //! join's null-extended rows stay as they were).
 //!
-//! The rule that keeps a plan of one tenant from serving another: every plan that saw such a
-//! relation carries a private plan-invalidation item, and every change of the carrier (`SET`,
-//! `SET LOCAL`, `RESET`, transaction end: the assign hook of `tenancy.context`) invalidates
-//! those plans before anything can run under the new carrier. Cached generic plans (prepared
-//! statements, PL/pgSQL, extended protocol) are therefore re-planned under the new tenant on
-//! their next use; custom plans are made per execution anyway. A plan that is already running
-//! (an open cursor) keeps its constant: fetched under another tenant it returns no rows, as
-//! the policy still applies.
+//! The rule that keeps a plan of one tenant from serving another: a routed plan is valid only
+//! while the carrier names the tenant it was made for, or names none (then the policy shows no
+//! rows, and so does the plan). Routed plans carry a private plan-invalidation item; the assign
+//! hook of `tenancy.context` (every `SET`, `SET LOCAL`, `RESET`, transaction end) looks the new
+//! carrier up among those this backend verified (the setters remember theirs before setting
+//! it) and, when it names another tenant or one not known here (a carrier forwarded by a
+//! pooler), fires the plan cache's own invalidation for that item before anything can run
+//! under it. Cached generic plans (prepared statements, PL/pgSQL, extended protocol) are then
+//! re-planned on their next use; custom plans are made per execution anyway. A plan that is
+//! already running (an open cursor) keeps its constant: fetched under another tenant it
+//! returns no rows, as the policy still applies.
 
 use core::ffi::{c_char, c_int, c_void, CStr};
 use std::cell::{Cell, RefCell};
@@ -43,15 +46,20 @@ pub static CITUS_ROUTING: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// The planner hook this one wraps (Citus's).
 static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
 
-/// The plan-invalidation item every routed plan carries. The foreign-data-wrapper cache is the
-/// quietest syscache: only the plan cache listens to it, and a collision with a real
-/// wrapper's hash costs a re-plan, nothing more. Not 0, which means "every entry".
+/// The plan-invalidation items plans carry. The foreign-data-wrapper cache is the quietest
+/// syscache: only the plan cache listens to it, and a collision with a real wrapper's hash
+/// costs a re-plan, nothing more. Not 0, which means "every entry".
 const INVAL_CACHE: u32 = pg_sys::SysCacheIdentifier::FOREIGNDATAWRAPPEROID;
-const INVAL_HASH: u32 = 0x7e4a_17c3;
+/// Carried by plans with a tenant constant.
+const ROUTED_HASH: u32 = 0x7e4a_17c3;
+/// Carried by plans made without a context that would route with one.
+const UNROUTED_HASH: u32 = 0x7e4a_17c4;
 
 thread_local! {
-    /// A routed plan was made since the last invalidation.
-    static ROUTED: Cell<bool> = const { Cell::new(false) };
+    /// The tenant whose constant the valid routed plans carry; None when there is none.
+    static PLANNED_FOR: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// A plan made without a context that would route with one may still be valid.
+    static UNROUTED: Cell<bool> = const { Cell::new(false) };
     /// Relation → the attribute number of its hash distribution column (None: not a hash
     /// distributed table). Dropped by a relcache invalidation of the relation.
     static DISTRIBUTION: RefCell<HashMap<pg_sys::Oid, Option<i16>>> = RefCell::new(HashMap::new());
@@ -121,7 +129,11 @@ unsafe extern "C-unwind" fn plan(
 ) -> *mut pg_sys::PlannedStmt {
     let epoch = cache::carrier_epoch();
     // SAFETY: the planner hands a valid, writable Query (a copy where it is cached).
-    let relevant = CITUS_ROUTING.get() && !parse.is_null() && unsafe { route(parse) };
+    let routing = if CITUS_ROUTING.get() && !parse.is_null() {
+        unsafe { route(parse) }
+    } else {
+        Routing::None
+    };
     // SAFETY: a copy of the hook pointer set once in _PG_init; errors raised below unwind
     // through the guarded boundary.
     let prev = unsafe { PREV_PLANNER };
@@ -131,38 +143,85 @@ unsafe extern "C-unwind" fn plan(
             None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
         })
     };
-    if relevant && !result.is_null() {
-        if cache::carrier_epoch() != epoch {
-            // Planning ran something that changed the context: the constant may belong to the
-            // old tenant and this plan would not be invalidated by the change already past.
-            errors::not_in_state(
-                "the tenant context changed while a query was being planned".into(),
-                Some("set the context before the statement, not inside it"),
-            );
+    if routing == Routing::None || result.is_null() {
+        return result;
+    }
+    if cache::carrier_epoch() != epoch {
+        // Planning ran something that changed the context: the constant may belong to the old
+        // tenant and the change that would invalidate this plan is already past.
+        errors::not_in_state(
+            "the tenant context changed while a query was being planned".into(),
+            Some("set the context before the statement, not inside it"),
+        );
+    }
+    let hash = match routing {
+        Routing::For(tenant) => {
+            let other = PLANNED_FOR.with(|p| {
+                let mut p = p.borrow_mut();
+                let other = p.as_ref().is_some_and(|t| *t != tenant);
+                *p = Some(tenant);
+                other
+            });
+            if other {
+                // Not reached while every carrier change passes the assign hook; kept so that
+                // two tenants' constants can never be valid side by side.
+                // SAFETY: see invalidate().
+                unsafe { invalidate(ROUTED_HASH) };
+            }
+            ROUTED_HASH
         }
-        // SAFETY: the item is a node allocated in the planner's memory context, appended to
-        // the plan's own list (copied with the plan when the plan cache keeps it).
-        unsafe {
-            let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>())
-                as *mut pg_sys::PlanInvalItem;
-            (*item).type_ = pg_sys::NodeTag::T_PlanInvalItem;
-            (*item).cacheId = INVAL_CACHE as c_int;
-            (*item).hashValue = INVAL_HASH;
-            (*result).invalItems = pg_sys::lappend((*result).invalItems, item.cast());
+        _ => {
+            UNROUTED.with(|u| u.set(true));
+            UNROUTED_HASH
         }
-        ROUTED.with(|r| r.set(true));
+    };
+    // SAFETY: the item is a node allocated in the planner's memory context, appended to the
+    // plan's own list (copied with the plan when the plan cache keeps it).
+    unsafe {
+        let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>())
+            as *mut pg_sys::PlanInvalItem;
+        (*item).type_ = pg_sys::NodeTag::T_PlanInvalItem;
+        (*item).cacheId = INVAL_CACHE as c_int;
+        (*item).hashValue = hash;
+        (*result).invalItems = pg_sys::lappend((*result).invalItems, item.cast());
     }
     result
 }
 
-/// Invalidates every cached plan made for the previous carrier (called by the carrier's assign
-/// hook; must not raise). Only the generic plans carrying the routing item are touched, and
-/// only when one was made since the last call.
-fn carrier_changed() {
-    if ROUTED.with(|r| r.replace(false)) {
-        // SAFETY: runs the plan cache's own invalidation callback for our item; it only flips
-        // validity flags (no allocation, no error).
-        unsafe { pg_sys::CallSyscacheCallbacks(INVAL_CACHE as c_int, INVAL_HASH) };
+/// Marks every cached plan carrying the item `hash` invalid: the plan cache's own callback,
+/// which only flips validity flags of generic plans (no allocation, no error), so it may run
+/// inside the carrier's assign hook.
+unsafe fn invalidate(hash: u32) {
+    // SAFETY: see above.
+    unsafe { pg_sys::CallSyscacheCallbacks(INVAL_CACHE as c_int, hash) };
+}
+
+/// Called by the carrier's assign hook with the new carrier (must not raise). Routed plans stay
+/// valid only while the carrier names the tenant they were made for, or no tenant at all (then
+/// the policy shows no rows, and so does a routed plan). A carrier this backend has not
+/// verified yet names an unknown tenant: the routed plans go.
+fn carrier_changed(carrier: &[u8]) {
+    if carrier.is_empty() {
+        return;
+    }
+    if UNROUTED.with(|u| u.replace(false)) {
+        // SAFETY: see invalidate().
+        unsafe { invalidate(UNROUTED_HASH) };
+    }
+    let tenant = cache::verified(carrier).map(|r| r.ctx.tenant.clone());
+    let stale = PLANNED_FOR.with(|p| {
+        let Ok(mut p) = p.try_borrow_mut() else {
+            return true;
+        };
+        let stale = p.is_some() && *p != tenant;
+        if stale {
+            *p = None;
+        }
+        stale
+    });
+    if stale {
+        // SAFETY: see invalidate().
+        unsafe { invalidate(ROUTED_HASH) };
     }
 }
 
@@ -197,13 +256,24 @@ struct Candidate {
     attno: i16,
 }
 
-/// Adds the tenant constant where it applies; true when the query reads a protected table
-/// distributed by its tenant column (its plan then depends on the carrier).
-unsafe fn route(parse: *mut pg_sys::Query) -> bool {
+/// What a plan depends on.
+#[derive(PartialEq, Eq)]
+enum Routing {
+    /// No protected table distributed by its tenant column.
+    None,
+    /// Such a table, no context (or none of the getter's type): no constant.
+    Unrouted,
+    /// Constants of this tenant were added.
+    For(String),
+}
+
+/// Adds the tenant constant where it applies.
+unsafe fn route(parse: *mut pg_sys::Query) -> Routing {
     let mut found: Vec<Candidate> = Vec::new();
     // SAFETY: walks the planner's own query tree; nothing is changed during the walk.
     unsafe { visit_query(parse, &mut found) };
     let mut relevant = false;
+    let mut routed = false;
     let mut context: Option<Option<Rc<Resolved>>> = None;
     for c in found {
         // SAFETY: the candidate's pointers come from the live query tree.
@@ -231,8 +301,13 @@ unsafe fn route(parse: *mut pg_sys::Query) -> bool {
                 (*rte).securityQuals = pg_sys::lappend((*rte).securityQuals, qual.cast());
             }
         }
+        routed = true;
     }
-    relevant
+    match context {
+        Some(Some(r)) if routed => Routing::For(r.ctx.tenant.clone()),
+        _ if relevant => Routing::Unrouted,
+        _ => Routing::None,
+    }
 }
 
 /// The getter's present value as a Const of the getter's result type; None when the context's
@@ -290,8 +365,7 @@ unsafe fn visit_query(query: *mut pg_sys::Query, found: &mut Vec<Candidate>) {
             from_items(q.jointree.cast(), true, &mut rels);
             for (rtindex, inner) in rels {
                 let rte = rt_fetch(query, rtindex);
-                if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION
-                    || (*rte).securityQuals.is_null()
+                if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION || (*rte).securityQuals.is_null()
                 {
                     continue;
                 }
@@ -403,7 +477,8 @@ unsafe fn bare_isolation(
         if pgrx::is_a(left, pg_sys::NodeTag::T_RelabelType) {
             left = (*(left as *mut pg_sys::RelabelType)).arg.cast();
         }
-        if !pgrx::is_a(left, pg_sys::NodeTag::T_Var) || !pgrx::is_a(right, pg_sys::NodeTag::T_FuncExpr)
+        if !pgrx::is_a(left, pg_sys::NodeTag::T_Var)
+            || !pgrx::is_a(right, pg_sys::NodeTag::T_FuncExpr)
         {
             return None;
         }

@@ -151,10 +151,16 @@ BEGIN
     RETURN found;
 END $$;
 SELECT 'no_context_rows: ' || count(*) FROM people;
+-- Planned (generic, no parameters) without a context: it must route once a context arrives.
+PREPARE early AS SELECT count(*) FROM people;
+SELECT 'early_no_context: ' || pg_temp.tasks('EXECUTE early');
 SELECT 'no_context_tasks: ' || pg_temp.tasks('SELECT name FROM people WHERE id = 1');
 
 BEGIN;
 SELECT tenancy.set_context(:'acme') IS NULL;
+SELECT 'early_tasks: ' || pg_temp.tasks('EXECUTE early');
+\echo -n 'early_rows: '
+EXECUTE early;
 SELECT 'point_tasks: ' || pg_temp.tasks('SELECT name FROM people WHERE id = 1');
 SELECT 'point_rows: ' || string_agg(name, ',') FROM people WHERE id = 1;
 SELECT 'join_tasks: ' || pg_temp.tasks('SELECT p.name, o.amount FROM people p JOIN orders o ON o.person_id = p.id');
@@ -258,6 +264,9 @@ expect() {
 }
 expect "no_context_rows: 0"
 expect "no_context_tasks: 16"
+expect "early_no_context: 16"
+expect "early_tasks: 1"
+expect "early_rows: 3"
 expect "point_tasks: 1"
 expect "point_rows: Ada"
 expect "join_tasks: 1"
