@@ -224,15 +224,18 @@ pub unsafe extern "C-unwind" fn context_assigned(newval: *const c_char, _extra: 
     }
 }
 
+/// Gets the new carrier (empty: no context).
+pub type CarrierListener = fn(&[u8]);
+
 thread_local! {
     /// Told of every change of the carrier as it happens, before any statement can run under
     /// the new one: `scale::routing` invalidates the plans it made for the old tenant here.
     /// It runs inside the GUC assign hook (also at transaction end), so it must not raise.
-    static CARRIER_LISTENER: Cell<Option<fn(&[u8])>> = const { Cell::new(None) };
+    static CARRIER_LISTENER: Cell<Option<CarrierListener>> = const { Cell::new(None) };
 }
 
 /// Registers the one listener of carrier changes (from `_PG_init`); it gets the new carrier.
-pub fn on_carrier_change(listener: fn(&[u8])) {
+pub fn on_carrier_change(listener: CarrierListener) {
     CARRIER_LISTENER.with(|l| l.set(Some(listener)));
 }
 

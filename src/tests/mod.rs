@@ -20,3 +20,4 @@ mod guard;
 mod hostile;
 mod lifecycle;
 mod protection;
+mod scale;
