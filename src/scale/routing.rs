@@ -24,9 +24,11 @@
 //! it) and, when it names another tenant or one not known here (a carrier forwarded by a
 //! pooler), fires the plan cache's own invalidation for that item before anything can run
 //! under it. Cached generic plans (prepared statements, PL/pgSQL, extended protocol) are then
-//! re-planned on their next use; custom plans are made per execution anyway. A plan that is
-//! already running (an open cursor) keeps its constant: fetched under another tenant it
-//! returns no rows, as the policy still applies.
+//! re-planned on their next use; custom plans are made per execution anyway. Behind the rule,
+//! an executor-start hook refuses (55000) a routed plan starting under another tenant's
+//! context, for what the plan cache's invalidation cannot reach. A plan that is already
+//! running (an open cursor) keeps its constant: fetched under another tenant it returns no
+//! rows, as the policy still applies.
 
 use core::ffi::{c_char, c_int, c_void, CStr};
 use std::cell::{Cell, RefCell};
@@ -45,6 +47,8 @@ pub static CITUS_ROUTING: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 /// The planner hook this one wraps (Citus's).
 static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
+/// The executor-start hook this one wraps (Citus's).
+static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 
 /// The plan-invalidation items plans carry. The foreign-data-wrapper cache is the quietest
 /// syscache: only the plan cache listens to it, and a collision with a real wrapper's hash
@@ -82,6 +86,8 @@ pub fn init() {
     unsafe {
         PREV_PLANNER = pg_sys::planner_hook;
         pg_sys::planner_hook = Some(plan);
+        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
+        pg_sys::ExecutorStart_hook = Some(executor_start);
         pg_sys::CacheRegisterRelcacheCallback(
             Some(distribution_changed),
             pg_sys::Datum::from(0usize),
@@ -154,8 +160,10 @@ unsafe extern "C-unwind" fn plan(
             Some("set the context before the statement, not inside it"),
         );
     }
+    let mut planned_for = None;
     let hash = match routing {
         Routing::For(tenant) => {
+            planned_for = Some(tenant_hash(&tenant));
             let other = PLANNED_FOR.with(|p| {
                 let mut p = p.borrow_mut();
                 let other = p.as_ref().is_some_and(|t| *t != tenant);
@@ -175,17 +183,88 @@ unsafe extern "C-unwind" fn plan(
             UNROUTED_HASH
         }
     };
-    // SAFETY: the item is a node allocated in the planner's memory context, appended to the
+    // SAFETY: the items are nodes allocated in the planner's memory context, appended to the
     // plan's own list (copied with the plan when the plan cache keeps it).
     unsafe {
-        let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>())
-            as *mut pg_sys::PlanInvalItem;
-        (*item).type_ = pg_sys::NodeTag::T_PlanInvalItem;
-        (*item).cacheId = INVAL_CACHE as c_int;
-        (*item).hashValue = hash;
-        (*result).invalItems = pg_sys::lappend((*result).invalItems, item.cast());
+        for value in std::iter::once(hash).chain(planned_for) {
+            let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>())
+                as *mut pg_sys::PlanInvalItem;
+            (*item).type_ = pg_sys::NodeTag::T_PlanInvalItem;
+            (*item).cacheId = INVAL_CACHE as c_int;
+            (*item).hashValue = value;
+            (*result).invalItems = pg_sys::lappend((*result).invalItems, item.cast());
+        }
     }
     result
+}
+
+/// The tenant a routed plan was made for, as it is recorded in the plan (the item after the
+/// routed marker). FNV-1a: a collision only weakens the backstop below, never isolation.
+fn tenant_hash(tenant: &str) -> u32 {
+    let h = tenant.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    // Never one of the markers, never 0 ("every entry").
+    match h {
+        0 | ROUTED_HASH | UNROUTED_HASH => 1,
+        h => h,
+    }
+}
+
+/// The recorded tenant of a routed plan; None for any other plan.
+unsafe fn planned_tenant(stmt: *mut pg_sys::PlannedStmt) -> Option<u32> {
+    // SAFETY: a PlannedStmt handed to the executor; its invalItems are PlanInvalItem nodes.
+    unsafe {
+        if stmt.is_null() {
+            return None;
+        }
+        let items = (*stmt).invalItems;
+        let n = list_len(items);
+        let item =
+            |i: usize| &*((*(*items).elements.add(i)).ptr_value as *mut pg_sys::PlanInvalItem);
+        (0..n.saturating_sub(1))
+            .find(|&i| {
+                let it = item(i);
+                it.cacheId == INVAL_CACHE as c_int && it.hashValue == ROUTED_HASH
+            })
+            .map(|i| item(i + 1).hashValue)
+    }
+}
+
+/// The backstop behind the invalidation rule: a routed plan that reaches the executor under a
+/// context of another tenant is refused (55000) instead of returning no rows. The rule keeps
+/// cached plans from getting here; what it cannot reach does: a protocol-level unnamed
+/// statement bound again after a switch (PostgreSQL keeps it outside the plan cache's
+/// invalidation), or a SQL function that switches the context between its statements (planned
+/// together before the first runs).
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: c_int) {
+    // SAFETY: the executor hands a valid QueryDesc.
+    let planned = unsafe {
+        if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as c_int != 0 {
+            None
+        } else {
+            planned_tenant((*query_desc).plannedstmt)
+        }
+    };
+    if let Some(planned) = planned {
+        if let Some(now) = tenant_context::current() {
+            if tenant_hash(&now.ctx.tenant) != planned {
+                errors::not_in_state(
+                    "this plan was made for another tenant's context".into(),
+                    Some("prepare the statement again, or set the context before the statements that use it"),
+                );
+            }
+        }
+    }
+    // SAFETY: a copy of the hook pointer set once in _PG_init.
+    let prev = unsafe { PREV_EXECUTOR_START };
+    unsafe {
+        pg_sys::ffi::pg_guard_ffi_boundary(|| match prev {
+            Some(p) => p(query_desc, eflags),
+            None => pg_sys::standard_ExecutorStart(query_desc, eflags),
+        })
+    };
 }
 
 /// Marks every cached plan carrying the item `hash` invalid: the plan cache's own callback,

@@ -253,6 +253,22 @@ COMMIT;
 SQL
 )"
 
+# A SQL function's statements are planned together before the first runs (PostgreSQL 15), so a
+# function that switches the context is the one way left for a routed plan to reach the
+# executor under another tenant: refused, rather than returning no rows.
+sqlfn="$(PGHOST=localhost PGPORT="$COORD_PORT" "$CL_BINDIR/psql" -X -U routing_app -d "$DB" -At \
+    -v acme="$acme" -v globex="$globex" 2>&1 <<'SQL'
+CREATE FUNCTION pg_temp.switch_then_read(token text) RETURNS text LANGUAGE sql AS $$
+    SELECT tenancy.set_context(token) IS NULL;
+    SELECT string_agg(name, ',' ORDER BY name) FROM people;
+$$;
+BEGIN;
+SELECT tenancy.set_context(:'acme') IS NULL;
+SELECT 'switched: ' || coalesce(pg_temp.switch_then_read(:'globex'), '');
+ROLLBACK;
+SQL
+)"
+
 fail=0
 expect() {
     if grep -qxF -- "$1" "$out"; then
@@ -295,6 +311,12 @@ expect "cleared names: "
 expect "cleared plpgsql: "
 if grep -q ERROR "$out"; then
     printf '*** unexpected errors\n' >&2
+    fail=1
+fi
+if grep -q 'ERROR:  pg_tenancy: this plan was made for another tenant' <<<"$sqlfn"; then
+    say "ok: a routed plan reaching the executor under another tenant is refused"
+else
+    printf '*** a SQL function switching tenants was not refused:\n%s\n' "$sqlfn" >&2
     fail=1
 fi
 if grep -q 'Task Count: 16' <<<"$fanout"; then
