@@ -81,7 +81,8 @@ carrier_key="$(on "$COORD_PORT" -At -c "SELECT encode(secret, 'hex') FROM tenanc
 for p in $COORD_PORT $W1_PORT $W2_PORT; do
     on "$p" -q >/dev/null <<SQL
 SELECT tenancy.grant_app('routing_app');
-SELECT tenancy.create_tenant(t) FROM unnest(ARRAY['acme', 'globex', 'initech', 'umbrella']) t;
+SELECT tenancy.create_tenant(t) FROM unnest(ARRAY['acme', 'globex', 'initech', 'umbrella', '42', '43',
+    '123e4567-e89b-12d3-a456-426614174000']) t;
 SELECT tenancy.add_signing_key('routing-key', decode(repeat('17', 32), 'hex'));
 UPDATE tenancy.carrier_key SET secret = decode('$carrier_key', 'hex');
 SQL
@@ -97,6 +98,19 @@ INSERT INTO people VALUES ('acme', 1, 'Ada'), ('acme', 2, 'Brian'), ('acme', 3, 
     ('initech', 1, 'Ivan'), ('umbrella', 1, 'Uma');
 INSERT INTO orders VALUES ('acme', 1, 1, 10), ('acme', 2, 2, 20), ('acme', 3, 1, 5),
     ('globex', 1, 1, 700), ('initech', 1, 1, 3), ('umbrella', 1, 1, 4);
+-- Tenant columns of the other getters' types: bigint (current_tenant_int8) and uuid.
+CREATE TABLE counters (tenant_id bigint NOT NULL, n int);
+CREATE TABLE devices (tenant_id uuid NOT NULL, label text);
+SELECT create_distributed_table('counters', 'tenant_id');
+SELECT create_distributed_table('devices', 'tenant_id');
+INSERT INTO counters VALUES (42, 1), (42, 2), (43, 3);
+INSERT INTO devices VALUES ('123e4567-e89b-12d3-a456-426614174000', 'mine'),
+    ('00000000-0000-0000-0000-000000000001', 'other');
+ALTER TABLE counters ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE devices ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenancy_isolation ON counters USING (tenant_id = tenancy.current_tenant_int8());
+CREATE POLICY tenancy_isolation ON devices USING (tenant_id = tenancy.current_tenant_uuid());
+GRANT SELECT ON counters, devices TO routing_app;
 -- A table on the coordinator only, protected the same way: not distributed, so never touched.
 CREATE TABLE notes (tenant_id text NOT NULL, body text);
 INSERT INTO notes VALUES ('acme', 'a note'), ('globex', 'g note');
@@ -121,6 +135,8 @@ token() {
 }
 acme="$(token acme)"
 globex="$(token globex)"
+t42="$(token 42)"
+tuuid="$(token 123e4567-e89b-12d3-a456-426614174000)"
 # The carriers a pooler or PostgREST would forward with SET LOCAL.
 carrier() {
     on "$COORD_PORT" -At -c "SELECT tenancy.set_context('$1', false) IS NOT NULL" -c "SHOW tenancy.context" | tail -1
@@ -174,6 +190,18 @@ SELECT 'aggregate_tasks: ' || pg_temp.tasks('SELECT count(*), sum(amount) FROM o
 SELECT 'aggregate_rows: ' || count(*) || '/' || sum(amount) FROM orders;
 SELECT 'local_table_literal: ' || (pg_temp.tasks('SELECT body FROM notes') = 'none') || '/'
        || (SELECT count(*) FROM notes);
+COMMIT;
+
+BEGIN;
+SELECT tenancy.set_context(:'t42') IS NULL;
+SELECT 'int8_tasks: ' || pg_temp.tasks('SELECT sum(n) FROM counters');
+SELECT 'int8_rows: ' || sum(n) FROM counters;
+SELECT 'uuid_in_int8_context: ' || count(*) FROM devices;
+COMMIT;
+BEGIN;
+SELECT tenancy.set_context(:'tuuid') IS NULL;
+SELECT 'uuid_tasks: ' || pg_temp.tasks('SELECT label FROM devices');
+SELECT 'uuid_rows: ' || string_agg(label, ',') FROM devices;
 COMMIT;
 
 -- One backend, one prepared statement, the tenant switching under it. Without parameters the
@@ -238,7 +266,7 @@ SQL
 say "through the coordinator, as the application role"
 PGHOST=localhost PGPORT="$COORD_PORT" "$CL_BINDIR/psql" -X -U routing_app -d "$DB" -At -v ON_ERROR_STOP=0 \
     -v acme="$acme" -v globex="$globex" -v acme_carrier="$acme_carrier" -v globex_carrier="$globex_carrier" \
-    -f "$script" >"$out" 2>&1
+    -v t42="$t42" -v tuuid="$tuuid" -f "$script" >"$out" 2>&1
 rm -f "$script"
 
 # The fan-out that routing replaces: the same lookup with routing off (a superuser setting,
@@ -293,6 +321,11 @@ expect "full_join_tasks: 1"
 expect "aggregate_tasks: 1"
 expect "aggregate_rows: 3/35"
 expect "local_table_literal: true/1"
+expect "int8_tasks: 1"
+expect "int8_rows: 3"
+expect "uuid_in_int8_context: 0"
+expect "uuid_tasks: 1"
+expect "uuid_rows: mine"
 for round in 1 2 3 4 5 6 7; do
     expect "session $round acme sends: acme"
     expect "session $round globex sends: globex"
