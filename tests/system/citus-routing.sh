@@ -192,6 +192,17 @@ SELECT 'local_table_literal: ' || (pg_temp.tasks('SELECT body FROM notes') = 'no
        || (SELECT count(*) FROM notes);
 COMMIT;
 
+-- Writes route the same way and touch the tenant's rows only.
+BEGIN;
+SELECT tenancy.set_context(:'acme') IS NULL;
+SELECT 'update_tasks: ' || pg_temp.tasks('UPDATE orders SET amount = 0 WHERE id = 1');
+SELECT 'delete_tasks: ' || pg_temp.tasks('DELETE FROM orders WHERE id = 3');
+UPDATE orders SET amount = amount + 100 WHERE id = 1;
+DELETE FROM orders WHERE id = 3;
+SELECT 'after_write: ' || string_agg(id || '=' || amount, ',' ORDER BY id) FROM orders;
+SELECT tenancy.set_context(:'globex') IS NULL;
+SELECT 'other_after_write: ' || string_agg(id || '=' || amount, ',' ORDER BY id) FROM orders;
+ROLLBACK;
 BEGIN;
 SELECT tenancy.set_context(:'t42') IS NULL;
 SELECT 'int8_tasks: ' || pg_temp.tasks('SELECT sum(n) FROM counters');
@@ -321,6 +332,10 @@ expect "full_join_tasks: 1"
 expect "aggregate_tasks: 1"
 expect "aggregate_rows: 3/35"
 expect "local_table_literal: true/1"
+expect "update_tasks: 1"
+expect "delete_tasks: 1"
+expect "after_write: 1=110,2=20"
+expect "other_after_write: 1=700"
 expect "int8_tasks: 1"
 expect "int8_rows: 3"
 expect "uuid_in_int8_context: 0"
