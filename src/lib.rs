@@ -33,6 +33,8 @@ mod tests;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     context::setting::init();
+    // Before gucs::init reserves the `tenancy` prefix, like the carrier's setting.
+    scale::routing::init();
     infra::gucs::init();
     registry::cache::init();
     context::stats::init();

@@ -64,9 +64,11 @@ pub fn install(ctx: Context, limits: Option<Rc<Limits>>, is_local: bool) -> Rc<R
     }
     let key = lookup::carrier_key();
     let value = carrier::encode(&ctx, &key);
-    spi::set_carrier(&value, is_local);
     let resolved = Rc::new(Resolved::new(ctx));
+    // Known as verified before it is set: the carrier's assign hook can then tell which
+    // tenant it names (routed plans survive a new carrier of the same tenant).
     cache::remember_verified(value.as_bytes(), resolved.clone());
+    spi::set_carrier(&value, is_local);
     cache::set_current(Some(resolved.clone()));
     if let Some(l) = limits {
         plans::apply(&l, is_local);

@@ -25,3 +25,4 @@ mod hostile;
 mod identity;
 mod lifecycle;
 mod protection;
+mod scale;
