@@ -39,7 +39,8 @@ pub fn leftover() -> Option<String> {
              UNION ALL
              SELECT t.typname::pg_catalog.text, t.xmin::pg_catalog.text::pg_catalog.int8
                FROM pg_catalog.pg_type t
-              WHERE t.typnamespace OPERATOR(pg_catalog.=) $1",
+              WHERE t.typnamespace OPERATOR(pg_catalog.=) $1
+              ORDER BY 1",
                 None,
                 &[temp.into()],
             )?
