@@ -51,7 +51,10 @@ CREATE TABLE tenancy.support_sessions (
     reason      text NOT NULL,
     began_at    timestamptz NOT NULL DEFAULT now(),
     expires_at  timestamptz NOT NULL,
-    ended_at    timestamptz
+    ended_at    timestamptz,
+    -- Its support_ended row is in the chain. Endings nobody is present for (expiry, the role
+    -- losing the grant) are written later by the next sweep (src/audit/support.rs).
+    end_recorded boolean NOT NULL DEFAULT false
 );
 
 -- Append-only, even for the table's owner. Only tenancy.purge_audit() (superuser) deletes,

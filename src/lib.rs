@@ -34,6 +34,7 @@ pub extern "C-unwind" fn _PG_init() {
     context::setting::init();
     infra::gucs::init();
     registry::cache::init();
+    audit::support::init();
     context::stats::init();
 }
 

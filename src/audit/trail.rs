@@ -56,6 +56,7 @@ const RESERVED_EVENTS: &[&str] = &[
     "support_begun",
     "support_ended",
     "support_write",
+    "support_read",
     "signing_key_added",
     "signing_key_retired",
     "table_protected",

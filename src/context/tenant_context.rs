@@ -296,13 +296,6 @@ pub fn checked_roles(roles: Vec<Option<String>>) -> Vec<String> {
     out
 }
 
-/// Removes the context for the rest of the session (both a transaction-local and a session
-/// context), so later queries see no tenant.
-#[pg_extern(volatile, parallel_unsafe)]
-fn clear_context() {
-    clear();
-}
-
 /// Verifies a carrier that this backend has not seen under the present registry generation.
 /// SECURITY DEFINER because the carrier key and the registry are not readable by the roles
 /// whose queries call the getters; it reveals nothing a caller does not already hold.

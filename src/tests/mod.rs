@@ -13,6 +13,7 @@ mod attack_support_audit;
 mod attack_tiers;
 mod audit;
 mod check;
+mod dba_operations;
 mod deid;
 pub mod fixture;
 mod general;
