@@ -245,4 +245,294 @@ mod tests {
         run(&format!("SET LOCAL ROLE {p}_app"));
         assert_fails("SELECT tenancy.close_support_sessions()", "42501", "");
     }
+
+    // ---- item 11: the tenant index after scope_unique ----
+
+    fn indexes_led_by_tenant(tbl: &str) -> Vec<String> {
+        Spi::connect(|c| {
+            c.select(
+                &format!(
+                    "SELECT ic.relname::text FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                     WHERE i.indrelid = '{tbl}'::regclass AND a.attname = 'tenant_id' ORDER BY 1"
+                ),
+                None,
+                &[],
+            )?
+            .map(|r| r.get::<String>(1).map(Option::unwrap_or_default))
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        })
+        .unwrap()
+    }
+
+    /// Table owner: after scope_unique on the primary key, protect()'s (tenant_id, id) index
+    /// duplicates the scoped key and is dropped (and forgotten by the registry); an index that
+    /// still serves other lookups is kept; the checker and the DDL guard stay quiet, and
+    /// unprotect() leaves the owner's key alone.
+    #[pg_test]
+    fn dba_scope_unique_drops_only_the_tenant_index_it_made_redundant() {
+        let p = "dba_idx";
+        install_try_sql();
+        run(&format!(
+            "CREATE SCHEMA {p};
+             CREATE TABLE {p}.emp (id bigint PRIMARY KEY, tenant_id text, email text UNIQUE);
+             SELECT tenancy.protect('{p}.emp');"
+        ));
+        let made = one::<String>(&format!(
+            "SELECT index_name::text FROM tenancy.protected_tables WHERE tbl = '{p}.emp'::regclass"
+        ))
+        .expect("protect() made a tenant index");
+        // A key on another column: the (tenant_id, id) index still serves lookups by id.
+        run(&format!(
+            "SELECT tenancy.scope_unique('{p}.emp', ARRAY['email'])"
+        ));
+        assert!(indexes_led_by_tenant(&format!("{p}.emp")).contains(&made));
+        // The primary key: now (tenant_id, id), the same lookups as protect()'s index.
+        run(&format!(
+            "SELECT tenancy.scope_unique('{p}.emp', ARRAY['id'])"
+        ));
+        let left = indexes_led_by_tenant(&format!("{p}.emp"));
+        assert!(!left.contains(&made), "{left:?}");
+        assert_eq!(left.len(), 2, "the two scoped keys: {left:?}");
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT coalesce(index_name::text, 'none') FROM tenancy.protected_tables
+                  WHERE tbl = '{p}.emp'::regclass"
+            )),
+            Some("none".into())
+        );
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM tenancy.check('{p}') WHERE rule = 'no_tenant_index'"
+            )),
+            0
+        );
+        // protect() again makes no new index; later DDL passes the guard.
+        run(&format!(
+            "SELECT tenancy.protect('{p}.emp'); ALTER TABLE {p}.emp ADD COLUMN note text"
+        ));
+        assert_eq!(indexes_led_by_tenant(&format!("{p}.emp")), left);
+        run(&format!("SELECT tenancy.unprotect('{p}.emp')"));
+        assert_eq!(indexes_led_by_tenant(&format!("{p}.emp")), left);
+    }
+
+    // ---- item 13: rename_tenant, drop_tenant ----
+
+    /// Admin: a deactivated tenant's rows, keys, entitlements and quotas follow the new id in
+    /// one call, across a composite foreign key that cascades; the old chain ends and the new
+    /// one names it; the old id stays taken while its chain remains.
+    #[pg_test]
+    fn dba_rename_tenant_moves_every_row_and_links_the_chains() {
+        let p = "dba_ren";
+        fixture(p);
+        run(&format!(
+            "CREATE TABLE tests.{p}_dept (tenant_id text, id int, PRIMARY KEY (tenant_id, id));
+             CREATE TABLE tests.{p}_emp (tenant_id text, id int, dept int,
+                 PRIMARY KEY (tenant_id, id),
+                 FOREIGN KEY (tenant_id, dept) REFERENCES tests.{p}_dept ON UPDATE CASCADE);
+             SELECT tenancy.protect('tests.{p}_dept'), tenancy.protect('tests.{p}_emp');
+             INSERT INTO tests.{p}_dept VALUES ('{p}_a', 1), ('{p}_b', 1);
+             INSERT INTO tests.{p}_emp VALUES ('{p}_a', 1, 1), ('{p}_b', 1, 1);
+             GRANT SELECT ON tests.{p}_dept, tests.{p}_emp TO {p}_trusted;
+             SELECT tenancy.create_api_key('{p}_a', 'ci');
+             SELECT tenancy.grant_feature('{p}_a', 'reports');
+             SELECT tenancy.set_quota('{p}_a', 'tests.{p}_docs', 100);"
+        ));
+        run(&format!("SET LOCAL ROLE {p}_admin"));
+        assert_fails(
+            &format!("SELECT tenancy.rename_tenant('{p}_a', '{p}_c')"),
+            "55000",
+            "still active",
+        );
+        run(&format!("SELECT tenancy.deactivate_tenant('{p}_a')"));
+        assert_fails(
+            &format!("SELECT tenancy.rename_tenant('{p}_a', '{p}_b')"),
+            "42710",
+            "already exists",
+        );
+        assert_fails(
+            &format!("SELECT tenancy.rename_tenant('{p}_zz', '{p}_c')"),
+            "42704",
+            "does not exist",
+        );
+        assert_fails(
+            &format!("SELECT tenancy.rename_tenant('{p}_a', 'Bad Id')"),
+            "22023",
+            "",
+        );
+        run(&format!(
+            "SELECT tenancy.rename_tenant('{p}_a', '{p}_c'); SELECT tenancy.reactivate_tenant('{p}_c')"
+        ));
+        run(&format!(
+            "RESET ROLE; SET LOCAL ROLE {p}_trusted; SELECT tenancy.set_tenant('{p}_c')"
+        ));
+        assert_eq!(count(&format!("SELECT count(*) FROM tests.{p}_docs")), 2);
+        assert_eq!(count(&format!("SELECT count(*) FROM tests.{p}_dept")), 1);
+        assert_eq!(count(&format!("SELECT count(*) FROM tests.{p}_emp")), 1);
+        run("RESET ROLE");
+        for (tbl, col) in [
+            ("docs", "tenant_id"),
+            ("dept", "tenant_id"),
+            ("emp", "tenant_id"),
+        ] {
+            assert_eq!(
+                count(&format!(
+                    "SELECT count(*) FROM tests.{p}_{tbl} WHERE {col} = '{p}_a'"
+                )),
+                0
+            );
+        }
+        assert_eq!(
+            count(&format!(
+                "SELECT (SELECT count(*) FROM tenancy.api_keys WHERE tenant = '{p}_c')
+                      + (SELECT count(*) FROM tenancy.entitlements WHERE tenant = '{p}_c')
+                      + (SELECT count(*) FROM tenancy.quotas WHERE tenant = '{p}_c')
+                      + (SELECT count(*) FROM tenancy.tenants WHERE id = '{p}_a')"
+            )),
+            3
+        );
+        // The new chain's first row names the old chain's last.
+        assert_eq!(
+            one::<bool>(&format!(
+                "SELECT n.detail->>'from' = '{p}_a' AND (n.detail->>'from_seq')::bigint = o.seq
+                        AND n.detail->>'from_hash' = encode(o.hash, 'hex')
+                        AND o.detail->>'to' = '{p}_c'
+                   FROM tenancy.audit_log n, tenancy.audit_log o
+                  WHERE n.tenant_id = '{p}_c' AND n.seq = 1
+                    AND o.tenant_id = '{p}_a' AND o.event = 'tenant_renamed'"
+            )),
+            Some(true)
+        );
+        assert_fails(
+            &format!("SELECT tenancy.create_tenant('{p}_a')"),
+            "55000",
+            "was used before",
+        );
+    }
+
+    /// Admin: a composite foreign key on the tenant column without ON UPDATE CASCADE is
+    /// refused with its name, deferrable or not, and nothing moves; recreated with the
+    /// cascade, the rename goes through and the references hold.
+    #[pg_test]
+    fn dba_rename_tenant_refuses_a_foreign_key_it_cannot_follow() {
+        let p = "dba_rfk";
+        fixture(p);
+        run(&format!(
+            "CREATE TABLE tests.{p}_dept (tenant_id text, id int, PRIMARY KEY (tenant_id, id));
+             CREATE TABLE tests.{p}_emp (tenant_id text, id int, dept int,
+                 CONSTRAINT {p}_emp_dept FOREIGN KEY (tenant_id, dept) REFERENCES tests.{p}_dept);
+             SELECT tenancy.protect('tests.{p}_dept'), tenancy.protect('tests.{p}_emp');
+             INSERT INTO tests.{p}_dept VALUES ('{p}_a', 1);
+             INSERT INTO tests.{p}_emp VALUES ('{p}_a', 1, 1);
+             SELECT tenancy.deactivate_tenant('{p}_a');"
+        ));
+        run(&format!("SET LOCAL ROLE {p}_admin"));
+        assert_fails(
+            &format!("SELECT tenancy.rename_tenant('{p}_a', '{p}_c')"),
+            "0A000",
+            &format!("{p}_emp_dept"),
+        );
+        run("RESET ROLE");
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM tests.{p}_docs WHERE tenant_id = '{p}_a'"
+            )),
+            2
+        );
+        run(&format!(
+            "ALTER TABLE tests.{p}_emp ALTER CONSTRAINT {p}_emp_dept DEFERRABLE;
+             SET LOCAL ROLE {p}_admin"
+        ));
+        assert_fails(
+            &format!("SELECT tenancy.rename_tenant('{p}_a', '{p}_c')"),
+            "0A000",
+            "ON UPDATE CASCADE",
+        );
+        run(&format!(
+            "RESET ROLE;
+             ALTER TABLE tests.{p}_emp DROP CONSTRAINT {p}_emp_dept,
+                 ADD CONSTRAINT {p}_emp_dept FOREIGN KEY (tenant_id, dept)
+                     REFERENCES tests.{p}_dept ON UPDATE CASCADE;
+             SET LOCAL ROLE {p}_admin;
+             SELECT tenancy.rename_tenant('{p}_a', '{p}_c');
+             RESET ROLE"
+        ));
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM tests.{p}_emp e JOIN tests.{p}_dept d
+                     ON (d.tenant_id, d.id) = (e.tenant_id, e.dept) WHERE e.tenant_id = '{p}_c'"
+            )),
+            1
+        );
+    }
+
+    /// Admin: drop_tenant only for a purged, deactivated tenant, with an explicit choice for
+    /// its chain; 'purge' is the superuser's (like purge_audit); 'keep' leaves the chain and
+    /// keeps the id taken.
+    #[pg_test]
+    fn dba_drop_tenant_needs_a_purged_tenant_and_a_choice_for_its_chain() {
+        let p = "dba_drp";
+        fixture(p);
+        run(&format!("SET LOCAL ROLE {p}_admin"));
+        assert_fails(
+            &format!("SELECT tenancy.drop_tenant('{p}_a', 'maybe')"),
+            "22023",
+            "keep",
+        );
+        assert_fails(
+            &format!("SELECT tenancy.drop_tenant('{p}_a', NULL)"),
+            "22023",
+            "keep",
+        );
+        assert_fails(
+            &format!("SELECT tenancy.drop_tenant('{p}_a', 'keep')"),
+            "55000",
+            "still active",
+        );
+        run(&format!("SELECT tenancy.deactivate_tenant('{p}_a')"));
+        assert_fails(
+            &format!("SELECT tenancy.drop_tenant('{p}_a', 'keep')"),
+            "55000",
+            "still has rows",
+        );
+        run(&format!(
+            "SELECT * FROM tenancy.purge_tenant('{p}_a', 'purge {p}_a')"
+        ));
+        assert_fails(
+            &format!("SELECT tenancy.drop_tenant('{p}_a', 'purge')"),
+            "42501",
+            "superuser",
+        );
+        run(&format!("SELECT tenancy.drop_tenant('{p}_a', 'keep')"));
+        assert_fails(
+            &format!("SELECT tenancy.drop_tenant('{p}_a', 'keep')"),
+            "42704",
+            "does not exist",
+        );
+        run("RESET ROLE");
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT event FROM tenancy.audit_log WHERE tenant_id = '{p}_a' ORDER BY seq DESC LIMIT 1"
+            )),
+            Some("tenant_dropped".into())
+        );
+        assert_fails(
+            &format!("SELECT tenancy.create_tenant('{p}_a')"),
+            "55000",
+            "was used before",
+        );
+        // The other tenant, dropped by a superuser with its chain erased: the id is free.
+        run(&format!(
+            "SELECT tenancy.deactivate_tenant('{p}_b');
+             SELECT * FROM tenancy.purge_tenant('{p}_b', 'purge {p}_b');
+             SELECT tenancy.drop_tenant('{p}_b', 'purge');"
+        ));
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM tenancy.audit_log WHERE tenant_id = '{p}_b'"
+            )),
+            0
+        );
+        run(&format!("SELECT tenancy.create_tenant('{p}_b')"));
+    }
 }
