@@ -333,9 +333,12 @@ mod tests {
         ] {
             assert!(rules.contains(&r), "{r} not reported: {found:#?}");
         }
+        // shared_sequence offers no fix: every mechanical one breaks the inserts (issue 21).
         assert!(
-            found.iter().all(|f| f.fix.is_some()),
-            "every finding here has a fix: {found:#?}"
+            found
+                .iter()
+                .all(|f| f.fix.is_some() == (f.rule != "shared_sequence")),
+            "every finding here but shared_sequence has a fix: {found:#?}"
         );
 
         run_every_fix(SCHEMA, &found, MARK, &[R_OWNER, R_APP, R_APP2, R_OWNAPP]);
