@@ -535,4 +535,107 @@ mod tests {
         );
         run(&format!("SELECT tenancy.create_tenant('{p}_b')"));
     }
+
+    // ---- item 8: shared rows and platform rows ----
+
+    /// App role: a shared row shows its publisher's tenant id to every tenant when the tenant
+    /// column is readable (the documented default); with column privileges that leave the
+    /// tenant column out, the app reads the shared rows, writes its own (the default fills
+    /// the column) and cannot learn the publisher. Platform rows (of no tenant) live in a
+    /// table without a tenant column: every app reads them, only the role granted writes.
+    #[pg_test]
+    fn dba_shared_rows_can_hide_their_owner_and_platform_rows_have_none() {
+        let p = "dba_shr";
+        fixture(p);
+        run(&format!(
+            "CREATE SCHEMA {p};
+             GRANT USAGE ON SCHEMA {p} TO {p}_app, {p}_admin;
+             CREATE TABLE {p}.tpl (id int, tenant_id text,
+                                   is_public boolean NOT NULL DEFAULT false, body text);
+             SELECT tenancy.protect('{p}.tpl', shared_column => 'is_public');
+             SELECT tenancy.scope_unique('{p}.tpl', ARRAY['id']);
+             INSERT INTO {p}.tpl VALUES (1, '{p}_a', true, 'a public'), (2, '{p}_a', false, 'a private'),
+                                        (3, '{p}_b', false, 'b private');
+             GRANT SELECT ON {p}.tpl TO {p}_app;
+             CREATE TABLE {p}.countries (code text PRIMARY KEY, label text NOT NULL);
+             INSERT INTO {p}.countries VALUES ('de', 'Germany');
+             GRANT SELECT ON {p}.countries TO {p}_app;
+             GRANT SELECT, INSERT, UPDATE, DELETE ON {p}.countries TO {p}_admin;"
+        ));
+        let as_b = format!("SELECT tenancy.set_tenant('{p}_b'); SET LOCAL ROLE {p}_app");
+        run(&format!("SET LOCAL ROLE {p}_trusted; {as_b}"));
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT tenant_id FROM {p}.tpl WHERE body = 'a public'"
+            )),
+            Some(format!("{p}_a")),
+            "the default: the publisher's id is visible"
+        );
+        run(&format!(
+            "RESET ROLE;
+             REVOKE SELECT ON {p}.tpl FROM {p}_app;
+             GRANT SELECT (id, is_public, body), INSERT (id, is_public, body),
+                   UPDATE (is_public, body), DELETE ON {p}.tpl TO {p}_app;
+             SET LOCAL ROLE {p}_trusted; {as_b}"
+        ));
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT string_agg(body, ',' ORDER BY id) FROM {p}.tpl"
+            )),
+            Some("a public,b private".into())
+        );
+        assert_fails(
+            &format!("SELECT tenant_id FROM {p}.tpl"),
+            "42501",
+            "permission denied",
+        );
+        assert_fails(
+            &format!("SELECT * FROM {p}.tpl"),
+            "42501",
+            "permission denied",
+        );
+        assert_fails(
+            &format!("SELECT count(*) FROM {p}.tpl WHERE tenant_id = '{p}_a'"),
+            "42501",
+            "permission denied",
+        );
+        run(&format!(
+            "INSERT INTO {p}.tpl (id, body) VALUES (4, 'b new');
+             UPDATE {p}.tpl SET body = 'b newer' WHERE id = 4"
+        ));
+        assert_eq!(
+            count(&format!(
+                "WITH d AS (UPDATE {p}.tpl SET body = 'taken' WHERE id = 1 RETURNING 1)
+                 SELECT count(*) FROM d"
+            )),
+            0,
+            "another tenant's shared row stays read-only"
+        );
+        // Platform rows: every tenant reads them, no tenant writes them.
+        assert_eq!(
+            one::<String>(&format!("SELECT label FROM {p}.countries")),
+            Some("Germany".into())
+        );
+        assert_fails(
+            &format!("INSERT INTO {p}.countries VALUES ('fr', 'France')"),
+            "42501",
+            "permission denied",
+        );
+        run(&format!(
+            "RESET ROLE; SET LOCAL ROLE {p}_admin;
+             INSERT INTO {p}.countries VALUES ('fr', 'France'); RESET ROLE"
+        ));
+        assert_eq!(
+            one::<String>(&format!("SELECT tenant_id FROM {p}.tpl WHERE id = 4")),
+            Some(format!("{p}_b"))
+        );
+        // Neither design is a finding the checker reports as a leak.
+        assert!(
+            findings(p)
+                .iter()
+                .all(|f| f.severity != "critical" && f.severity != "high"),
+            "{:#?}",
+            findings(p)
+        );
+    }
 }
