@@ -452,8 +452,20 @@ unsafe extern "C-unwind" fn executor_end(qd: *mut pg_sys::QueryDesc) {
         IN_HOOK.set(true);
         // Cleared on error too: the next statement must be seen again.
         let _reset = ResetOnDrop;
-        // SAFETY: the QueryDesc is valid until standard_ExecutorEnd below frees it.
-        unsafe { record_reads(qd, under_support) };
+        // A top-level statement ends when its portal is dropped, with no snapshot active: SPI
+        // needs one. Popped on success; an error's abort clears the stack anyway.
+        // SAFETY: snapshot stack calls inside a transaction; the QueryDesc is valid until
+        // standard_ExecutorEnd below frees it.
+        unsafe {
+            let pushed = !pg_sys::ActiveSnapshotSet();
+            if pushed {
+                pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+            }
+            record_reads(qd, under_support);
+            if pushed {
+                pg_sys::PopActiveSnapshot();
+            }
+        }
     }
     // SAFETY: as in executor_start.
     unsafe {
