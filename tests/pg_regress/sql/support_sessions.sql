@@ -75,6 +75,7 @@ RESET ROLE;
 --    savepoint rolled back likewise; clear_context() ends the session on the record.
 SET ROLE regress_sup_a;
 SELECT tenancy.begin_support('acme', 'INC-21: reads', 5) IS NOT NULL AS begun;
+SELECT current_setting('tenancy.context') AS saved21 \gset
 SELECT count(*) AS acme_cases FROM cases;
 BEGIN;
 SELECT count(*) AS acme_cases FROM cases;
@@ -86,7 +87,9 @@ ROLLBACK TO s;
 COMMIT;
 SELECT 1 AS next_statement;
 SELECT tenancy.clear_context();
-SELECT set_config('tenancy.context', :'saved', false) <> '' AS replayed;
+SELECT set_config('tenancy.context', :'saved21', false) <> '' AS replayed;
+SELECT count(*) FROM cases;
+SELECT set_config('tenancy.context', '', false) = '' AS cleared;
 RESET ROLE;
 SELECT event, detail ->> 'table' AS tbl, detail ->> 'rows' AS rows,
        detail ->> 'rolled_back' AS rolled_back, detail ->> 'how' AS how
