@@ -20,6 +20,11 @@ mod tests {
     /// documented loop does); each must succeed and make its finding go away.
     fn run_every_fix(schema: &str, found: &[Finding], marker_schema: &str, roles: &[&str]) {
         for f in found {
+            // No fix: every mechanical one breaks inserts (issue 21); left to a person.
+            if f.rule == "shared_sequence" {
+                assert_eq!(f.fix, None, "{f:?}");
+                continue;
+            }
             let fix = f
                 .fix
                 .as_deref()
@@ -38,6 +43,10 @@ mod tests {
                 f.object
             );
         }
+    }
+
+    fn of_rule_count(found: &[Finding], rule: &str) -> usize {
+        found.iter().filter(|f| f.rule == rule).count()
     }
 
     /// Nothing the hostile strings asked for happened.
@@ -344,7 +353,11 @@ mod tests {
         run_every_fix(SCHEMA, &found, MARK, &[R_OWNER, R_APP, R_APP2, R_OWNAPP]);
         assert_nothing_injected(MARK, &[R_OWNER, R_APP, R_APP2, R_OWNAPP]);
         let left = findings(SCHEMA);
-        assert!(left.is_empty(), "{left:#?}");
+        assert!(
+            left.iter().all(|f| f.rule == "shared_sequence")
+                && left.len() == of_rule_count(&found, "shared_sequence"),
+            "only the shared sequences, which have no fix, are left: {left:#?}"
+        );
         // The expression index was rebuilt under its own name, tenant column first.
         assert_eq!(
             text(&format!(
