@@ -192,48 +192,57 @@ fn clear_context() {
 /// present to write the row (the session is dead by the rule from that moment, on every
 /// backend); the row is written by the next begin_support(), end_support(), clear_context()
 /// of a support session, or tenancy.close_support_sessions(), on any backend. Returns how
-/// many rows it wrote. Sessions another transaction is ending are skipped, not waited for.
+/// many rows it wrote. Sessions another transaction is ending, and tenants whose chain head
+/// another transaction holds, are skipped (left for a later sweep), not waited for.
 fn record_endings() -> i64 {
     let _owner = crate::infra::owner::AsExtensionOwner::enter();
     let due = Spi::connect_mut(|c| {
         c.update(
-            "WITH due AS (
-                 SELECT s.id, s.tenant, s.opened_by_name::pg_catalog.text AS by, s.reason,
-                        pg_catalog.date_part('epoch', s.expires_at)::pg_catalog.int8 AS until,
-                        CASE WHEN s.ended_at IS NOT NULL THEN 'ended'
-                             WHEN s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 'expired'
-                             ELSE 'grant_lost' END AS how
-                   FROM tenancy.support_sessions s
-                  WHERE NOT s.end_recorded
-                    AND (s.ended_at IS NOT NULL
-                         OR s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()
-                         OR NOT coalesce(pg_catalog.has_function_privilege(s.opened_by,
-                                'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
-                                'EXECUTE'), false))
-                  ORDER BY s.began_at
-                  FOR UPDATE SKIP LOCKED)
-             UPDATE tenancy.support_sessions s
-                SET end_recorded = true,
-                    ended_at = coalesce(s.ended_at, LEAST(s.expires_at, pg_catalog.clock_timestamp()))
-               FROM due WHERE s.id OPERATOR(pg_catalog.=) due.id
-             RETURNING due.tenant, due.by, due.reason, due.until, due.how",
+            "SELECT s.id, s.tenant, s.opened_by_name::pg_catalog.text, s.reason,
+                    pg_catalog.date_part('epoch', s.expires_at)::pg_catalog.int8,
+                    CASE WHEN s.ended_at IS NOT NULL THEN 'ended'
+                         WHEN s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 'expired'
+                         ELSE 'grant_lost' END
+               FROM tenancy.support_sessions s
+              WHERE NOT s.end_recorded
+                AND (s.ended_at IS NOT NULL
+                     OR s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()
+                     OR NOT coalesce(pg_catalog.has_function_privilege(s.opened_by,
+                            'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
+                            'EXECUTE'), false))
+              ORDER BY s.began_at
+              FOR UPDATE SKIP LOCKED",
             None,
             &[],
         )?
         .map(|r| {
             Ok((
                 r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<String>(2)?,
+                r.get::<String>(2)?.unwrap_or_default(),
                 r.get::<String>(3)?,
-                r.get::<i64>(4)?,
-                r.get::<String>(5)?.unwrap_or_default(),
+                r.get::<String>(4)?,
+                r.get::<i64>(5)?,
+                r.get::<String>(6)?.unwrap_or_default(),
             ))
         })
         .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
-    .or_bug("recording ended support sessions");
-    let n = due.len() as i64;
-    for (tenant, by, reason, until, how) in due {
+    .or_bug("finding ended support sessions");
+    let mut n = 0;
+    for (id, tenant, by, reason, until, how) in due {
+        // Whoever sweeps must not wait for some other tenant's open transaction: a chain
+        // whose head is held is left for a later sweep.
+        if !trail::head_free(&tenant) {
+            continue;
+        }
+        Spi::run_with_args(
+            "UPDATE tenancy.support_sessions
+                SET end_recorded = true,
+                    ended_at = coalesce(ended_at, LEAST(expires_at, pg_catalog.clock_timestamp()))
+              WHERE id OPERATOR(pg_catalog.=) $1",
+            &[id.as_str().into()],
+        )
+        .or_bug("recording an ended support session");
         trail::write(trail::Entry {
             tenant: &tenant,
             actor: by.as_deref(),
@@ -242,6 +251,7 @@ fn record_endings() -> i64 {
             event: "support_ended",
             detail: json!({ "how": how, "expired": how == "expired", "recorded_late": true }),
         });
+        n += 1;
     }
     if n > 0 {
         crate::registry::cache::bump_generation();

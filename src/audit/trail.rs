@@ -206,7 +206,7 @@ pub fn write_nowait(entry: Entry) -> i64 {
 
 /// Locks `tenant`'s chain head if nobody holds it (then [`write`] goes ahead at once); false
 /// when another transaction holds it. A chain with no head yet counts as free.
-fn head_free(tenant: &str) -> bool {
+pub fn head_free(tenant: &str) -> bool {
     let _owner = crate::infra::owner::AsExtensionOwner::enter();
     Spi::connect_mut(|c| {
         let locked = c.update(
