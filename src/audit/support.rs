@@ -11,9 +11,11 @@
 //! The audit trail and the carrier cannot disagree: each session is a row of
 //! `tenancy.support_sessions` named inside the carrier, and verification refuses a carrier
 //! whose session has ended, that another role presents, or whose role lost the support grant
-//! (`context::check_support_session`), on every backend from its next transaction. Clearing
-//! the context or disconnecting does not end the session on the record: it stays open, usable
-//! only by the role that opened it, until it expires (at most `tenancy.max_support_minutes`).
+//! (`context::check_support_session`), or whose opening backend has exited, on every backend
+//! from its next transaction. `clear_context()` ends the session on the record; `RESET
+//! tenancy.context` does not: it stays open, usable only by the role that opened it, until it
+//! expires (at most `tenancy.max_support_minutes`). Endings nobody is present for (expiry,
+//! the backend's exit, a revoked grant) are recorded by the next sweep ([`record_endings`]).
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -102,8 +104,10 @@ fn begin_support(
     }
     Spi::run_with_args(
         "INSERT INTO tenancy.support_sessions
-                (id, tenant, opened_by, opened_by_name, reason, expires_at)
-         VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6))",
+                (id, tenant, opened_by, opened_by_name, reason, expires_at, opened_pid, opened_backend_start)
+         SELECT $1, $2, $3, $4, $5, pg_catalog.to_timestamp($6), a.pid, a.backend_start
+           FROM (SELECT) x
+           LEFT JOIN pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a ON true",
         &[
             sid.as_str().into(),
             tenant.into(),
@@ -188,7 +192,7 @@ fn clear_context() {
 }
 
 /// Writes the `support_ended` row of every session that ended without one: past its expiry,
-/// its role no longer holding the support grant (or dropped). Such endings happen with nobody
+/// its opening backend gone, its role no longer holding the support grant (or dropped). Such endings happen with nobody
 /// present to write the row (the session is dead by the rule from that moment, on every
 /// backend); the row is written by the next begin_support(), end_support(), clear_context()
 /// of a support session, or tenancy.close_support_sessions(), on any backend. Returns how
@@ -202,11 +206,18 @@ fn record_endings() -> i64 {
                     pg_catalog.date_part('epoch', s.expires_at)::pg_catalog.int8,
                     CASE WHEN s.ended_at IS NOT NULL THEN 'ended'
                          WHEN s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 'expired'
+                         WHEN s.opened_backend_start IS NOT NULL
+                              AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(s.opened_pid) a
+                                               WHERE a.backend_start OPERATOR(pg_catalog.=) s.opened_backend_start)
+                              THEN 'backend_exited'
                          ELSE 'grant_lost' END
                FROM tenancy.support_sessions s
               WHERE NOT s.end_recorded
                 AND (s.ended_at IS NOT NULL
                      OR s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()
+                     OR (s.opened_backend_start IS NOT NULL
+                         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(s.opened_pid) a
+                                          WHERE a.backend_start OPERATOR(pg_catalog.=) s.opened_backend_start))
                      OR NOT coalesce(pg_catalog.has_function_privilege(s.opened_by,
                             'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
                             'EXECUTE'), false))

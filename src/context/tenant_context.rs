@@ -374,7 +374,12 @@ pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)
     let user = cache::outer_user();
     let row = Spi::connect(|c| {
         let t = c.select(
-            "SELECT s.ended_at IS NULL, s.opened_by OPERATOR(pg_catalog.=) $3,
+            "SELECT s.ended_at IS NULL
+                    -- The opening backend still runs: a session ends with it (issue 21).
+                    AND (s.opened_backend_start IS NULL
+                         OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(s.opened_pid) a
+                                     WHERE a.backend_start OPERATOR(pg_catalog.=) s.opened_backend_start)),
+                    s.opened_by OPERATOR(pg_catalog.=) $3,
                     pg_catalog.has_function_privilege($3,
                         'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
                         'EXECUTE')

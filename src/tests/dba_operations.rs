@@ -197,8 +197,9 @@ mod tests {
         );
     }
 
-    /// Admin: endings nobody was present for (the role lost the grant, the expiry) get their
-    /// support_ended row at the next sweep, once each; end_support() records its own.
+    /// Admin: endings nobody was present for (the role lost the grant, the expiry, the
+    /// opening backend exited) get their support_ended row at the next sweep, once each;
+    /// end_support() records its own.
     #[pg_test]
     fn dba_endings_nobody_saw_are_recorded_at_the_next_sweep() {
         let p = "dba_swp";
@@ -230,6 +231,25 @@ mod tests {
             ended_rows(p),
             vec!["grant_lost".to_string(), "expired".to_string()]
         );
+        // The opening backend exits (simulated: the session names a backend that is gone):
+        // the carrier is dead at once, the row comes with the next sweep.
+        let saved = open_support(p);
+        run("RESET ROLE");
+        run(&format!(
+            "UPDATE tenancy.support_sessions SET opened_backend_start = '2000-01-01'
+              WHERE tenant = '{p}_a' AND ended_at IS NULL"
+        ));
+        run(&format!("SET LOCAL ROLE {p}_sup"));
+        replay(&saved);
+        assert_fails(
+            &format!("SELECT count(*) FROM tests.{p}_docs"),
+            "28000",
+            "support session has ended",
+        );
+        run("SELECT set_config('tenancy.context', '', false)");
+        run(&format!("RESET ROLE; SET LOCAL ROLE {p}_admin"));
+        run("SELECT tenancy.close_support_sessions()");
+        run("RESET ROLE");
         open_support(p);
         run("SELECT tenancy.end_support()");
         run("RESET ROLE");
@@ -238,6 +258,7 @@ mod tests {
             vec![
                 "grant_lost".to_string(),
                 "expired".to_string(),
+                "backend_exited".to_string(),
                 "end_support".to_string()
             ]
         );
