@@ -469,7 +469,11 @@ unsafe extern "C-unwind" fn executor_end(qd: *mut pg_sys::QueryDesc) {
     // isolation policy asks for the tenant while the statement runs). Reads under another
     // context later in a transaction that used support are not support reads.
     let under_support = started.is_some_and(|s| crate::registry::cache::support_uses() != s);
-    if !IN_HOOK.get() && (under_support || PENDING.with(|p| !p.borrow().is_empty())) {
+    // A parallel worker cannot write; its rows reach the leader's counts, and the leader
+    // records them.
+    // SAFETY: reads a backend global.
+    let worker = unsafe { pg_sys::ParallelWorkerNumber >= 0 };
+    if !IN_HOOK.get() && !worker && (under_support || PENDING.with(|p| !p.borrow().is_empty())) {
         IN_HOOK.set(true);
         // Cleared on error too: the next statement must be seen again.
         let _reset = ResetOnDrop;

@@ -100,8 +100,17 @@ mod tests {
             )),
             1
         );
+        // With parallel query encouraged (the plan is not asserted), one row, the same count.
+        run("SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+             SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2");
+        assert_eq!(count(&format!("SELECT count(*) FROM tests.{p}_docs")), 2);
+        run("RESET parallel_setup_cost; RESET parallel_tuple_cost;
+             RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather");
         run("RESET ROLE");
-        assert_eq!(reads(p), vec![(Some(2), false), (Some(1), false)]);
+        assert_eq!(
+            reads(p),
+            vec![(Some(2), false), (Some(1), false), (Some(2), false)]
+        );
         // A trusted job's reads of the same tenant are not support reads.
         run(&format!(
             "SET LOCAL ROLE {p}_trusted; SELECT tenancy.set_tenant('{p}_b')"

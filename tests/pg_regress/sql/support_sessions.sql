@@ -77,6 +77,16 @@ SET ROLE regress_sup_a;
 SELECT tenancy.begin_support('acme', 'INC-21: reads', 5) IS NOT NULL AS begun;
 SELECT current_setting('tenancy.context') AS saved21 \gset
 SELECT count(*) AS acme_cases FROM cases;
+-- With parallel query encouraged (not asserted: a plan detail): the read is recorded once.
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SELECT count(*) AS acme_cases FROM cases;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
 BEGIN;
 SELECT count(*) AS acme_cases FROM cases;
 ROLLBACK;
