@@ -25,7 +25,7 @@ STEP := scripts/step.sh
 export STEP_LOG := $(CURDIR)/target/make-steps.log
 
 .PHONY: bench fuzz help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
-	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 demo install clean-demo timings-reset
+	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 citus-test citus-pg15 demo install clean-demo timings-reset
 
 help: ## list the targets
 	@echo "pg_tenancy make targets:"
@@ -54,66 +54,78 @@ pgrx-test-pg15: ## cargo pgrx test pg15 (#[pg_test]s in a throwaway PostgreSQL 1
 pgrx-test-pg18: ## cargo pgrx test pg18 (#[pg_test]s in a throwaway PostgreSQL 18)
 	@$(STEP) pgrx-test-pg18 cargo pgrx test pg18 $(PGRX_TEST_FLAGS)
 
-regress-pg15: ## tests/pg_regress against a throwaway PostgreSQL 15 (see scripts/regress.sh)
-	@$(STEP) regress-pg15 scripts/regress.sh 15
+regress-pg15: ## tests/pg_regress against a throwaway PostgreSQL 15 (see tests/pg_regress/run.sh)
+	@$(STEP) regress-pg15 tests/pg_regress/run.sh 15
 
 regress-pg18: ## tests/pg_regress against a throwaway PostgreSQL 18
-	@$(STEP) regress-pg18 scripts/regress.sh 18
+	@$(STEP) regress-pg18 tests/pg_regress/run.sh 18
 
 standby-pg15: ## context verification on a read-only hot standby, PostgreSQL 15
-	@$(STEP) standby-pg15 scripts/standby-test.sh 15
+	@$(STEP) standby-pg15 tests/system/standby.sh 15
 
 standby-pg18: ## context verification on a read-only hot standby, PostgreSQL 18
-	@$(STEP) standby-pg18 scripts/standby-test.sh 18
+	@$(STEP) standby-pg18 tests/system/standby.sh 18
 
 dump-restore-pg15: ## pg_dump / pg_restore of a protected database keeps isolation, keys and tokens, PostgreSQL 15
-	@$(STEP) dump-restore-pg15 scripts/dump-restore-test.sh 15
+	@$(STEP) dump-restore-pg15 tests/system/dump-restore.sh 15
 
 dump-restore-pg18: ## the same on PostgreSQL 18
-	@$(STEP) dump-restore-pg18 scripts/dump-restore-test.sh 18
+	@$(STEP) dump-restore-pg18 tests/system/dump-restore.sh 18
 
 deid-restart-pg15: ## pseudonyms survive a new session, a restart and pg_dump/restore, PostgreSQL 15
-	@$(STEP) deid-restart-pg15 scripts/deid-restart-test.sh 15
+	@$(STEP) deid-restart-pg15 tests/system/deid-restart.sh 15
 
 deid-restart-pg18: ## pseudonyms survive a new session, a restart and pg_dump/restore, PostgreSQL 18
-	@$(STEP) deid-restart-pg18 scripts/deid-restart-test.sh 18
+	@$(STEP) deid-restart-pg18 tests/system/deid-restart.sh 18
 
 
 pooler-pg15: ## psycopg 3 through PgBouncer (transaction pooling): 32 clients x 300 transactions, no cross-tenant row, no context bleed
-	@$(STEP) pooler-pg15 scripts/pooler-test.sh 15
+	@$(STEP) pooler-pg15 tests/system/pooler.sh 15
 
 pooler-pg18: ## the same on PostgreSQL 18
-	@$(STEP) pooler-pg18 scripts/pooler-test.sh 18
+	@$(STEP) pooler-pg18 tests/system/pooler.sh 18
 
 quota-pg15: ## row quotas under 8 concurrent sessions: never exceeded, only SQLSTATE 54000 refusals, PostgreSQL 15
-	@$(STEP) quota-pg15 scripts/quota-test.sh 15
+	@$(STEP) quota-pg15 tests/system/quota.sh 15
 
 quota-pg18: ## the same on PostgreSQL 18
-	@$(STEP) quota-pg18 scripts/quota-test.sh 18
+	@$(STEP) quota-pg18 tests/system/quota.sh 18
 
 audit-pg15: ## audit chains: 10,000 rows from 8 concurrent sessions + other tenants, tampering, support expiry, refusal log, dump/restore, PostgreSQL 15
-	@$(STEP) audit-pg15 scripts/audit-concurrency-test.sh 15
+	@$(STEP) audit-pg15 tests/system/audit-concurrency.sh 15
 
 audit-pg18: ## the same on PostgreSQL 18
-	@$(STEP) audit-pg18 scripts/audit-concurrency-test.sh 18
+	@$(STEP) audit-pg18 tests/system/audit-concurrency.sh 18
 
 operator-locks-pg15: ## operators never wait on a tenant's open transaction; support carriers die with their session across backends, PostgreSQL 15
-	@$(STEP) operator-locks-pg15 scripts/operator-lock-test.sh 15
+	@$(STEP) operator-locks-pg15 tests/system/operator-lock.sh 15
 
 operator-locks-pg18: ## the same on PostgreSQL 18
-	@$(STEP) operator-locks-pg18 scripts/operator-lock-test.sh 18
+	@$(STEP) operator-locks-pg18 tests/system/operator-lock.sh 18
+
+quickstart-pg15: ## the README quickstart, verbatim in psql, and demo/walkthrough.sql pass assert_isolated(), PostgreSQL 15
+	@$(STEP) quickstart-pg15 tests/system/quickstart.sh 15
+
+quickstart-pg18: ## the same on PostgreSQL 18
+	@$(STEP) quickstart-pg18 tests/system/quickstart.sh 18
+
+citus-test: ## the Citus suite (PostgreSQL 15): coordinator + 2 workers; skips without Citus (CITUS_SRC=tarball builds it)
+	@$(STEP) citus-pg15 tests/system/citus.sh
+	@$(STEP) citus-routing-pg15 tests/system/citus-routing.sh
+
+citus-pg15: citus-test
 
 timings-reset:
 	@mkdir -p target && rm -f "$$STEP_LOG"
 
-test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 ## everything CI runs; stops at the first failing suite
+test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 citus-pg15 ## everything CI runs; stops at the first failing suite
 	@echo; echo "==> make test: all suites passed"; cat "$$STEP_LOG"
 	@# One closing line CI can read: every suite that ran, none failed (make stops at a failure).
 	@echo "suites: $$(grep -c ' ok$$' "$$STEP_LOG") passed, 0 failed"
 
-test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 dump-restore-pg15 deid-restart-pg15 pooler-pg15 quota-pg15 audit-pg15 operator-locks-pg15 ## pgrx tests + regress on PostgreSQL 15 only
+test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 dump-restore-pg15 deid-restart-pg15 pooler-pg15 quota-pg15 audit-pg15 operator-locks-pg15 quickstart-pg15 ## pgrx tests + regress on PostgreSQL 15 only
 
-test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 dump-restore-pg18 deid-restart-pg18 pooler-pg18 quota-pg18 audit-pg18 operator-locks-pg18 ## pgrx tests + regress on PostgreSQL 18 only
+test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 dump-restore-pg18 deid-restart-pg18 pooler-pg18 quota-pg18 audit-pg18 operator-locks-pg18 quickstart-pg18 ## pgrx tests + regress on PostgreSQL 18 only
 
 regress: setup regress-pg15 regress-pg18 ## regress suites on PostgreSQL 15 and 18
 

@@ -14,11 +14,13 @@ SELECT tenancy.add_signing_key('idp-2026', decode(repeat('5a', 32), 'hex'));
 -- == 2. An application role and a protected table
 CREATE ROLE demo_app NOLOGIN;
 SELECT tenancy.grant_app('demo_app');
+-- The key includes the tenant column: a global key would tell one tenant another's ids.
 CREATE TABLE employees (
-    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id        bigint GENERATED ALWAYS AS IDENTITY,
     tenant_id text NOT NULL,
     name      text NOT NULL,
-    salary    numeric NOT NULL
+    salary    numeric NOT NULL,
+    PRIMARY KEY (tenant_id, id)
 );
 INSERT INTO employees (tenant_id, name, salary) VALUES
     ('acme', 'Ada', 120000), ('acme', 'Brian', 95000), ('globex', 'Grace', 130000);
@@ -114,6 +116,9 @@ SELECT tenancy.end_support();
 RESET ROLE;
 SELECT seq, actor, event, support ->> 'reason' AS reason
   FROM tenancy.audit_log WHERE tenant_id = 'acme' AND event LIKE 'support%' ORDER BY seq;
+
+-- == 10. The isolation checker finds nothing critical or high (CI runs this after migrations)
+SELECT tenancy.assert_isolated();
 
 -- Done: each tenant saw only its rows; forged, missing and deactivated contexts saw none;
 -- what was done for acme, and by whom, is on a chain that verifies.

@@ -1,5 +1,5 @@
 # shellcheck shell=bash source-path=SCRIPTDIR/..
-# Shared helpers for scripts/*.sh; source it, don't run it.
+# Shared helpers for the tools in scripts/ and the test drivers in tests/; source it, don't run it.
 # Throwaway PostgreSQL clusters: initdb, configure from pgrx-config/test.conf, start, stop, remove.
 #
 # initdb and postgres refuse to run as root, so when we are root every server-side command runs

@@ -7,7 +7,8 @@
 -- One statement of catalog queries, one branch of the UNION ALL per rule, so that a database
 -- with thousands of tables is checked in a few set-based scans (no per-table loop). Runs with
 -- the caller's rights: everything it reads is in the world-readable catalogs, plus
--- tenancy.protected_tables and tenancy.enrolled_schemas.
+-- tenancy.protected_tables and tenancy.enrolled_schemas, and the registry tables an admin may
+-- read (tenancy.tenants, quotas, benchmark views).
 --
 -- Conventions: `object` is a readable, quoted name; `fix` is SQL that closes the hole, with
 -- every identifier quoted by format('%I') and every literal by format('%L'), idempotent where
@@ -16,6 +17,87 @@
 -- first. Structural problems of a protected table are fixed by running tenancy.protect()
 -- again: it converges, and as the extension's own DDL it is not refused by the DDL guard while
 -- other problems of the same table remain (other DDL on that table would be).
+
+-- The rules that read Citus's metadata (docs/scale-out.md), which exists only where Citus is
+-- installed: plpgsql, so that their queries are planned only where they can run. Readable
+-- catalogs only, like check() itself.
+CREATE FUNCTION tenancy._citus_findings(schema name)
+RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $citus$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    -- The registry left local while the cluster has workers: each worker verifies contexts
+    -- against its own tenants and keys, and its own carrier key.
+    RETURN QUERY EXECUTE $q$
+        SELECT 'critical'::text, 'citus_registry_local'::text, 'schema tenancy'::text,
+               format('the registry (%s) is local to this node while Citus has workers: each worker verifies contexts with its own tenants, keys and carrier key, so contexts made here do not verify there, and deactivations, retirements and revocations made here do not reach them',
+                      string_agg('tenancy.' || r.name, ', ' ORDER BY r.name)),
+               'SELECT tenancy.citus_setup();'::text
+          FROM unnest('{tenants,signing_keys,api_keys,carrier_key,pseudonym_secrets,plans,entitlements,support_sessions}'::text[]) AS r(name)
+         WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition d
+                            WHERE d.logicalrelid = to_regclass('tenancy.' || quote_ident(r.name)))
+           AND EXISTS (SELECT 1 FROM pg_dist_node n WHERE n.groupid <> 0 AND n.noderole = 'primary')
+        HAVING count(*) > 0
+    $q$;
+    -- A protected table distributed by another column than its tenant column.
+    RETURN QUERY EXECUTE $q$
+        SELECT 'medium'::text, 'citus_not_distributed_by_tenant'::text, format('%I.%I', n.nspname, c.relname),
+               format('is distributed by column %I, not by its tenant column %I: every query of one tenant goes to every shard, it cannot be joined co-located with the other tenant tables, and a large tenant cannot be moved to its own shard',
+                      column_to_column_name(d.logicalrelid, d.partkey), p.tenant_column),
+               format('SELECT alter_distributed_table(%L, distribution_column := %L);',
+                      format('%I.%I', n.nspname, c.relname), p.tenant_column)
+          FROM tenancy.protected_tables p
+          JOIN pg_dist_partition d ON d.logicalrelid = p.tbl
+          JOIN pg_class c ON c.oid = p.tbl
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE d.partkey IS NOT NULL AND NOT c.relispartition
+           AND column_to_column_name(d.logicalrelid, d.partkey) IS DISTINCT FROM p.tenant_column::text
+           AND ($1 IS NULL OR n.nspname = $1)
+    $q$ USING schema;
+    -- A table protected before Citus was installed: its policies hold a sub-select and it has
+    -- the support-write trigger, both of which Citus refuses, so it cannot be distributed.
+    RETURN QUERY EXECUTE $q$
+        SELECT 'medium'::text, 'citus_single_node_protection'::text, format('%I.%I', n.nspname, c.relname),
+               'was protected before Citus was installed: its policies hold a sub-select and it has the support-write trigger, which Citus refuses, so create_distributed_table() and create_reference_table() fail on it'::text,
+               format('SELECT tenancy.protect(%L, %L%s%s);', format('%I.%I', n.nspname, c.relname), p.tenant_column,
+                      CASE WHEN p.shared_column IS NOT NULL OR p.feature IS NOT NULL THEN format(', %L', p.shared_column) ELSE '' END,
+                      CASE WHEN p.feature IS NOT NULL THEN format(', %L', p.feature) ELSE '' END)
+          FROM tenancy.protected_tables p
+          JOIN pg_class c ON c.oid = p.tbl
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = p.tbl)
+           AND (EXISTS (SELECT 1 FROM pg_policy pol
+                         WHERE pol.polrelid = p.tbl AND pol.polname IN ('tenancy_isolation', 'tenancy_feature')
+                           AND pg_get_expr(pol.polqual, pol.polrelid) ~* '\mSELECT\M')
+                OR EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = p.tbl AND tg.tgname = 'tenancy_support_audit'))
+           AND ($1 IS NULL OR n.nspname = $1)
+    $q$ USING schema;
+    -- A worker without pg_tenancy, or with another version: its shards' policies call
+    -- functions it does not have, or that verify by other rules. Asked from the coordinator
+    -- only (through Citus's own API), and only for a check of the whole database.
+    IF schema IS NULL AND citus_is_coordinator()
+       AND EXISTS (SELECT 1 FROM pg_dist_node n WHERE n.groupid <> 0 AND n.noderole = 'primary') THEN
+        RETURN QUERY EXECUTE $q$
+            SELECT 'critical'::text, 'citus_worker_version'::text,
+                   format('node %s:%s', w.nodename, w.nodeport),
+                   CASE WHEN NOT w.success
+                        THEN format('could not be asked for its pg_tenancy version (%s): its policies and context verification are unknown', w.result)
+                        WHEN w.result = ''
+                        THEN 'has no pg_tenancy: the policies of its shards call functions it does not have, and it cannot verify a context'
+                        ELSE format('has pg_tenancy %s where the coordinator has %s: its shards are protected and contexts verified by other rules', w.result, e.extversion)
+                   END,
+                   NULL::text
+              FROM run_command_on_workers($w$SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'), '')$w$) w
+             CROSS JOIN (SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy') e
+             WHERE NOT w.success OR w.result IS DISTINCT FROM e.extversion::text
+        $q$;
+    END IF;
+END
+$citus$;
 
 CREATE FUNCTION tenancy.check(schema name DEFAULT NULL)
 RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
@@ -43,7 +125,7 @@ prot_all AS (
            c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
            format('%I.%I', n.nspname, c.relname) AS qname,
            p.tenant_column::text AS tcol, p.shared_column::text AS scol, p.feature,
-           p.isolation_qual, a.attnum AS tattnum, coalesce(a.attnotnull, false) AS tnotnull,
+           p.isolation_qual, p.feature_qual, p.feature_check, a.attnum AS tattnum, coalesce(a.attnotnull, false) AS tnotnull,
            format('SELECT tenancy.protect(%L, %L%s%s);',
                   format('%I.%I', n.nspname, c.relname), p.tenant_column,
                   CASE WHEN p.shared_column IS NOT NULL OR p.feature IS NOT NULL
@@ -58,6 +140,26 @@ prot_all AS (
 ),
 prot AS (
     SELECT t.* FROM prot_all t WHERE t.relnamespace IN (SELECT oid FROM scope)
+),
+-- The base type of each protected tenant column in scope (domains stripped), with the type
+-- modifier in effect (varchar(n): n + 4; -1 for none), and the kind of getter its policy
+-- compares with: text, uuid or integer (docs/schema-design.md); other types are aliases.
+prot_type AS (
+    SELECT p.oid, p.qname, p.tcol, p.relnamespace, p.relispartition, bt.typid, bt.typmod,
+           CASE WHEN bt.typid = 'uuid'::regtype THEN 'uuid'
+                WHEN bt.typid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN 'integer'
+                WHEN bt.typid IN ('text'::regtype, 'varchar'::regtype) THEN 'text'
+                ELSE format_type(bt.typid, NULL) END AS kind
+      FROM prot p
+      JOIN pg_attribute a ON a.attrelid = p.oid AND a.attnum = p.tattnum
+      CROSS JOIN LATERAL (
+          WITH RECURSIVE b(typid, typtype, typbasetype, typtypmod, typmod) AS (
+              SELECT t.oid, t.typtype, t.typbasetype, t.typtypmod, a.atttypmod FROM pg_type t WHERE t.oid = a.atttypid
+              UNION ALL
+              SELECT t.oid, t.typtype, t.typbasetype, t.typtypmod,
+                     CASE WHEN b.typmod >= 0 THEN b.typmod ELSE b.typtypmod END
+                FROM b JOIN pg_type t ON t.oid = b.typbasetype WHERE b.typtype = 'd')
+          SELECT b.typid, b.typmod FROM b WHERE b.typtype <> 'd') bt
 ),
 -- Column names that mark tenant data: the setting, plus every column protect() or
 -- protect_schema() was told about.
@@ -302,6 +404,24 @@ SELECT 'critical', 'missing_isolation_policy', p.qname,
     OR NOT (iso.polpermissive AND iso.polcmd = '*' AND iso.polroles = '{0}'::oid[]
             AND iso.qual IS NOT DISTINCT FROM p.isolation_qual
             AND iso.wcheck IS NOT DISTINCT FROM p.isolation_qual)
+
+UNION ALL
+-- The entitlement gate must stay the restrictive FOR ALL TO PUBLIC policy protect() made, with
+-- its USING and its WITH CHECK: either one loosened, or the policy narrowed to some roles,
+-- lets a tenant read or write a feature's table outside its entitlement.
+SELECT 'high', 'feature_policy_altered', p.qname,
+       CASE WHEN fp.polname IS NULL
+            THEN format('the entitlement policy tenancy_feature for feature %L is gone: every tenant reads and writes the table whatever its entitlements', p.feature)
+            ELSE format('the entitlement policy tenancy_feature for feature %L was altered: it is no longer the restrictive FOR ALL TO PUBLIC policy with the USING and WITH CHECK that protect() made', p.feature)
+       END,
+       p.reprotect
+  FROM prot p
+  LEFT JOIN pol fp ON fp.polrelid = p.oid AND fp.polname = 'tenancy_feature'
+ WHERE p.feature IS NOT NULL
+   AND (fp.polname IS NULL
+        OR NOT (NOT fp.polpermissive AND fp.polcmd = '*' AND fp.polroles = '{0}'::oid[]
+                AND fp.qual IS NOT DISTINCT FROM p.feature_qual
+                AND coalesce(fp.wcheck, fp.qual) IS NOT DISTINCT FROM coalesce(p.feature_check, p.feature_qual)))
 
 UNION ALL
 -- Permissive policies are OR-ed: any other one widens what a tenant sees or may write.
@@ -792,6 +912,56 @@ SELECT 'critical', 'tenant_column_type_aliases', format('%s.%I', p.qname, p.tcol
             AND coalesce(co.collisdeterministic, true))
 
 UNION ALL
+-- Issue 21: an active tenant whose id no value of a protected table's tenant column can stand
+-- for (the generated policy compares typed values): 'acme' or an upper-case uuid and a uuid
+-- column, '077' or an id past the type's range and an integer column, an id longer than
+-- varchar(n). Under its context the table is empty and every write fails with a bare 42501.
+-- No leak between tenants, and no automatic fix: the ids or the column's type must change.
+SELECT 'medium', 'tenant_id_not_representable', format('%s.%I', pt.qname, pt.tcol),
+       format('%s active tenant%s (%s%s) cannot be a value of this tenant column of type %s: under %s context the table shows no rows and refuses every write (42501). Register tenants under ids the column can hold (a uuid column: the lowercase canonical uuid; an integer column: the decimal number), or give the column a type that holds them (unprotect, ALTER, protect)',
+              count(*), CASE WHEN count(*) > 1 THEN 's' ELSE '' END,
+              array_to_string((array_agg(quote_literal(t.id) ORDER BY t.id))[1:5], ', '),
+              CASE WHEN count(*) > 5 THEN ', …' ELSE '' END,
+              format_type(pt.typid, pt.typmod),
+              CASE WHEN count(*) > 1 THEN 'their' ELSE 'its' END),
+       NULL
+  FROM prot_type pt
+  JOIN tenancy.tenants t ON t.status = 'active'
+ WHERE NOT pt.relispartition
+   AND NOT CASE
+       WHEN pt.kind = 'uuid' THEN t.id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+       WHEN pt.kind = 'integer' THEN
+           CASE WHEN t.id ~ '^(0|-?[1-9][0-9]{0,18})$'
+                THEN t.id::numeric BETWEEN CASE pt.typid WHEN 'int2'::regtype THEN -32768
+                                                         WHEN 'int4'::regtype THEN -2147483648
+                                                         ELSE -9223372036854775808 END
+                                       AND CASE pt.typid WHEN 'int2'::regtype THEN 32767
+                                                         WHEN 'int4'::regtype THEN 2147483647
+                                                         ELSE 9223372036854775807 END
+                ELSE false END
+       WHEN pt.typid = 'varchar'::regtype THEN pt.typmod < 4 OR char_length(t.id) <= pt.typmod - 4
+       ELSE true END
+ GROUP BY pt.qname, pt.tcol, pt.typid, pt.typmod
+
+UNION ALL
+-- Issue 21: one schema whose protected tables keep tenant ids in different kinds of column
+-- (text, uuid, integer): no tenant id other than a canonical uuid or decimal fits them all,
+-- so some tenants' contexts see only part of their data (tenant_id_not_representable names
+-- which). schema-design.md: one type for the tenant column everywhere.
+SELECT 'medium', 'mixed_tenant_column_types', format('schema %I', n.nspname),
+       format('the protected tables of schema %I keep tenant ids in columns of different kinds: %s; a tenant id fits all of them only if every kind can hold it, so a tenant may see and write only part of its data. Use one type for the tenant column everywhere',
+              n.nspname, string_agg(k.kind || ' (' || k.tables || ')', '; ' ORDER BY k.kind)),
+       NULL
+  FROM (SELECT pt.relnamespace, pt.kind,
+               array_to_string((array_agg(pt.qname ORDER BY pt.qname))[1:3], ', ')
+               || CASE WHEN count(*) > 3 THEN ', …' ELSE '' END AS tables
+          FROM prot_type pt WHERE NOT pt.relispartition
+         GROUP BY pt.relnamespace, pt.kind) k
+  JOIN pg_namespace n ON n.oid = k.relnamespace
+ GROUP BY n.nspname
+HAVING count(*) > 1
+
+UNION ALL
 -- Issue 13, class 4: a trigger on a protected table runs its function on the rows every tenant
 -- writes. That is what a table owner is trusted with (docs/security.md, "The table owner");
 -- reported so that an admin knows whose code sees those rows.
@@ -993,6 +1163,10 @@ SELECT 'high', 'security_definer_lends_tier', f.sig,
             AND NOT has_function_privilege(a.oid, tf.oid, 'EXECUTE')
  WHERE f.in_scope
  GROUP BY f.sig, f.proowner
+
+UNION ALL
+-- Rules on Citus's metadata (none without Citus).
+SELECT cf.severity, cf.rule, cf.object, cf.detail, cf.fix FROM tenancy._citus_findings($1) cf
 )
 SELECT f.severity, f.rule, f.object, f.detail, f.fix
   FROM findings f

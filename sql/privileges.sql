@@ -39,7 +39,8 @@ REVOKE EXECUTE ON FUNCTION tenancy._grant_functions(regrole, text[]) FROM PUBLIC
 
 SELECT tenancy._grant_functions(NULL, ARRAY[
     'current_tenant', 'current_tenant_uuid', 'current_tenant_int8', 'current_actor',
-    'has_role', 'context', 'clear_context', '_resolve_context', '_registry_load', 'entitled']);
+    'has_role', 'context', 'clear_context', '_resolve_context', '_registry_load', 'entitled',
+    '_entitled_to_write']);
 -- Whoever runs protect() must be able to attach the support-write trigger, and its WHEN clause
 -- (_support_active) runs with the writer's rights; the trigger function itself is SECURITY
 -- DEFINER and calls _audit_support_write, which is granted to nobody.
@@ -72,6 +73,8 @@ BEGIN
     -- The guarded aggregates (their support functions run with the aggregate owner's rights).
     PERFORM tenancy._grant_functions(role, ARRAY[
         'guarded_count', 'guarded_sum', 'guarded_avg', 'guarded_percentile', 'guard_status']);
+    -- Citus propagates no grant on an extension's functions: the same on every worker.
+    PERFORM tenancy._grants_to_workers(role);
 END
 $$;
 
@@ -82,6 +85,7 @@ AS $$
 BEGIN
     PERFORM tenancy.grant_app(role);
     PERFORM tenancy._grant_functions(role, ARRAY['set_tenant', 'sign_token']);
+    PERFORM tenancy._grants_to_workers(role);
 END
 $$;
 
@@ -92,6 +96,7 @@ AS $$
 BEGIN
     PERFORM tenancy.grant_app(role);
     PERFORM tenancy._grant_functions(role, ARRAY['begin_support', 'end_support']);
+    PERFORM tenancy._grants_to_workers(role);
 END
 $$;
 
@@ -110,7 +115,7 @@ BEGIN
         'protect', 'unprotect', '_protect', '_unprotect',
         'protect_schema', '_protect_schema', 'scope_unique', '_scope_unique',
         'scope_foreign_key', '_scope_foreign_key', 'grant_feature', 'revoke_feature',
-        'check', 'assert_isolated', '_assert_isolated',
+        'check', '_citus_findings', 'assert_isolated', '_assert_isolated',
         'export_tenant', 'purge_tenant', 'set_plan', 'set_quota', '_set_quota',
         'set_tenant_plan', 'set_tenant_settings']);
     -- Issue 21: support endings nobody was present for, tenant rename and removal.
@@ -137,6 +142,7 @@ BEGIN
     -- protecting tables created there later.
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.protected_tables TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT, DELETE ON tenancy.enrolled_schemas TO %s', role);
+    PERFORM tenancy._grants_to_workers(role);
 END
 $$;
 

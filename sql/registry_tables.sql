@@ -66,7 +66,8 @@ CREATE TABLE tenancy.protected_tables (
     shared_index_name name,       -- the partial index on shared rows protect() created
     feature       text,
     isolation_qual text NOT NULL, -- the isolation policy as PostgreSQL deparses it (DDL guard)
-    feature_qual  text,           -- likewise for the entitlement policy
+    feature_qual  text,           -- likewise for the entitlement policy's USING
+    feature_check text,           -- and its WITH CHECK
     guard_state   text[],         -- DDL guard: violations after the last command; NULL = unknown
     protected_at  timestamptz NOT NULL DEFAULT now(),
     protected_by  name NOT NULL DEFAULT current_user

@@ -13,6 +13,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM tenancy._registry_changed(TG_RELID);
+    -- Under Citus (src/scale/citus.rs) this fires on a node's copy of a reference table,
+    -- tenancy.tenants_102008, while the caches watch tenancy.tenants: name it too.
+    IF TG_TABLE_NAME OPERATOR(pg_catalog.~) '_[0-9]+$' THEN
+        PERFORM tenancy._registry_changed(pg_catalog.to_regclass(pg_catalog.format('%I.%I',
+            TG_TABLE_SCHEMA, pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', ''))));
+    END IF;
     RETURN NULL;
 END
 $$;

@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 // Domains are layers: each imports only from the layers before it on this line (checked by
 // scripts/check-layers.py in `make lint`; rustfmt sorts the `mod` lines below, so the order
 // lives here).
-// layers: infra registry context audit identity protection checker guard deid lifecycle install
+// layers: infra registry context audit identity protection scale checker guard deid lifecycle install
 mod audit;
 mod checker;
 mod context;
@@ -20,6 +20,7 @@ mod infra;
 mod lifecycle;
 mod protection;
 mod registry;
+mod scale;
 
 // The order of the hand-written sql/ files in the install script.
 mod install;
@@ -32,6 +33,8 @@ mod tests;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     context::setting::init();
+    // Before gucs::init reserves the `tenancy` prefix, like the carrier's setting.
+    scale::routing::init();
     infra::gucs::init();
     registry::cache::init();
     audit::support::init();

@@ -255,7 +255,9 @@ fn purge_tenant(
                 "purge_tenant was not confirmed (confirm must be {}); nothing was deleted",
                 errors::quoted(&expected)
             ),
-            Some("the confirmation names the tenant so that a purge cannot be run for the wrong one by accident"),
+            // A purge cannot be undone: the hint is where an operator about to confirm reads
+            // what must come first.
+            Some("the confirmation names the tenant so that a purge cannot be run for the wrong one by accident; a purge cannot be undone: first write tenancy.export_tenant() to a file and verify the file (docs/operations.md, \"Purge\")"),
         );
     }
     // Locked until the end of the transaction, so nobody reactivates it half-way.

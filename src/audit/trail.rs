@@ -352,68 +352,70 @@ fn verify_audit(
 
 /// Walks a chain in seq order through a cursor (constant memory), and reads its recorded head.
 fn walk(tenant: &str) -> (Walker, (i64, [u8; 32])) {
-    Spi::connect(|c| {
-        let mut walker = Walker::default();
-        let mut cursor = c.open_cursor(
-            "SELECT id, tenant_id, seq,
+    crate::infra::spi::pinned(|| {
+        Spi::connect(|c| {
+            let mut walker = Walker::default();
+            let mut cursor = c.open_cursor(
+                "SELECT id, tenant_id, seq,
                     (EXTRACT(epoch FROM at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,
                     txid::pg_catalog.text, actor, roles, support::pg_catalog.text, event,
                     detail::pg_catalog.text, prev_hash, hash
                FROM tenancy.audit_log WHERE tenant_id OPERATOR(pg_catalog.=) $1
               ORDER BY seq, id",
-            &[tenant.into()],
-        );
-        loop {
-            let batch = cursor.fetch(1000)?;
-            if batch.is_empty() {
-                break;
+                &[tenant.into()],
+            );
+            loop {
+                let batch = cursor.fetch(1000)?;
+                if batch.is_empty() {
+                    break;
+                }
+                for r in batch {
+                    let txid = r.get::<String>(5)?.unwrap_or_default();
+                    let roles: Vec<String> = r
+                        .get::<Vec<Option<String>>>(7)?
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(Option::unwrap_or_default)
+                        .collect();
+                    let tenant_id = r.get::<String>(2)?.unwrap_or_default();
+                    let actor = r.get::<String>(6)?;
+                    let support = r.get::<String>(8)?;
+                    let event = r.get::<String>(9)?.unwrap_or_default();
+                    let detail = r.get::<String>(10)?.unwrap_or_default();
+                    let row = Row {
+                        id: r.get::<i64>(1)?.unwrap_or_default(),
+                        tenant_id: &tenant_id,
+                        seq: r.get::<i64>(3)?.unwrap_or_default(),
+                        at_micros: r.get::<i64>(4)?.unwrap_or_default(),
+                        txid: txid.parse().unwrap_or(u64::MAX),
+                        actor: actor.as_deref(),
+                        roles: &roles,
+                        support: support.as_deref(),
+                        event: &event,
+                        detail: &detail,
+                    };
+                    let prev = r.get::<Vec<u8>>(11)?.unwrap_or_default();
+                    let hash = r.get::<Vec<u8>>(12)?.unwrap_or_default();
+                    walker.push(&row, &prev, &hash);
+                }
             }
-            for r in batch {
-                let txid = r.get::<String>(5)?.unwrap_or_default();
-                let roles: Vec<String> = r
-                    .get::<Vec<Option<String>>>(7)?
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(Option::unwrap_or_default)
-                    .collect();
-                let tenant_id = r.get::<String>(2)?.unwrap_or_default();
-                let actor = r.get::<String>(6)?;
-                let support = r.get::<String>(8)?;
-                let event = r.get::<String>(9)?.unwrap_or_default();
-                let detail = r.get::<String>(10)?.unwrap_or_default();
-                let row = Row {
-                    id: r.get::<i64>(1)?.unwrap_or_default(),
-                    tenant_id: &tenant_id,
-                    seq: r.get::<i64>(3)?.unwrap_or_default(),
-                    at_micros: r.get::<i64>(4)?.unwrap_or_default(),
-                    txid: txid.parse().unwrap_or(u64::MAX),
-                    actor: actor.as_deref(),
-                    roles: &roles,
-                    support: support.as_deref(),
-                    event: &event,
-                    detail: &detail,
-                };
-                let prev = r.get::<Vec<u8>>(11)?.unwrap_or_default();
-                let hash = r.get::<Vec<u8>>(12)?.unwrap_or_default();
-                walker.push(&row, &prev, &hash);
-            }
-        }
-        let t = c.select(
+            let t = c.select(
             "SELECT seq, hash FROM tenancy.audit_heads WHERE tenant_id OPERATOR(pg_catalog.=) $1",
             Some(1),
             &[tenant.into()],
         )?;
-        let head = if t.is_empty() {
-            (0, chain::GENESIS)
-        } else {
-            let r = t.first();
-            let hash = r.get::<Vec<u8>>(2)?.unwrap_or_default();
-            (
-                r.get::<i64>(1)?.unwrap_or_default(),
-                <[u8; 32]>::try_from(hash.as_slice()).unwrap_or([0xff; 32]),
-            )
-        };
-        Ok::<_, pgrx::spi::Error>((walker, head))
+            let head = if t.is_empty() {
+                (0, chain::GENESIS)
+            } else {
+                let r = t.first();
+                let hash = r.get::<Vec<u8>>(2)?.unwrap_or_default();
+                (
+                    r.get::<i64>(1)?.unwrap_or_default(),
+                    <[u8; 32]>::try_from(hash.as_slice()).unwrap_or([0xff; 32]),
+                )
+            };
+            Ok::<_, pgrx::spi::Error>((walker, head))
+        })
     })
     .or_bug("reading the audit log")
 }

@@ -30,25 +30,27 @@ pub fn leftover() -> Option<String> {
     if temp == pg_sys::InvalidOid {
         return None;
     }
-    let xmins: Vec<(String, u32)> = Spi::connect(|c| {
-        c.select(
-            "SELECT c.relname::pg_catalog.text, c.xmin::pg_catalog.text::pg_catalog.int8
+    let xmins: Vec<(String, u32)> = crate::infra::spi::pinned(|| {
+        Spi::connect(|c| {
+            c.select(
+                "SELECT c.relname::pg_catalog.text, c.xmin::pg_catalog.text::pg_catalog.int8
                FROM pg_catalog.pg_class c
               WHERE c.relnamespace OPERATOR(pg_catalog.=) $1
              UNION ALL
              SELECT t.typname::pg_catalog.text, t.xmin::pg_catalog.text::pg_catalog.int8
                FROM pg_catalog.pg_type t
               WHERE t.typnamespace OPERATOR(pg_catalog.=) $1",
-            None,
-            &[temp.into()],
-        )?
-        .map(|r| {
-            Ok((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<i64>(2)?.unwrap_or_default() as u32,
-            ))
+                None,
+                &[temp.into()],
+            )?
+            .map(|r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<i64>(2)?.unwrap_or_default() as u32,
+                ))
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
         })
-        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .or_bug("reading this session's temporary objects");
     // SAFETY: TransactionIdIsCurrentTransactionId only reads transaction state; true for the

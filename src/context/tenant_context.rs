@@ -3,7 +3,7 @@
 //! Setting verifies the credential once, then stores a *carrier* (a compact value MAC'd with
 //! the database's carrier key) in `tenancy.context` as `SET LOCAL` would (see
 //! `spi::set_carrier`: a real `SET LOCAL` statement under Citus). Reading verifies the
-//! carrier on first use and caches the answer (see `cache.rs`), so a protected query pays for
+//! carrier on first use and caches the answer (see `registry::cache`), so a protected query pays for
 //! a pointer comparison, not a MAC.
 
 use std::rc::Rc;
@@ -18,6 +18,7 @@ use crate::context::reason::{Attempt, Reason};
 use crate::context::refusal;
 use crate::context::setting;
 use crate::infra::args;
+use crate::infra::catalog;
 use crate::infra::errors;
 use crate::infra::gucs;
 use crate::infra::spi;
@@ -57,11 +58,17 @@ fn max_expiry(now: i64) -> i64 {
 /// Stores a verified context in `tenancy.context`, primes this backend's cache with it, and
 /// lowers the tenant's limits into effect with the same scope.
 pub fn install(ctx: Context, limits: Option<Rc<Limits>>, is_local: bool) -> Rc<Resolved> {
+    // SAFETY: IsTransactionBlock only reads the transaction state.
+    if is_local && !unsafe { pg_sys::IsTransactionBlock() } {
+        errors::context_outside_transaction();
+    }
     let key = lookup::carrier_key();
     let value = carrier::encode(&ctx, &key);
-    spi::set_carrier(&value, is_local);
     let resolved = Rc::new(Resolved::new(ctx));
+    // Known as verified before it is set: the carrier's assign hook can then tell which
+    // tenant it names (routed plans survive a new carrier of the same tenant).
     cache::remember_verified(value.as_bytes(), resolved.clone());
+    spi::set_carrier(&value, is_local);
     cache::set_current(Some(resolved.clone()));
     if let Some(l) = limits {
         plans::apply(&l, is_local);
@@ -372,33 +379,53 @@ pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)
         return Err(ENDED);
     };
     let user = cache::outer_user();
-    let row = Spi::connect(|c| {
-        let t = c.select(
-            "SELECT s.ended_at IS NULL
+    // Only the row's own values come from the table: under Citus it is a reference table
+    // (scale/citus.rs) that Citus may read on another node, where a role OID means another
+    // role, so the role checks run here, on this node's catalog.
+    let row = crate::infra::spi::registry_reads(|| {
+        spi::select_row(
+            "SELECT s.ended_at IS NULL, s.opened_by::pg_catalog.int8, s.opened_by_name::pg_catalog.text,
                     -- The opening backend still runs: a session ends with it (issue 21).
-                    AND (s.opened_backend_start IS NULL
-                         OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(s.opened_pid) a
-                                     WHERE a.backend_start OPERATOR(pg_catalog.=) s.opened_backend_start)),
-                    s.opened_by OPERATOR(pg_catalog.=) $3,
-                    pg_catalog.has_function_privilege($3,
-                        'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
-                        'EXECUTE')
+                    s.opened_backend_start IS NULL
+                    OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(s.opened_pid) a
+                                WHERE a.backend_start OPERATOR(pg_catalog.=) s.opened_backend_start)
                FROM tenancy.support_sessions s
               WHERE s.id OPERATOR(pg_catalog.=) $1 AND s.tenant OPERATOR(pg_catalog.=) $2",
-            Some(1),
-            &[sid.as_str().into(), ctx.tenant.as_str().into(), user.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let r = t.first();
-        Ok::<_, pgrx::spi::Error>(Some((
-            r.get::<bool>(1)?.unwrap_or(false),
-            r.get::<bool>(2)?.unwrap_or(false),
-            r.get::<bool>(3)?.unwrap_or(false),
-        )))
+            &[sid.as_str().into(), ctx.tenant.as_str().into()],
+            |r| {
+                Ok((
+                    r.get::<bool>(1)?.unwrap_or(false),
+                    r.get::<i64>(2)?,
+                    r.get::<String>(3)?,
+                    r.get::<bool>(4)?.unwrap_or(false),
+                ))
+            },
+        )
     })
     .unwrap_or_else(|e| errors::internal("reading support sessions", e));
+    let row = row.map(|(open, opened_by, opened_by_name, backend_alive)| {
+        let citus = catalog::citus_table("tenancy", "support_sessions");
+        // The opening backend lives on the coordinator: a worker cannot see it, so on Citus a
+        // session ends by end_support, clear_context or its expiry (docs/scale-out.md).
+        let open = open && (citus || backend_alive);
+        // Role OIDs differ from node to node of a Citus cluster, names do not (Citus creates
+        // roles on every node by name); on one node the OID is the exact answer (a renamed
+        // role stays the same role).
+        let same_role = if citus {
+            matches!((crate::infra::roles::role_name(user), opened_by_name), (Some(a), Some(b)) if a == b)
+        } else {
+            opened_by == Some(i64::from(u32::from(user)))
+        };
+        let granted = spi::select_one::<bool>(
+            "SELECT pg_catalog.has_function_privilege($1,
+                 'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
+                 'EXECUTE')",
+            &[user.into()],
+        )
+        .unwrap_or_else(|e| errors::internal("reading support sessions", e))
+            == Some(true);
+        (open, same_role, granted)
+    });
     match row {
         None | Some((false, _, _)) => Err(ENDED),
         Some((true, false, _)) => Err((
@@ -507,13 +534,15 @@ fn resolve(bytes: Vec<u8>) -> Rc<Resolved> {
     if text.len() > tenancy_core::MAX_TOKEN_BYTES {
         refusal::carrier(&Refusal::TooLong);
     }
-    Spi::connect(|c| {
-        c.select(
-            "SELECT tenancy._resolve_context($1)",
-            Some(1),
-            &[text.as_str().into()],
-        )
-        .map(|_| ())
+    crate::infra::spi::pinned(|| {
+        Spi::connect(|c| {
+            c.select(
+                "SELECT tenancy._resolve_context($1)",
+                Some(1),
+                &[text.as_str().into()],
+            )
+            .map(|_| ())
+        })
     })
     .unwrap_or_else(|e| errors::internal("verifying the tenant context", e));
     cache::verified(text.as_bytes()).unwrap_or_else(|| {

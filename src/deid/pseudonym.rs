@@ -12,7 +12,7 @@
 //!   its result, so calling the loader directly teaches the caller nothing;
 //! * every later call is a hash-map lookup and one HMAC over the value;
 //! * a change to `tenancy.pseudonym_secrets` (or any registry table) bumps the registry
-//!   generation on every backend from its next transaction (see `cache.rs`), which drops the
+//!   generation on every backend from its next transaction (see `registry::cache`), which drops the
 //!   derived keys: a rotation takes effect everywhere without a lookup per call.
 
 use std::cell::RefCell;
@@ -116,13 +116,15 @@ fn _load_pseudonym_key(domain: &str, for_pool: bool) -> bool {
 }
 
 fn load(domain: &str, for_pool: bool) {
-    Spi::connect(|c| {
-        c.select(
-            "SELECT tenancy._load_pseudonym_key($1, $2)",
-            Some(1),
-            &[domain.into(), for_pool.into()],
-        )
-        .map(|_| ())
+    crate::infra::spi::pinned(|| {
+        Spi::connect(|c| {
+            c.select(
+                "SELECT tenancy._load_pseudonym_key($1, $2)",
+                Some(1),
+                &[domain.into(), for_pool.into()],
+            )
+            .map(|_| ())
+        })
     })
     .unwrap_or_else(|e| errors::internal("loading a pseudonym key", e));
 }

@@ -3,10 +3,34 @@
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+use tenancy_core::ident;
+
 use crate::infra::args;
-use crate::infra::errors;
+use crate::infra::errors::{self, SpiOrBug};
 use crate::infra::random::strong_random;
 use crate::infra::spi;
+
+/// 22023 for a uuid spelled other than canonically (upper case, no hyphens, ...). Refused
+/// rather than rewritten: a token's tenant claim is matched to the registry as written, so a
+/// silently lowercased tenant would refuse the very tokens that name it; and a tenant id is
+/// a text key, so two spellings of one uuid would be two tenants, of which uuid tenant
+/// columns can hold only the canonical one (`current_tenant_uuid()` is NULL for the other,
+/// whose writes then fail with a bare row-level-security error).
+fn refuse_other_uuid_spelling(id: &str) {
+    if let Some(canonical) = ident::canonical_uuid(id) {
+        if canonical != id {
+            errors::bad_argument(
+                format!(
+                    "tenant id {} is a uuid not in its canonical spelling",
+                    errors::quoted(id)
+                ),
+                Some(&format!(
+                    "register it as '{canonical}' (lowercase, 8-4-4-4-12 hex digits), and have tokens carry that spelling: it is the only one uuid tenant columns match"
+                )),
+            );
+        }
+    }
+}
 
 /// 42704 unless the tenant is registered (active or not).
 pub fn require_registered(id: &str) {
@@ -32,6 +56,7 @@ fn create_tenant(
     settings: default!(Option<JsonB>, "'{}'"),
 ) -> String {
     args::tenant_id(id);
+    refuse_other_uuid_spelling(id);
     require_no_chain(id);
     if let Some(p) = plan {
         crate::registry::plans::check_plan_name(p);
@@ -65,12 +90,17 @@ fn create_tenant(
 
 fn set_status(id: &str, status: &str) {
     args::tenant_id(id);
+    // now() read first: Citus refuses a function that is not IMMUTABLE inside CASE or
+    // COALESCE in a write to its tables (the registry is one under Citus, scale/citus.rs).
+    let now =
+        crate::infra::spi::select_one::<pgrx::datum::TimestampWithTimeZone>("SELECT now()", &[])
+            .or_bug("reading the transaction's time");
     let found = crate::infra::spi::dml_returning::<String>(
         "UPDATE tenancy.tenants
             SET status = $2,
-                deactivated_at = CASE WHEN $2 = 'inactive' THEN coalesce(deactivated_at, now()) END
+                deactivated_at = CASE WHEN $2 = 'inactive' THEN coalesce(deactivated_at, $3) END
           WHERE id = $1 RETURNING id",
-        &[id.into(), status.into()],
+        &[id.into(), status.into(), now.into()],
     );
     match found {
         Ok(Some(_)) => {}
@@ -117,7 +147,7 @@ fn _random_bytes(n: i32) -> Vec<u8> {
 }
 
 /// Sends a relcache invalidation for a registry table so every backend drops its cached
-/// verifications at its next transaction (see cache.rs). Called by the registry triggers.
+/// verifications at its next transaction (see registry::cache). Called by the registry triggers.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _registry_changed(rel: pg_sys::Oid) {
     // SAFETY: registers an invalidation message for the current transaction.

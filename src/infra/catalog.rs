@@ -188,22 +188,44 @@ pub fn column(rel: &Rel, name: &str) -> Column {
     })
 }
 
-pub fn distributed(oid: pg_sys::Oid) -> bool {
-    let citus = spi::select_one::<bool>(
+/// Whether the Citus extension exists in this database (its metadata table does).
+pub fn citus_present() -> bool {
+    spi::select_one::<bool>(
         "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
         &[],
     )
-    .or_bug("looking for Citus");
-    if citus != Some(true) {
-        return false;
+    .or_bug("looking for Citus")
+        == Some(true)
+}
+
+/// Whether `schema.name` is one of Citus's tables (distributed, reference or added to its
+/// metadata), whose rows Citus may read on another node.
+pub fn citus_table(schema: &str, name: &str) -> bool {
+    citus_present()
+        && spi::select_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
+                             WHERE logicalrelid OPERATOR(pg_catalog.=)
+                                   pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::pg_catalog.text, $2::pg_catalog.text)))",
+            &[schema.into(), name.into()],
+        )
+        .or_bug("reading pg_dist_partition")
+            == Some(true)
+}
+
+/// The distribution column of a Citus hash-distributed table, by name; `None` for every other
+/// table (reference tables and local tables have none). Citus refuses to change its default
+/// or drop its NOT NULL.
+pub fn distribution_column(oid: pg_sys::Oid) -> Option<String> {
+    if !citus_present() {
+        return None;
     }
-    spi::select_one::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
-                         WHERE logicalrelid OPERATOR(pg_catalog.=) $1)",
+    spi::select_one::<String>(
+        "SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)::pg_catalog.text
+           FROM pg_catalog.pg_dist_partition p
+          WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1 AND p.partkey IS NOT NULL",
         &[oid.into()],
     )
     .or_bug("reading pg_dist_partition")
-        == Some(true)
 }
 
 /// A valid, non-partial index whose first key column is `attnum`.
@@ -278,5 +300,16 @@ pub fn has_policy(rel_oid: pg_sys::Oid, name: &str) -> bool {
         &[rel_oid.into(), name.into()],
     )
     .or_bug("reading pg_policy")
+        == Some(true)
+}
+
+pub fn has_trigger(rel_oid: pg_sys::Oid, name: &str) -> bool {
+    spi::select_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+                         WHERE tgrelid OPERATOR(pg_catalog.=) $1
+                           AND tgname OPERATOR(pg_catalog.=) $2::pg_catalog.name)",
+        &[rel_oid.into(), name.into()],
+    )
+    .or_bug("reading pg_trigger")
         == Some(true)
 }

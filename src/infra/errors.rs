@@ -43,6 +43,20 @@ pub fn no_context() -> ! {
     )
 }
 
+/// WARNING 25P01 (what PostgreSQL's own `SET LOCAL` warns with at top level): a
+/// transaction-local context set outside a transaction block lives only as long as the one
+/// statement that set it, so the statements after it run without a context. Not an error: a
+/// single statement that sets the context and uses it (a CTE, a function) is fine.
+pub fn context_outside_transaction() {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
+        "pg_tenancy: the tenant context was set outside a transaction block: it ends with this statement, and the next statement has no context".to_string(),
+        "pg_tenancy",
+    )
+    .set_hint("run BEGIN first and set the context inside the transaction (is_local => false sets it for the session, which a transaction pooler would hand to other clients)")
+    .report(PgLogLevel::WARNING);
+}
+
 /// 55000: an object that is not in the state the operation needs (e.g. purging an active tenant).
 pub fn not_in_state(message: String, hint: Option<&str>) -> ! {
     raise(

@@ -32,6 +32,59 @@ pub fn run_utility(sql: &str) {
     }
 }
 
+/// `search_path = pg_catalog, pg_temp` for as long as it lives, the way a function's SET clause
+/// does it (a GUC nesting level of its own, action SAVE, so it is allowed in parallel workers
+/// and a `SET LOCAL` made meanwhile is kept).
+///
+/// Much of what the extension reads runs with the caller's rights and search_path: the
+/// getters a policy calls, the setters, everything reached before a SECURITY DEFINER step. A
+/// role that may create objects could otherwise plant an operator or function of the exact
+/// argument types in a schema on its path, which wins over pg_catalog's when pg_catalog's needs
+/// an implicit cast, and change what the query means (e.g. learn no registry table, so that
+/// revocations never reach its backend). Every read through [`select_one`], [`select_row`] and
+/// [`pinned`] is made under this path; the SQL is also written schema-qualified.
+struct PinnedPath {
+    guc_level: i32,
+}
+
+impl PinnedPath {
+    fn enter() -> PinnedPath {
+        // SAFETY: a new GUC nesting level and one SAVE-action assignment, undone in Drop (or
+        // by the (sub)transaction abort while an ERROR unwinds).
+        let guc_level = unsafe {
+            let level = pg_sys::NewGUCNestLevel();
+            pg_sys::set_config_option(
+                c"search_path".as_ptr(),
+                c"pg_catalog, pg_temp".as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+            level
+        };
+        PinnedPath { guc_level }
+    }
+}
+
+impl Drop for PinnedPath {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            // SAFETY: pops the level enter() pushed; `true` keeps what was SET LOCAL inside it
+            // and restores the SAVE of search_path, as a function's SET clause does on return.
+            unsafe { pg_sys::AtEOXact_GUC(true, self.guc_level) };
+        }
+    }
+}
+
+/// Runs `f` (SPI reads) under `search_path = pg_catalog, pg_temp` (see [`PinnedPath`]).
+pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
+    let _path = PinnedPath::enter();
+    f()
+}
+
 /// The first row of a read-only query, handed to `read`; `None` when there is no row. Reads
 /// through `Spi::connect` (no transaction id), so it also works on a hot standby.
 pub fn select_row<T>(
@@ -39,6 +92,7 @@ pub fn select_row<T>(
     args: &[pgrx::datum::DatumWithOid],
     read: impl FnOnce(&pgrx::spi::SpiTupleTable) -> Result<T, pgrx::spi::Error>,
 ) -> Result<Option<T>, pgrx::spi::Error> {
+    let _path = PinnedPath::enter();
     Spi::connect(|c| {
         let t = c.select(sql, Some(1), args)?;
         if t.is_empty() {
@@ -135,4 +189,37 @@ pub fn set_carrier(value: &str, is_local: bool) {
             false,
         );
     }
+}
+
+/// Runs `f`, which reads the registry, with Citus allowing it inside a query on a shard.
+///
+/// Under Citus the registry is made of reference tables (scale/citus.rs), and a policy on a
+/// shard verifies the context on the worker: that read is a distributed query nested in a
+/// query on a shard, which Citus refuses unless `citus.allow_nested_distributed_execution`
+/// is on. Its worry is a shard moving away under the nested query; a reference table has a
+/// copy on every node, read locally. The setting holds for `f` alone, like a function's
+/// `SET` clause (a nested GUC level, undone by an error's rollback too).
+pub fn registry_reads<R>(f: impl FnOnce() -> R) -> R {
+    if !citus_loaded() {
+        return f();
+    }
+    // SAFETY: the same calls fmgr makes for a function's SET clause; the strings are static.
+    let level = unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"citus.allow_nested_distributed_execution".as_ptr(),
+            c"on".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+        level
+    };
+    let r = f();
+    // SAFETY: pops the level pushed above.
+    unsafe { pg_sys::AtEOXact_GUC(true, level) };
+    r
 }

@@ -106,8 +106,17 @@ fn violations(rel: &Rel, e: &Entry) -> Vec<(String, String)> {
         }
     }
     if let Some(f) = &e.feature_qual {
+        // The whole policy as protect() made it: restrictive, FOR ALL, TO PUBLIC, the same
+        // USING and the same WITH CHECK (a row written before the check was recorded expects
+        // none but the USING's).
+        let check = e.feature_check.as_deref().unwrap_or(f.as_str());
         let ok = pols.iter().any(|p| {
-            p.name == FEATURE_POLICY && !p.permissive && p.qual.as_deref() == Some(f.as_str())
+            p.name == FEATURE_POLICY
+                && !p.permissive
+                && p.cmd == "*"
+                && p.public
+                && p.qual.as_deref() == Some(f.as_str())
+                && p.check.as_deref().unwrap_or(f.as_str()) == check
         });
         if !ok {
             v.push((

@@ -39,9 +39,16 @@ fn grant_feature(
     if valid_window != Some(true) {
         errors::bad_argument("enabled_until must be later than enabled_from".into(), None);
     }
+    // now() read first: Citus refuses a function that is not IMMUTABLE inside COALESCE in a
+    // write to its tables (entitlements are one under Citus, scale/citus.rs).
+    let enabled_from = match enabled_from {
+        Some(t) => Some(t),
+        None => spi::select_one::<TimestampWithTimeZone>("SELECT now()", &[])
+            .or_bug("reading the transaction's time"),
+    };
     Spi::run_with_args(
         "INSERT INTO tenancy.entitlements (tenant, feature, enabled_from, enabled_until, config)
-         VALUES ($1, $2, coalesce($3, now()), $4, $5)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (tenant, feature) DO UPDATE
             SET enabled_from = EXCLUDED.enabled_from, enabled_until = EXCLUDED.enabled_until,
                 config = EXCLUDED.config, granted_at = now()",
@@ -76,4 +83,34 @@ fn revoke_feature(tenant: &str, feature: &str) {
             None,
         );
     }
+}
+
+/// The write side of a feature-gated table's entitlement policy (its `WITH CHECK`): true when
+/// the current tenant is entitled to `feature` now; otherwise 42501 naming the feature, where
+/// PostgreSQL's own error would name only the policy (`tenancy_feature`). Reads stay silent
+/// (the policy's `USING` is `entitled()` itself: a table outside its window is empty). Runs
+/// with the writer's rights, like `entitled()`; it names only the writer's own tenant.
+#[pg_extern(stable, parallel_safe)]
+fn _entitled_to_write(feature: &str) -> bool {
+    let (entitled, tenant) = crate::infra::spi::select_row(
+        "SELECT tenancy.entitled($1), tenancy.current_tenant()",
+        &[feature.into()],
+        |r| Ok((r.get::<bool>(1)?, r.get::<String>(2)?)),
+    )
+    .or_bug("checking an entitlement")
+    .unwrap_or_default();
+    if entitled == Some(true) {
+        return true;
+    }
+    let who = tenant.map_or_else(
+        || "without a tenant context no tenant is".to_string(),
+        |t| format!("tenant {} is not", errors::quoted(&t)),
+    );
+    errors::forbidden(
+        format!(
+            "row-level security refuses the write: {who} entitled to feature {} now, and this table belongs to that feature",
+            errors::quoted(feature)
+        ),
+        Some("an admin grants it with tenancy.grant_feature(tenant, feature); tenancy.entitled(feature) says whether the current tenant has it"),
+    )
 }

@@ -125,6 +125,20 @@ pub fn feature_gate(feature: &str, placement: Placement) -> String {
     }
 }
 
+/// The `WITH CHECK` side of the entitlement gate: the same test, but a write outside the
+/// window fails with an error that names the feature (`tenancy._entitled_to_write`) instead of
+/// PostgreSQL's, which names only the policy. Once per statement on a single node, as above.
+pub fn feature_write_gate(feature: &str, placement: Placement) -> String {
+    let call = format!(
+        "tenancy._entitled_to_write('{}')",
+        feature.replace('\'', "''")
+    );
+    match placement {
+        Placement::SingleNode => format!("(SELECT {call})"),
+        Placement::Distributed => call,
+    }
+}
+
 /// Column default that stamps the context's tenant on rows inserted without one.
 pub fn column_default(getter: Getter, col_type: &str, type_oid: pg_sys::Oid) -> String {
     let call = getter.call();
@@ -212,6 +226,14 @@ mod unit {
         assert_eq!(
             feature_gate("o'x", Placement::Distributed),
             "tenancy.entitled('o''x')"
+        );
+        assert_eq!(
+            feature_write_gate("payroll", Placement::SingleNode),
+            "(SELECT tenancy._entitled_to_write('payroll'))"
+        );
+        assert_eq!(
+            feature_write_gate("o'x", Placement::Distributed),
+            "tenancy._entitled_to_write('o''x')"
         );
     }
 

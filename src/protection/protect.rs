@@ -19,9 +19,23 @@ use crate::protection::policy::{self, Getter, Placement};
 use crate::registry::protected_tables::{entry, Protection};
 
 fn policy_qual(rel_oid: pg_sys::Oid, name: &str) -> Option<String> {
+    policy_expr(rel_oid, name, "polqual")
+}
+
+/// A policy's USING (`polqual`) or WITH CHECK (`polwithcheck`) as PostgreSQL deparses it:
+/// what the DDL guard compares the policy with later.
+fn policy_expr(rel_oid: pg_sys::Oid, name: &str, column: &str) -> Option<String> {
+    let expr = if column == "polwithcheck" {
+        "pg_catalog.pg_get_expr(polwithcheck, polrelid)"
+    } else {
+        "pg_catalog.pg_get_expr(polqual, polrelid)"
+    };
     spi::select_one::<String>(
-        "SELECT pg_catalog.pg_get_expr(polqual, polrelid) FROM pg_catalog.pg_policy
-              WHERE polrelid = $1 AND polname = $2::pg_catalog.name",
+        &format!(
+            "SELECT {expr} FROM pg_catalog.pg_policy
+              WHERE polrelid OPERATOR(pg_catalog.=) $1
+                AND polname OPERATOR(pg_catalog.=) $2::pg_catalog.name"
+        ),
         &[rel_oid.into(), name.into()],
     )
     .or_bug("reading pg_policy")
@@ -62,7 +76,10 @@ pub fn protect_tree(root_oid: pg_sys::Oid, p: &Protection) -> i32 {
     let _own = OwnDdl::enter();
     let root = catalog::relation(root_oid);
     validate(&root, p);
-    let placement = if catalog::distributed(root.oid) {
+    // In a Citus database every table gets the form Citus accepts, local ones too: a table
+    // protected first and distributed later (create_distributed_table refuses sub-selects in
+    // policies, and triggers) then needs no second protect() (docs/scale-out.md).
+    let placement = if catalog::citus_present() {
         Placement::Distributed
     } else {
         Placement::SingleNode
@@ -169,68 +186,95 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
         }
     }
 
-    let mut sql = format!(
-        "ALTER TABLE {table} ALTER COLUMN {qcol} SET NOT NULL, ALTER COLUMN {qcol} SET DEFAULT {default};
-         ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;"
-    );
+    // Citus refuses to change the default of a distribution column: a table distributed
+    // before protect() keeps its own (inserts name the tenant; the policy checks it). One
+    // protected before create_distributed_table() keeps the default protect() set.
+    let distribution_column = catalog::distribution_column(rel.oid);
+    let set_default = if distribution_column.as_deref() == Some(p.tenant_column.as_str()) {
+        String::new()
+    } else {
+        format!(", ALTER COLUMN {qcol} SET DEFAULT {default}")
+    };
+    // One statement per entry: Citus sends a DDL statement's text to the shards, and a text
+    // holding several statements is refused there.
+    let mut sql = vec![
+        format!("ALTER TABLE {table} ALTER COLUMN {qcol} SET NOT NULL{set_default}"),
+        format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"),
+    ];
     // Re-created on every call so that protect() converges to the same policies.
-    sql.push_str(&drop_our_policies(rel));
-    sql.push_str(&format!(
-        "CREATE POLICY {} ON {table} AS PERMISSIVE FOR ALL TO PUBLIC USING ({predicate}) WITH CHECK ({predicate});",
+    sql.extend(drop_our_policies(rel));
+    sql.push(format!(
+        "CREATE POLICY {} ON {table} AS PERMISSIVE FOR ALL TO PUBLIC USING ({predicate}) WITH CHECK ({predicate})",
         quote_identifier(ISOLATION_POLICY)
     ));
     if let Some(s) = &shared {
         // Reading only: UPDATE and DELETE still need the isolation policy's USING, so another
         // tenant's shared rows can be read but never changed.
-        sql.push_str(&format!(
-            "CREATE POLICY {} ON {table} AS PERMISSIVE FOR SELECT TO PUBLIC USING ({s});",
+        sql.push(format!(
+            "CREATE POLICY {} ON {table} AS PERMISSIVE FOR SELECT TO PUBLIC USING ({s})",
             quote_identifier(SHARED_POLICY)
         ));
     }
     if let Some(f) = &p.feature {
         let gate = policy::feature_gate(f, placement);
-        sql.push_str(&format!(
-            "CREATE POLICY {} ON {table} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({gate}) WITH CHECK ({gate});",
+        let write_gate = policy::feature_write_gate(f, placement);
+        sql.push(format!(
+            "CREATE POLICY {} ON {table} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({gate}) WITH CHECK ({write_gate})",
             quote_identifier(FEATURE_POLICY)
         ));
     }
     // One call per statement (the WHEN clause: a cached lookup, no PL/pgSQL frame), false
     // outside a support context; writes made under one are recorded in the tenant's audit chain (sql/audit.sql). Citus refuses triggers on
-    // distributed tables (unless citus.enable_unsafe_triggers), so they go without.
+    // distributed tables (unless citus.enable_unsafe_triggers, which would run it on every
+    // shard, on the workers' own audit chains), so in a Citus database tables go without,
+    // and one protected before Citus came loses it here (docs/scale-out.md).
     if placement == Placement::SingleNode {
-        sql.push_str(&format!(
+        sql.push(format!(
             "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {table}
                FOR EACH STATEMENT WHEN (tenancy._support_active())
-               EXECUTE FUNCTION tenancy._support_write_trigger();",
+               EXECUTE FUNCTION tenancy._support_write_trigger()",
+            quote_identifier(SUPPORT_TRIGGER)
+        ));
+    } else if catalog::has_trigger(rel.oid, SUPPORT_TRIGGER) {
+        sql.push(format!(
+            "DROP TRIGGER {} ON {table}",
             quote_identifier(SUPPORT_TRIGGER)
         ));
     }
-    Spi::run(&sql).or_bug("applying row level security");
+    run_each(&sql, "applying row level security");
 
     let isolation_qual = policy_qual(rel.oid, ISOLATION_POLICY).unwrap_or_default();
     let feature_qual = p
         .feature
         .as_ref()
         .and_then(|_| policy_qual(rel.oid, FEATURE_POLICY));
+    let feature_check = p
+        .feature
+        .as_ref()
+        .and_then(|_| policy_expr(rel.oid, FEATURE_POLICY, "polwithcheck"));
     let set_not_null = set_not_null || previous.as_ref().is_some_and(|e| e.set_not_null);
     // The registry is written as the extension's owner: nobody else may write it (an entry
     // makes export/purge and the quota code act on the table with the owner's rights), and
     // reaching this point proves the caller owns the table (its ALTER TABLEs succeeded).
-    let caller = crate::infra::roles::current_user_name();
+    // protected_by names the role acting, as the audit row does: on arrival in an enrolled
+    // schema this runs inside the SECURITY DEFINER event trigger, whose current user is the
+    // extension's owner, not the role that created the table.
+    let caller = crate::infra::roles::acting_role();
     let _owner = crate::infra::owner::AsExtensionOwner::enter();
     Spi::run_with_args(
         "INSERT INTO tenancy.protected_tables AS p
                 (tbl, tenant_column, column_type, policy_name, index_name, set_not_null,
-                 shared_column, shared_index_name, feature, isolation_qual, feature_qual, guard_state,
-                 protected_by)
-         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, '{}',
-                 $12::pg_catalog.name)
+                 shared_column, shared_index_name, feature, isolation_qual, feature_qual, feature_check,
+                 guard_state, protected_by)
+         VALUES ($1::pg_catalog.oid::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13,
+                 '{}', $12::pg_catalog.name)
          ON CONFLICT (tbl) DO UPDATE
             SET tenant_column = EXCLUDED.tenant_column, column_type = EXCLUDED.column_type,
                 policy_name = EXCLUDED.policy_name, index_name = EXCLUDED.index_name,
                 set_not_null = EXCLUDED.set_not_null, shared_column = EXCLUDED.shared_column,
                 shared_index_name = EXCLUDED.shared_index_name, feature = EXCLUDED.feature,
                 isolation_qual = EXCLUDED.isolation_qual, feature_qual = EXCLUDED.feature_qual,
+                feature_check = EXCLUDED.feature_check,
                 guard_state = '{}',
                 protected_at = pg_catalog.now(), protected_by = EXCLUDED.protected_by",
         &[
@@ -246,6 +290,7 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
             isolation_qual.into(),
             feature_qual.into(),
             caller.into(),
+            feature_check.into(),
         ],
     )
     .or_bug("recording the protected table");
@@ -253,18 +298,24 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
 
 /// DROP POLICY statements for the policies protect() creates that exist on `rel` (dropped only
 /// when present, so the calls print no notices).
-fn drop_our_policies(rel: &Rel) -> String {
+fn drop_our_policies(rel: &Rel) -> Vec<String> {
     [ISOLATION_POLICY, SHARED_POLICY, FEATURE_POLICY]
         .into_iter()
         .filter(|name| catalog::has_policy(rel.oid, name))
         .map(|name| {
             format!(
-                "DROP POLICY {} ON {};",
+                "DROP POLICY {} ON {}",
                 quote_identifier(name),
                 rel.qualified()
             )
         })
         .collect()
+}
+
+fn run_each(statements: &[String], what: &str) {
+    for s in statements {
+        Spi::run(s).or_bug(what);
+    }
 }
 
 /// Tenant column first, then the primary key, so a lookup by key within the tenant is one
@@ -317,11 +368,15 @@ fn _unprotect(tbl: pg_sys::Oid) {
         let table = rel.qualified();
         let qcol = quote_identifier(&e.protection.tenant_column);
         let mut sql = drop_our_policies(&rel);
-        sql.push_str(&format!(
-            "ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;
-             DROP TRIGGER IF EXISTS {} ON {table};",
-            quote_identifier(SUPPORT_TRIGGER)
+        sql.push(format!(
+            "ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY"
         ));
+        if catalog::has_trigger(rel.oid, SUPPORT_TRIGGER) {
+            sql.push(format!(
+                "DROP TRIGGER {} ON {table}",
+                quote_identifier(SUPPORT_TRIGGER)
+            ));
+        }
         // Only a default that protect() set is ours to remove.
         let ours = spi::select_one::<bool>(
             "SELECT coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid) LIKE 'tenancy.current_tenant%', false)
@@ -331,28 +386,32 @@ fn _unprotect(tbl: pg_sys::Oid) {
             &[rel.oid.into(), e.protection.tenant_column.as_str().into()],
         )
         .or_bug("reading the column default");
-        if ours == Some(true) {
-            sql.push_str(&format!(
-                "ALTER TABLE {table} ALTER COLUMN {qcol} DROP DEFAULT;"
+        // Citus refuses both on a distribution column (which can hold no NULL anyway).
+        let distribution = catalog::distribution_column(rel.oid).as_deref()
+            == Some(e.protection.tenant_column.as_str());
+        if ours == Some(true) && !distribution {
+            sql.push(format!(
+                "ALTER TABLE {table} ALTER COLUMN {qcol} DROP DEFAULT"
             ));
         }
         // Not when a primary key now holds the column (scope_unique on the primary key):
         // PostgreSQL refuses it, and the key needs it.
         if e.set_not_null
+            && !distribution
             && !catalog::primary_key_columns(&rel).contains(&e.protection.tenant_column)
         {
-            sql.push_str(&format!(
-                "ALTER TABLE {table} ALTER COLUMN {qcol} DROP NOT NULL;"
+            sql.push(format!(
+                "ALTER TABLE {table} ALTER COLUMN {qcol} DROP NOT NULL"
             ));
         }
         for idx in [e.index_name, e.shared_index_name].into_iter().flatten() {
-            sql.push_str(&format!(
-                "DROP INDEX IF EXISTS {}.{};",
+            sql.push(format!(
+                "DROP INDEX IF EXISTS {}.{}",
                 quote_identifier(&rel.schema),
                 quote_identifier(&idx)
             ));
         }
-        Spi::run(&sql).or_bug("removing row level security");
+        run_each(&sql, "removing row level security");
         // As the extension's owner, like protect()'s registry write (the caller owns the table).
         crate::infra::owner::as_extension_owner(|| {
             Spi::run_with_args(

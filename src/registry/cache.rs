@@ -219,8 +219,37 @@ pub fn set_registry_oids(oids: &[pg_sys::Oid]) {
 }
 
 #[pg_guard]
-pub unsafe extern "C-unwind" fn context_assigned(_newval: *const c_char, _extra: *mut c_void) {
+pub unsafe extern "C-unwind" fn context_assigned(newval: *const c_char, _extra: *mut c_void) {
     CARRIER_EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
+    if let Some(listener) = CARRIER_LISTENER.with(Cell::get) {
+        let carrier = if newval.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: a non-NULL GUC string value is NUL-terminated.
+            unsafe { core::ffi::CStr::from_ptr(newval) }.to_bytes()
+        };
+        listener(carrier);
+    }
+}
+
+/// Gets the new carrier (empty: no context).
+pub type CarrierListener = fn(&[u8]);
+
+thread_local! {
+    /// Told of every change of the carrier as it happens, before any statement can run under
+    /// the new one: `scale::routing` invalidates the plans it made for the old tenant here.
+    /// It runs inside the GUC assign hook (also at transaction end), so it must not raise.
+    static CARRIER_LISTENER: Cell<Option<CarrierListener>> = const { Cell::new(None) };
+}
+
+/// Registers the one listener of carrier changes (from `_PG_init`); it gets the new carrier.
+pub fn on_carrier_change(listener: CarrierListener) {
+    CARRIER_LISTENER.with(|l| l.set(Some(listener)));
+}
+
+/// Counts changes of the carrier (`SET`, `SET LOCAL`, `RESET`, transaction end).
+pub fn carrier_epoch() -> u64 {
+    CARRIER_EPOCH.with(Cell::get)
 }
 
 /// What the present carrier resolves to, if it was resolved since it last changed and the
@@ -253,7 +282,9 @@ pub fn set_current(value: Option<Rc<Resolved>>) {
 pub fn verified(carrier: &[u8]) -> Option<Rc<Resolved>> {
     let generation = generation();
     VERIFIED.with(|v| {
-        v.borrow()
+        // try_borrow: also called from the carrier's assign hook, which must not panic.
+        v.try_borrow()
+            .ok()?
             .get(carrier)
             .filter(|(g, _)| *g == generation)
             .map(|(_, r)| r.clone())

@@ -1,5 +1,5 @@
 //! Reads of the registry tables (tenants, signing keys, API keys, the carrier key), cached per
-//! backend until the registry changes (see `cache.rs`).
+//! backend until the registry changes (see `registry::cache`).
 //!
 //! The tables are readable by the extension's owner only. A cache miss therefore goes through
 //! `tenancy._registry_load()`, a SECURITY DEFINER function that fills this backend's cache and
@@ -33,7 +33,7 @@ pub enum TenantStatus {
 }
 
 /// A tenant as this backend caches it: its status and, when its plan or settings set any,
-/// its effective limits (`limits.rs`).
+/// its effective limits (`registry::plans`).
 #[derive(Clone)]
 pub struct TenantEntry {
     pub status: TenantStatus,
@@ -69,20 +69,33 @@ thread_local! {
     static LOADED: RefCell<Loaded> = RefCell::new(Loaded::default());
 }
 
+/// The registry tables whose changes every backend must see from its next transaction.
+const REGISTRY_TABLES: [&str; 7] = [
+    "tenants",
+    "signing_keys",
+    "api_keys",
+    "carrier_key",
+    "pseudonym_secrets",
+    "plans",
+    "support_sessions",
+];
+
 /// Drops what an older generation loaded, and learns the registry OIDs first so that no change
 /// made after this point can go unnoticed.
 fn fresh<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
     if !cache::registry_oids_known() {
-        let oids = Spi::connect(|c| {
-            c.select(
-                "SELECT c.oid::pg_catalog.int8 FROM pg_catalog.pg_class c
-                  WHERE c.relnamespace = 'tenancy'::pg_catalog.regnamespace
-                    AND c.relname OPERATOR(pg_catalog.=) ANY ('{tenants,signing_keys,api_keys,carrier_key,pseudonym_secrets,plans,support_sessions}'::pg_catalog.text[])",
-                None,
-                &[],
-            )?
-            .map(|row| row.get::<i64>(1))
-            .collect::<Result<Vec<_>, _>>()
+        let oids = crate::infra::spi::pinned(|| {
+            Spi::connect(|c| {
+                c.select(
+                    "SELECT c.oid::pg_catalog.int8 FROM pg_catalog.pg_class c
+                  WHERE c.relnamespace OPERATOR(pg_catalog.=) 'tenancy'::pg_catalog.regnamespace
+                    AND c.relname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($1)",
+                    None,
+                    &[REGISTRY_TABLES.to_vec().into()],
+                )?
+                .map(|row| row.get::<i64>(1))
+                .collect::<Result<Vec<_>, _>>()
+            })
         })
         .or_bug("reading the registry's tables");
         let oids: Vec<pg_sys::Oid> = oids
@@ -91,8 +104,11 @@ fn fresh<R>(f: impl FnOnce(&mut Loaded) -> R) -> R {
             .map(|o| pg_sys::Oid::from(o as u32))
             .collect();
         // Learn the OIDs under the generation they were read in; a change racing with this
-        // bumps the generation and forgets them again.
-        cache::set_registry_oids(&oids);
+        // bumps the generation and forgets them again. Fewer than expected is never trusted:
+        // an unknown list makes every relation's invalidation count as a registry change.
+        if oids.len() == REGISTRY_TABLES.len() {
+            cache::set_registry_oids(&oids);
+        }
     }
     let generation = cache::generation();
     LOADED.with(|l| {
@@ -121,7 +137,7 @@ fn load_carrier_key() {
 }
 
 fn load_signing_keys() {
-    let rows = Spi::connect(|c| {
+    let rows = crate::infra::spi::pinned(|| Spi::connect(|c| {
         c.select(
             "SELECT kid, alg, secret FROM tenancy.signing_keys WHERE retired_at IS NULL ORDER BY kid",
             None,
@@ -129,7 +145,7 @@ fn load_signing_keys() {
         )?
         .map(|row| Ok((row.get::<String>(1)?, row.get::<String>(2)?, row.get::<Vec<u8>>(3)?)))
         .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-    })
+    }))
     .or_bug("reading signing keys");
     let keys: Vec<SigningKey> = rows
         .into_iter()
@@ -203,27 +219,29 @@ fn load_tenant_min_n(id: &str) {
 }
 
 fn load_api_key(key_id: &str) {
-    let row = Spi::connect(|c| {
-        let table = c.select(
-            "SELECT tenant, label, roles, secret_hash,
+    let row = crate::infra::spi::pinned(|| {
+        Spi::connect(|c| {
+            let table = c.select(
+                "SELECT tenant, label, roles, secret_hash,
                     pg_catalog.floor(pg_catalog.date_part('epoch', expires_at))::pg_catalog.int8,
                     revoked_at IS NOT NULL
                FROM tenancy.api_keys WHERE key_id = $1",
-            Some(1),
-            &[key_id.into()],
-        )?;
-        if table.is_empty() {
-            return Ok(None);
-        }
-        let row = table.first();
-        Ok::<_, pgrx::spi::Error>(Some(ApiKeyRow {
-            tenant: row.get::<String>(1)?.unwrap_or_default(),
-            label: row.get::<String>(2)?.unwrap_or_default(),
-            roles: row.get::<Vec<String>>(3)?.unwrap_or_default(),
-            secret_hash: row.get::<Vec<u8>>(4)?.unwrap_or_default(),
-            expires_at: row.get::<i64>(5)?,
-            revoked: row.get::<bool>(6)?.unwrap_or(true),
-        }))
+                Some(1),
+                &[key_id.into()],
+            )?;
+            if table.is_empty() {
+                return Ok(None);
+            }
+            let row = table.first();
+            Ok::<_, pgrx::spi::Error>(Some(ApiKeyRow {
+                tenant: row.get::<String>(1)?.unwrap_or_default(),
+                label: row.get::<String>(2)?.unwrap_or_default(),
+                roles: row.get::<Vec<String>>(3)?.unwrap_or_default(),
+                secret_hash: row.get::<Vec<u8>>(4)?.unwrap_or_default(),
+                expires_at: row.get::<i64>(5)?,
+                revoked: row.get::<bool>(6)?.unwrap_or(true),
+            }))
+        })
     })
     .or_bug("reading API keys");
     fresh(|l| {
@@ -268,13 +286,17 @@ fn _registry_load(kind: &str, key: default!(Option<&str>, "NULL")) {
 }
 
 fn via_loader(kind: &str, key: Option<&str>) {
-    Spi::connect(|c| {
-        c.select(
-            "SELECT tenancy._registry_load($1, $2)",
-            Some(1),
-            &[kind.into(), key.into()],
-        )
-        .map(|_| ())
+    spi::registry_reads(|| {
+        spi::pinned(|| {
+            Spi::connect(|c| {
+                c.select(
+                    "SELECT tenancy._registry_load($1, $2)",
+                    Some(1),
+                    &[kind.into(), key.into()],
+                )
+                .map(|_| ())
+            })
+        })
     })
     .or_bug("loading the registry");
 }
@@ -329,10 +351,12 @@ pub fn pseudonym_secret() -> Option<Rc<Vec<u8>>> {
     if let Some(s) = fresh(|l| l.pseudonym_secret.clone()) {
         return s;
     }
-    let secret = spi::select_one::<Vec<u8>>(
-        "SELECT secret FROM tenancy.pseudonym_secrets ORDER BY created_at DESC, id DESC",
-        &[],
-    )
+    let secret = spi::registry_reads(|| {
+        spi::select_one::<Vec<u8>>(
+            "SELECT secret FROM tenancy.pseudonym_secrets ORDER BY created_at DESC, id DESC",
+            &[],
+        )
+    })
     .or_bug("reading the pseudonym secret")
     .map(Rc::new);
     fresh(|l| l.pseudonym_secret = Some(secret.clone()));

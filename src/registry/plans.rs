@@ -2,10 +2,10 @@
 //! plan (`tenancy.plans`) and its own `settings`, applied when a context is set.
 //!
 //! The effective limits are computed once, when the tenant's registry row is loaded into this
-//! backend's cache (`registry.rs`), so setting a context costs a hash lookup more than before
+//! backend's cache (`registry::lookup`), so setting a context costs a hash lookup more than before
 //! and nothing at all for a tenant without limits. A change to `tenancy.plans` or
 //! `tenancy.tenants` invalidates every backend's cache from its next transaction (see
-//! `cache.rs`), like a deactivation.
+//! `registry::cache`), like a deactivation.
 //!
 //! Applying goes straight to `set_config_option()` with the arguments `SET [LOCAL]` itself
 //! uses (`PGC_S_SESSION`, `GUC_ACTION_LOCAL` or `GUC_ACTION_SET`, SUSET context for superusers,

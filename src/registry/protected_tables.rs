@@ -24,6 +24,8 @@ pub struct Entry {
     pub set_not_null: bool,
     pub isolation_qual: String,
     pub feature_qual: Option<String>,
+    /// The entitlement policy's WITH CHECK as deparsed (None: not recorded, an older row).
+    pub feature_check: Option<String>,
     /// Violation codes after the last DDL command; None = unknown (a restored row).
     pub guard_state: Option<Vec<String>>,
 }
@@ -32,7 +34,8 @@ pub fn entry(oid: pg_sys::Oid) -> Option<Entry> {
     Spi::connect(|c| {
         let t = c.select(
             "SELECT tenant_column::text, shared_column::text, feature, column_type, index_name::text,
-                    shared_index_name::text, set_not_null, isolation_qual, feature_qual, guard_state
+                    shared_index_name::text, set_not_null, isolation_qual, feature_qual, guard_state,
+                    feature_check
                FROM tenancy.protected_tables WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass",
             Some(1),
             &[oid.into()],
@@ -54,6 +57,7 @@ pub fn entry(oid: pg_sys::Oid) -> Option<Entry> {
             isolation_qual: r.get::<String>(8)?.unwrap_or_default(),
             feature_qual: r.get::<String>(9)?,
             guard_state: r.get::<Vec<String>>(10)?,
+            feature_check: r.get::<String>(11)?,
         }))
     })
     .or_bug("reading tenancy.protected_tables")

@@ -2,13 +2,13 @@
 //! the attack of a reader (an app role reading a benchmark view, an admin running the pooled
 //! aggregates) through SQL: rebuilding a suppressed sum from the average and the count,
 //! differencing two groupings of the same rows, and reading one person's value through an
-//! extreme percentile. Same rules as tests.rs: rolled back, parallel, names prefixed per test.
+//! extreme percentile. Same rules as `tests/mod.rs`: rolled back, parallel, names prefixed per test.
 
 #[pgrx::pg_schema]
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::tests::fixture::{assert_fails, install_try_sql, one, run};
+    use crate::tests::fixture::{assert_fails, one, pay_table, roles, run, Tier};
 
     fn text(sql: &str) -> Option<String> {
         one::<String>(sql)
@@ -24,12 +24,9 @@ mod tests {
     /// tenant 1's three earn a thousand times more (pay dominated by magnitude, bonus even);
     /// in 'ops' pay is even and tenant 1 takes every bonus (bonus dominated).
     fn setup(p: &str) {
-        install_try_sql();
+        roles(p, &[("app", Tier::App), ("admin", Tier::Admin)]);
         run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             CREATE ROLE {p}_admin NOLOGIN; SELECT tenancy.grant_admin('{p}_admin');
-             GRANT USAGE ON SCHEMA tests TO {p}_app, {p}_admin;
-             GRANT CREATE ON SCHEMA tests TO {p}_admin;
+            "GRANT CREATE ON SCHEMA tests TO {p}_admin;
              CREATE TABLE tests.{p}_pay (tenant_id text NOT NULL, person int, role text,
                                          pay numeric, bonus numeric);
              SELECT tenancy.protect('tests.{p}_pay');
@@ -178,10 +175,12 @@ mod tests {
     #[pg_test]
     fn attack_guard_extreme_percentiles() {
         setup("agxp");
-        run("CREATE TABLE tests.agxp_t (person int, pay numeric);
-             INSERT INTO tests.agxp_t SELECT p, 1000 + p FROM generate_series(1, 20) p;
-             GRANT SELECT ON tests.agxp_t TO agxp_app;
-             SET LOCAL ROLE agxp_app");
+        pay_table(
+            "agxp",
+            "int",
+            "SELECT p, 1000 + p FROM generate_series(1, 20) p",
+        );
+        run("SET LOCAL ROLE agxp_app");
         for f in ["0", "1", "0.01", "0.99", "0.9", "0.1"] {
             assert_eq!(
                 text(&format!(
@@ -283,10 +282,12 @@ mod tests {
     #[pg_test]
     fn attack_guard_plain_forms_agree() {
         setup("agpl");
-        run("CREATE TABLE tests.agpl_t (person int, pay numeric);
-             INSERT INTO tests.agpl_t VALUES (1, 10), (2, 20), (3, 30), (4, 40), (5, NULL);
-             GRANT SELECT ON tests.agpl_t TO agpl_app;
-             SET LOCAL ROLE agpl_app");
+        pay_table(
+            "agpl",
+            "int",
+            "VALUES (1, 10), (2, 20), (3, 30), (4, 40), (5, NULL)",
+        );
+        run("SET LOCAL ROLE agpl_app");
         yes("SELECT tenancy.guarded_count(person) = 5
                 AND tenancy.guarded_sum(pay, person) IS NULL
                 AND tenancy.guarded_avg(pay, person) IS NULL

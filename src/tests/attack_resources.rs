@@ -1,26 +1,27 @@
 //! Attack class 7 of issue 13: resources a low-privileged caller can exhaust. Every function
 //! PUBLIC or the app tier can reach takes bounded input, fills only bounded caches, and quotes
 //! at most a short prefix of what it was given; admin-set data that every backend caches is
-//! bounded when written; a guarded aggregate group is bounded. Same rules as tests.rs.
+//! bounded when written; a guarded aggregate group is bounded. Same rules as `tests/mod.rs`.
 
 #[pgrx::pg_schema]
 mod tests {
     use pgrx::prelude::*;
 
-    use crate::tests::fixture::{assert_fails, failure, install_try_sql, one, run};
+    use crate::tests::fixture::{assert_fails, failure, one, pay_table, roles, run, Tier};
 
     /// The longest error a test accepts: the extension quotes at most 64 characters of input.
     const SHORT: usize = 300;
 
-    fn roles(p: &str) {
-        install_try_sql();
-        run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             CREATE ROLE {p}_job NOLOGIN; SELECT tenancy.grant_trusted('{p}_job');
-             CREATE ROLE {p}_admin NOLOGIN; SELECT tenancy.grant_admin('{p}_admin');
-             CREATE ROLE {p}_nobody NOLOGIN;
-             GRANT USAGE ON SCHEMA tests TO {p}_app, {p}_job, {p}_admin, {p}_nobody;"
-        ));
+    fn every_tier(p: &str) {
+        roles(
+            p,
+            &[
+                ("app", Tier::App),
+                ("job", Tier::Trusted),
+                ("admin", Tier::Admin),
+                ("nobody", Tier::None),
+            ],
+        );
     }
 
     /// Runs `sql` as `role`; if it fails, the SQLSTATE must be one of `states` and the message
@@ -49,7 +50,7 @@ mod tests {
     /// input, bounded caches and short errors, and tried in `attack_resources_oversized_inputs`.
     #[pg_test]
     fn attack_resources_inventory() {
-        roles("arin");
+        every_tier("arin");
         let list = |role: &str| {
             one::<String>(&format!(
                 "SELECT string_agg(DISTINCT p.proname, ',' ORDER BY p.proname)
@@ -61,7 +62,7 @@ mod tests {
         };
         assert_eq!(
             list("arin_nobody"),
-            "_audit_purging,_castable,_k_anonymity,_k_anonymity_report,_owner_step_leave,\
+            "_audit_purging,_castable,_entitled_to_write,_k_anonymity,_k_anonymity_report,_owner_step_leave,\
              _registry_load,_resolve_context,_support_active,_support_write_trigger,age_band,band,band_label,clear_context,context,\
              current_actor,current_tenant,current_tenant_int8,current_tenant_uuid,entitled,\
              generalize_date,has_role,k_anonymity,k_anonymity_report,top_code"
@@ -86,7 +87,7 @@ mod tests {
     /// server log, and the registry loader cached any string it was given.
     #[pg_test]
     fn attack_resources_oversized_inputs() {
-        roles("arov");
+        every_tier("arov");
         let big = "repeat('x', 1000000)";
         let errs = [
             "22023", "28000", "42501", "54000", "55000", "42704", "0A000",
@@ -177,7 +178,7 @@ mod tests {
     /// bounded in number (10,000 per kind) and in size (128 characters).
     #[pg_test]
     fn attack_resources_registry_cache_bounded() {
-        roles("arrc");
+        every_tier("arrc");
         run("SET LOCAL ROLE arrc_nobody");
         for (kind, key) in [
             ("tenant", "repeat('a', 129)"),
@@ -201,7 +202,7 @@ mod tests {
     /// written: tenant settings, plan limits, signing secrets and the number of live keys.
     #[pg_test]
     fn attack_resources_admin_writes_bounded() {
-        roles("araw");
+        every_tier("araw");
         run("SET LOCAL ROLE araw_admin");
         let big_json = "jsonb_build_object('note', repeat('x', 70000))";
         assert_fails(
@@ -243,14 +244,16 @@ mod tests {
     /// every row) and its contributors across tenants.
     #[pg_test]
     fn attack_resources_guard_group_bounded() {
-        roles("argg");
-        run("CREATE TABLE tests.argg_t (person int, pay numeric);
-             INSERT INTO tests.argg_t SELECT p, p FROM generate_series(1, 1500) p;
-             GRANT SELECT ON tests.argg_t TO argg_app;
-             SET LOCAL tenancy.guard_group_limit = 1000;
+        every_tier("argg");
+        pay_table("argg", "int", "SELECT p, p FROM generate_series(1, 1500) p");
+        run("SET LOCAL tenancy.guard_group_limit = 1000;
              SET LOCAL max_parallel_workers_per_gather = 0;
              SET LOCAL ROLE argg_app");
-        assert_fails("SET tenancy.guard_group_limit = 100000000", "42501", "");
+        assert_fails(
+            "SET tenancy.guard_group_limit = 100000000",
+            "42501",
+            "permission denied to set parameter \"tenancy.guard_group_limit\"",
+        );
         for sql in [
             "SELECT tenancy.guarded_percentile(pay, 0.5, person) FROM tests.argg_t",
             "SELECT tenancy.guarded_count(person, person::text) FROM tests.argg_t",

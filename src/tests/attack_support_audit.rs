@@ -1,7 +1,7 @@
 //! Attack tests for issue 13, classes 5 (support and audit state that can be desynchronised),
 //! 8 (locks a tenant can hold against the operator: the two-session part is
-//! `scripts/operator-lock-test.sh`) and 10 (look-alike names). Each test attacks as the tier
-//! named in its comment, through SQL. Conventions as in `tests.rs`: unique names per test
+//! `tests/system/operator-lock.sh`) and 10 (look-alike names). Each test attacks as the tier
+//! named in its comment, through SQL. Conventions as in `tests/mod.rs`: unique names per test
 //! (prefix `atk5`/`atk8`/`atk10`), a plain role before asserting anything RLS decides,
 //! SQLSTATEs through `pg_temp.try_sql()`.
 
@@ -13,38 +13,35 @@ mod tests {
 
     use crate::tests::fixture::*;
 
-    const SECRET_HEX: &str = "7365637265742d7365637265742d7365637265742d7365637265742d31323334";
-
     /// Tenants `{p}_a`, `{p}_b`; roles `{p}_app` (app), `{p}_sup` and `{p}_sup2` (support),
-    /// `{p}_admin`; a signing key `{p}_k`; a protected table `tests.{p}_docs` with one row
-    /// per tenant.
+    /// `{p}_admin`; a signing key `{p}_k`; a protected table `tests.{p}_docs` with two rows of
+    /// a and one of b.
     fn fixture(p: &str) {
-        install_try_sql();
-        run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             CREATE ROLE {p}_admin NOLOGIN; SELECT tenancy.grant_admin('{p}_admin');
-             CREATE ROLE {p}_sup NOLOGIN; SELECT tenancy.grant_support('{p}_sup');
-             CREATE ROLE {p}_sup2 NOLOGIN; SELECT tenancy.grant_support('{p}_sup2');
-             GRANT USAGE ON SCHEMA tests TO {p}_app, {p}_admin, {p}_sup, {p}_sup2;
-             SELECT tenancy.create_tenant('{p}_a'), tenancy.create_tenant('{p}_b');
-             SELECT tenancy.add_signing_key('{p}_k', '\\x{SECRET_HEX}');
-             CREATE TABLE tests.{p}_docs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                                          tenant_id text, body text);
-             SELECT tenancy.protect('tests.{p}_docs');
-             INSERT INTO tests.{p}_docs (tenant_id, body)
-                  VALUES ('{p}_a', 'a1'), ('{p}_a', 'a2'), ('{p}_b', 'b1');
-             GRANT SELECT, INSERT, UPDATE, DELETE ON tests.{p}_docs
-                TO {p}_app, {p}_sup, {p}_sup2;"
-        ));
+        roles(
+            p,
+            &[
+                ("app", Tier::App),
+                ("admin", Tier::Admin),
+                ("sup", Tier::Support),
+                ("sup2", Tier::Support),
+            ],
+        );
+        tenants(p);
+        signing_key(p);
+        let (a, b) = (format!("{p}_a"), format!("{p}_b"));
+        docs_table(
+            p,
+            "text",
+            &[(&a, "a1"), (&a, "a2"), (&b, "b1")],
+            &format!("{p}_app, {p}_sup, {p}_sup2"),
+        );
     }
 
-    fn token(p: &str, tenant: &str) -> String {
-        let now = one::<i64>("SELECT extract(epoch FROM now())::bigint").unwrap();
-        let claims = json!({"tenant_id": tenant, "sub": "alice", "exp": now + 600});
-        text(&format!(
-            "SELECT tenancy.sign_token({}::jsonb, '{p}_k')",
-            quote_literal(claims.to_string())
-        ))
+    fn alice_token(p: &str, tenant: &str) -> String {
+        token(
+            p,
+            json!({"tenant_id": tenant, "sub": "alice", "exp": epoch_now() + 600}),
+        )
     }
 
     /// Opens a support session on `{p}_a` as `{p}_sup` (left as the current role) and
@@ -156,7 +153,7 @@ mod tests {
                 "belongs to another role",
             );
             if role == "app" {
-                assert_fails("SELECT tenancy.end_support()", "42501", "permission denied");
+                assert_denied("SELECT tenancy.end_support()");
             } else {
                 assert_fails(
                     "SELECT tenancy.end_support()",
@@ -216,7 +213,7 @@ mod tests {
         );
         run("RESET ROLE; SELECT tenancy.reactivate_tenant('atk5_exp_a')");
         // The same session's carrier, past its expiry (made, not waited for: statement
-        // clocks do not move inside one test; scripts/audit-concurrency-test.sh waits).
+        // clocks do not move inside one test; tests/system/audit-concurrency.sh waits).
         let sid = text(&format!(
             "SELECT id FROM tenancy.support_sessions WHERE tenant = '{p}_a'"
         ));
@@ -343,7 +340,7 @@ mod tests {
     fn atk5_switching_to_a_token_context_does_not_hide_a_support_write() {
         let p = "atk5_swap";
         fixture(p);
-        let tok = token(p, "atk5_swap_a");
+        let tok = alice_token(p, "atk5_swap_a");
         open_support(p);
         run(&format!(
             "WITH c AS (SELECT tenancy.set_context({}, false)::text AS v)
@@ -403,12 +400,9 @@ mod tests {
     fn atk10_audit_refuses_look_alikes_of_reserved_and_other_events() {
         let p = "atk10_ev";
         fixture(p);
-        let tok = token(p, "atk10_ev_a");
+        let tok = alice_token(p, "atk10_ev_a");
         run(&format!("SET LOCAL ROLE {p}_app"));
-        run(&format!(
-            "SELECT tenancy.set_context({})",
-            quote_literal(&tok)
-        ));
+        run(&set_context_sql(&tok));
         for event in [
             "'support_ended '",
             r"E'support_ended\u00a0'",
@@ -541,7 +535,7 @@ mod tests {
     fn atk10_tokens_with_look_alike_subjects_or_roles_are_refused() {
         let p = "atk10_tok";
         fixture(p);
-        let now = one::<i64>("SELECT extract(epoch FROM now())::bigint").unwrap();
+        let now = epoch_now();
         for claims in [
             json!({"tenant_id": "atk10_tok_a", "sub": "alice\u{200b}", "exp": now + 60}),
             json!({"tenant_id": "atk10_tok_a", "sub": "alice ", "exp": now + 60}),
@@ -549,15 +543,12 @@ mod tests {
             json!({"tenant_id": "atk10_tok_a", "roles": ["admin\u{2060}"], "exp": now + 60}),
             json!({"tenant_id": "atk10_tok_a", "roles": ["hr\u{feff}"], "exp": now + 60}),
         ] {
-            let tok = text(&format!(
-                "SELECT tenancy.sign_token({}::jsonb, '{p}_k')",
-                quote_literal(claims.to_string())
-            ));
+            let tok = token(p, claims);
             run(&format!("SET LOCAL ROLE {p}_app"));
             assert_fails(
-                &format!("SELECT tenancy.set_context({})", quote_literal(&tok)),
+                &set_context_sql(&tok),
                 "28000",
-                "token refused",
+                "has the wrong type or shape",
             );
             run("RESET ROLE");
         }

@@ -9,20 +9,16 @@ mod tests {
 
     use crate::tests::fixture::*;
 
-    const SECRET_HEX: &str = "7365637265742d7365637265742d7365637265742d7365637265742d31323334";
-
-    /// An admin `{p}_adm` with its own schema, a trusted role `{p}_job`, tenants `{p}_a`/`{p}_b`.
-    /// Grants update pg_proc rows that parallel tests update too: like every fixture here,
-    /// grant_app comes first, so all tests lock those rows in one order (no deadlock).
+    /// An app role `{p}_app`; `{p}_adm` with its own schema and `{p}_job`, whose tiers each
+    /// test grants; tenants `{p}_a`/`{p}_b`; the signing key `{p}_k`.
     fn tiers(p: &str) {
-        install_try_sql();
+        roles(p, &[("app", Tier::App)]);
         run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             CREATE ROLE {p}_adm NOLOGIN; CREATE ROLE {p}_job NOLOGIN;
-             CREATE SCHEMA {p}_s AUTHORIZATION {p}_adm;
-             SELECT tenancy.create_tenant('{p}_a'), tenancy.create_tenant('{p}_b');
-             SELECT tenancy.add_signing_key('{p}_k', '\\x{SECRET_HEX}');"
+            "CREATE ROLE {p}_adm NOLOGIN; CREATE ROLE {p}_job NOLOGIN;
+             CREATE SCHEMA {p}_s AUTHORIZATION {p}_adm;"
         ));
+        tenants(p);
+        signing_key(p);
     }
 
     /// The registry is read-only to admins in every form: a view, a catalog table and the
@@ -45,7 +41,17 @@ mod tests {
             ("an enrolment", "INSERT INTO tenancy.enrolled_schemas (schema_name, tenant_column) VALUES ('atr_s', 'tenant_id')"),
         ] {
             let f = failure(sql).unwrap_or_else(|| panic!("an admin wrote {what}: {sql}"));
-            assert!(f.starts_with("42501: "), "{what}: {f}");
+            let table = if sql.contains("enrolled_schemas") {
+                "enrolled_schemas"
+            } else {
+                "protected_tables"
+            };
+            assert_failure(
+                &f,
+                "42501",
+                &format!("permission denied for table {table}"),
+                what,
+            );
         }
         // Registered only through protect(), and the registry says who did it.
         assert_eq!(
@@ -134,11 +140,15 @@ mod tests {
                 "exp",
             );
         }
-        assert_fails("SET tenancy.sign_token_max_age = 604800", "42501", "");
+        assert_fails(
+            "SET tenancy.sign_token_max_age = 604800",
+            "42501",
+            "permission denied to set parameter \"tenancy.sign_token_max_age\"",
+        );
         assert_fails(
             "SELECT set_config('tenancy.sign_token_max_age', '604800', true)",
             "42501",
-            "",
+            "permission denied to set parameter \"tenancy.sign_token_max_age\"",
         );
         // A superuser may shorten (or lengthen) the cap; the minted exp follows it.
         run("RESET ROLE; SET LOCAL tenancy.sign_token_max_age = 60; SET LOCAL ROLE ttk_job");

@@ -1,7 +1,7 @@
 //! `#[pg_test]`s for the audit trail, support access and refusal counters. Same conventions as
-//! `tests.rs`: unique names per test (prefix `aud`/`sup`), a plain role before asserting
+//! `tests/mod.rs`: unique names per test (prefix `aud`/`sup`), a plain role before asserting
 //! anything RLS decides, SQLSTATEs through `pg_temp.try_sql()`. The concurrent-writer and
-//! outside-verifier checks are in `scripts/audit-concurrency-test.sh`.
+//! outside-verifier checks are in `tests/system/audit-concurrency.sh`.
 
 #[pgrx::pg_schema]
 mod tests {
@@ -12,48 +12,34 @@ mod tests {
 
     use crate::tests::fixture::*;
 
-    const SECRET_HEX: &str = "7365637265742d7365637265742d7365637265742d7365637265742d31323334";
-
     /// Tenants `{p}_a`, `{p}_b`; roles `{p}_app` (app), `{p}_trusted`, `{p}_admin`,
     /// `{p}_sup` (support); a signing key `{p}_k`; a protected table `tests.{p}_docs`.
     fn fixture(p: &str) {
-        install_try_sql();
-        run(&format!(
-            "CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             CREATE ROLE {p}_trusted NOLOGIN; SELECT tenancy.grant_trusted('{p}_trusted');
-             CREATE ROLE {p}_admin NOLOGIN; SELECT tenancy.grant_admin('{p}_admin');
-             CREATE ROLE {p}_sup NOLOGIN; SELECT tenancy.grant_support('{p}_sup');
-             GRANT USAGE ON SCHEMA tests TO {p}_app, {p}_trusted, {p}_admin, {p}_sup;
-             SELECT tenancy.create_tenant('{p}_a'), tenancy.create_tenant('{p}_b');
-             SELECT tenancy.add_signing_key('{p}_k', '\\x{SECRET_HEX}');
-             CREATE TABLE tests.{p}_docs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                                          tenant_id text, body text);
-             SELECT tenancy.protect('tests.{p}_docs');
-             GRANT SELECT, INSERT, UPDATE, DELETE ON tests.{p}_docs TO {p}_app, {p}_trusted, {p}_sup;"
-        ));
+        roles(
+            p,
+            &[
+                ("app", Tier::App),
+                ("trusted", Tier::Trusted),
+                ("admin", Tier::Admin),
+                ("sup", Tier::Support),
+            ],
+        );
+        tenants(p);
+        signing_key(p);
+        docs_table(p, "text", &[], &format!("{p}_app, {p}_trusted, {p}_sup"));
     }
 
-    fn token(p: &str, tenant: &str, sub: &str) -> String {
-        let claims = json!({"tenant_id": tenant, "sub": sub, "roles": ["hr"],
-                            "exp": now() + 600});
-        one::<String>(&format!(
-            "SELECT tenancy.sign_token({}::jsonb, '{p}_k')",
-            quote_literal(claims.to_string())
-        ))
-        .expect("token")
-    }
-
-    fn now() -> i64 {
-        one::<i64>("SELECT extract(epoch FROM now())::bigint").unwrap()
+    fn audit_token(p: &str, tenant: &str, sub: &str) -> String {
+        token(
+            p,
+            json!({"tenant_id": tenant, "sub": sub, "roles": ["hr"], "exp": epoch_now() + 600}),
+        )
     }
 
     fn as_tenant(p: &str, tenant: &str, sub: &str) {
-        let tok = token(p, tenant, sub);
+        let tok = audit_token(p, tenant, sub);
         run(&format!("SET LOCAL ROLE {p}_app"));
-        run(&format!(
-            "SELECT tenancy.set_context({})",
-            quote_literal(&tok)
-        ));
+        run(&set_context_sql(&tok));
     }
 
     fn verify(tenant: &str) -> (bool, i64, Option<i64>) {
@@ -117,17 +103,9 @@ mod tests {
             "event must be",
         );
         // No direct way in: no INSERT grant, and the head table is not even readable.
-        assert_fails(
-            "INSERT INTO tenancy.audit_log (tenant_id, seq, at, txid, roles, event, detail, prev_hash, hash)
-             VALUES ('aud_stamp_a', 99, now(), pg_current_xact_id(), '{}', 'forged', '{}', '\\x00', '\\x00')",
-            "42501",
-            "permission denied",
-        );
-        assert_fails(
-            "SELECT * FROM tenancy.audit_heads",
-            "42501",
-            "permission denied",
-        );
+        assert_denied("INSERT INTO tenancy.audit_log (tenant_id, seq, at, txid, roles, event, detail, prev_hash, hash)
+             VALUES ('aud_stamp_a', 99, now(), pg_current_xact_id(), '{}', 'forged', '{}', '\\x00', '\\x00')");
+        assert_denied("SELECT * FROM tenancy.audit_heads");
         assert_eq!(verify("aud_stamp_a"), (true, 2, None));
     }
 
@@ -167,25 +145,20 @@ mod tests {
         fixture(p);
         as_tenant(p, "aud_ro_a", "alice");
         run("SELECT tenancy.audit('e')");
-        for sql in [
-            "UPDATE tenancy.audit_log SET event = 'x'",
-            "DELETE FROM tenancy.audit_log",
-            "TRUNCATE tenancy.audit_log",
-        ] {
-            assert_fails(sql, "42501", "permission denied");
+        // Neither the application (with its context) nor an admin may rewrite it.
+        for role in ["app", "admin"] {
+            run(&format!("SET LOCAL ROLE {p}_{role}"));
+            for sql in [
+                "UPDATE tenancy.audit_log SET event = 'x'",
+                "DELETE FROM tenancy.audit_log",
+                "TRUNCATE tenancy.audit_log",
+            ] {
+                assert_fails(sql, "42501", "permission denied for table audit_log");
+            }
+            run("RESET ROLE");
         }
-        run("RESET ROLE");
-        run(&format!("SET LOCAL ROLE {p}_admin"));
-        for sql in [
-            "UPDATE tenancy.audit_log SET event = 'x'",
-            "DELETE FROM tenancy.audit_log",
-            "TRUNCATE tenancy.audit_log",
-        ] {
-            assert_fails(sql, "42501", "permission denied");
-        }
-        run("RESET ROLE");
         // The owner (a superuser here) is refused by the triggers. (TRUNCATE by the owner is
-        // in scripts/audit-concurrency-test.sh: its ACCESS EXCLUSIVE lock would wait for
+        // in tests/system/audit-concurrency.sh: its ACCESS EXCLUSIVE lock would wait for
         // every other test writing audit rows in parallel.)
         for (sql, op) in [
             (
@@ -482,11 +455,7 @@ mod tests {
         fixture(p);
         chain(p, "aud_purge_x", 3);
         run(&format!("SET LOCAL ROLE {p}_admin"));
-        assert_fails(
-            "SELECT tenancy.purge_audit('aud_purge_x', 'purge audit aud_purge_x')",
-            "42501",
-            "permission denied",
-        );
+        assert_denied("SELECT tenancy.purge_audit('aud_purge_x', 'purge audit aud_purge_x')");
         run("RESET ROLE");
         let rows = "SELECT count(*) FROM tenancy.audit_log WHERE tenant_id = 'aud_purge_x'";
         // Neither a wrong word, nor the bare tenant id, nor purge_tenant's own phrase.
@@ -543,12 +512,8 @@ mod tests {
         fixture(p);
         for role in ["app", "trusted", "admin"] {
             run(&format!("SET LOCAL ROLE {p}_{role}"));
-            assert_fails(
-                &begin("sup_args_a", "ticket 1", "5"),
-                "42501",
-                "permission denied",
-            );
-            assert_fails("SELECT tenancy.end_support()", "42501", "permission denied");
+            assert_denied(&begin("sup_args_a", "ticket 1", "5"));
+            assert_denied("SELECT tenancy.end_support()");
             run("RESET ROLE");
         }
         run(&format!("SET LOCAL ROLE {p}_sup"));
@@ -567,11 +532,7 @@ mod tests {
                 "minutes must be between 1 and 60",
             );
         }
-        assert_fails(
-            "SET tenancy.max_support_minutes = 600",
-            "42501",
-            "permission denied",
-        );
+        assert_denied("SET tenancy.max_support_minutes = 600");
         assert_fails(
             &begin("sup_args_nobody", "ticket 1", "5"),
             "28000",
@@ -705,10 +666,8 @@ mod tests {
         run(&begin("sup_two_a", "ticket 1", "5"));
         // A support engineer can neither record a write that never happened nor write a
         // row that looks like the extension's own.
-        assert_fails(
+        assert_denied(
             "SELECT tenancy._audit_support_write('tests.sup_two_docs'::regclass, 'DELETE')",
-            "42501",
-            "permission denied",
         );
         assert_fails(
             "SELECT tenancy.audit('support_ended', '{\"expired\": false}')",
@@ -765,10 +724,8 @@ mod tests {
         run("INSERT INTO tests.sup_quiet_docs (body) SELECT 'x' FROM generate_series(1, 50)");
         run("UPDATE tests.sup_quiet_docs SET body = 'y'");
         assert_eq!(one::<bool>("SELECT tenancy._support_active()"), Some(false));
-        assert_fails(
+        assert_denied(
             "SELECT tenancy._audit_support_write('tests.sup_quiet_docs'::regclass, 'INSERT')",
-            "42501",
-            "permission denied",
         );
         assert_fails(
             "SELECT tenancy.audit('tenant_deactivated')",
@@ -831,7 +788,7 @@ mod tests {
         fixture(p);
         // A support carrier that expired a second ago, as begin_support would have made it
         // (statement clocks do not move inside one test, so the expiry is made, not waited
-        // for; scripts/audit-concurrency-test.sh waits for a real one), with its session.
+        // for; tests/system/audit-concurrency.sh waits for a real one), with its session.
         let now = crate::registry::cache::statement_now();
         run(&format!(
             "INSERT INTO tenancy.support_sessions (id, tenant, opened_by, opened_by_name, reason, expires_at)
@@ -906,29 +863,17 @@ mod tests {
         fixture(p);
         let before_sig = refused("bad_signature");
         let before_inactive = refused("inactive_tenant");
-        let tok = token(p, "aud_stats_a", "alice");
+        let tok = audit_token(p, "aud_stats_a", "alice");
         let (head, _) = tok.rsplit_once('.').unwrap();
         let forged = format!("{head}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
         run("SELECT tenancy.deactivate_tenant('aud_stats_b')");
-        let tok_b = token(p, "aud_stats_b", "bob");
+        let tok_b = audit_token(p, "aud_stats_b", "bob");
         run(&format!("SET LOCAL ROLE {p}_app"));
         for _ in 0..3 {
-            assert_fails(
-                &format!("SELECT tenancy.set_context({})", quote_literal(&forged)),
-                "28000",
-                "signature",
-            );
+            assert_fails(&set_context_sql(&forged), "28000", "signature");
         }
-        assert_fails(
-            &format!("SELECT tenancy.set_context({})", quote_literal(&tok_b)),
-            "28000",
-            "deactivated",
-        );
-        assert_fails(
-            "SELECT * FROM tenancy.stats()",
-            "42501",
-            "permission denied",
-        );
+        assert_fails(&set_context_sql(&tok_b), "28000", "deactivated");
+        assert_denied("SELECT * FROM tenancy.stats()");
         run("RESET ROLE");
         // Other tests run at the same time and may add refusals of their own.
         assert!(refused("bad_signature") >= before_sig + 3);

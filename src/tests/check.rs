@@ -1,6 +1,6 @@
 //! `#[pg_test]`s for `tenancy.check()` and `tenancy.assert_isolated()`: a schema with one of
 //! each hole, each fix run in turn, a clean schema, quoting, roles and the setting.
-//! Same conventions as `tests.rs`: unique names (tests run in parallel in one database, each
+//! Same conventions as `tests/mod.rs`: unique names (tests run in parallel in one database, each
 //! in a transaction that is rolled back).
 
 #[pgrx::pg_schema]
@@ -8,7 +8,7 @@ mod tests {
     use pgrx::prelude::*;
 
     use crate::tests::fixture::{
-        failure, findings, install_try_sql as try_sql_helper, one, run, Finding,
+        apply_fix, assert_failure, failure, findings, install_try_sql, one, run, Finding,
     };
 
     /// Runs every fix in the order check() lists them; after each, that finding is gone.
@@ -20,25 +20,7 @@ mod tests {
                 assert_eq!(f.fix, None, "{f:?}");
                 continue;
             }
-            assert!(!f.fix_text().is_empty(), "no fix for {f:?}");
-            if let Some(e) = failure(f.fix_text()) {
-                panic!(
-                    "fix for {} {} failed: {}\n{e}",
-                    f.rule,
-                    f.object,
-                    f.fix_text()
-                );
-            }
-            let after = findings(schema);
-            assert!(
-                !after
-                    .iter()
-                    .any(|g| g.rule == f.rule && g.object == f.object),
-                "{} {} still reported after its fix {}",
-                f.rule,
-                f.object,
-                f.fix_text()
-            );
+            apply_fix(schema, f, || {});
         }
     }
 
@@ -49,7 +31,7 @@ mod tests {
 
     /// One of each hole, in schema `chk_fx`.
     fn fixture() {
-        try_sql_helper();
+        install_try_sql();
         run("CREATE SCHEMA chk_fx;
              CREATE ROLE chkfx_app NOLOGIN; SELECT tenancy.grant_app('chkfx_app');
              CREATE ROLE chkfx_su NOLOGIN SUPERUSER; SELECT tenancy.grant_app('chkfx_su');
@@ -270,7 +252,7 @@ mod tests {
             Some(0)
         );
         run("RESET ROLE");
-        try_sql_helper();
+        install_try_sql();
         run("GRANT EXECUTE ON FUNCTION pg_temp.try_sql(text) TO chkcl_app; SET LOCAL ROLE chkcl_app");
         let err = failure("SELECT * FROM tenancy.check()").unwrap_or_default();
         assert!(
@@ -301,7 +283,7 @@ mod tests {
     /// Fixes quote schema, table, column, index, policy, function and role names.
     #[pg_test]
     fn fixes_quote_odd_names() {
-        try_sql_helper();
+        install_try_sql();
         run(
             r#"SET LOCAL tenancy.tenant_column_names = 'tenant_id, "Tenant Id"';
              CREATE SCHEMA "chk odd's";
@@ -416,7 +398,7 @@ mod tests {
     /// superuser-only.
     #[pg_test]
     fn app_role_membership_and_the_setting() {
-        try_sql_helper();
+        install_try_sql();
         run("CREATE SCHEMA chk_rol;
              CREATE ROLE chkrol_owner NOLOGIN;
              CREATE ROLE chkrol_group NOLOGIN IN ROLE chkrol_owner;
@@ -443,7 +425,12 @@ mod tests {
         );
         run("GRANT EXECUTE ON FUNCTION pg_temp.try_sql(text) TO chkrol_app; SET LOCAL ROLE chkrol_app");
         let err = failure("SET tenancy.tenant_column_names = 'nothing'").unwrap_or_default();
-        assert!(err.starts_with("42501: "), "{err}");
+        assert_failure(
+            &err,
+            "42501",
+            "permission denied to set parameter \"tenancy.tenant_column_names\"",
+            "SET tenancy.tenant_column_names",
+        );
         run("RESET ROLE");
     }
 }

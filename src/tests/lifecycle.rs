@@ -12,13 +12,10 @@ mod tests {
     /// z_org (uuid key) <- y_dept <- x_emp (self-reference) <- w_events (partitioned) and
     /// v_notes (ON DELETE CASCADE). Tenants {p}_a (rows everywhere) and {p}_b.
     fn five_tables(p: &str) {
-        install_try_sql();
+        roles(p, &[("admin", Tier::Admin), ("app", Tier::App)]);
+        tenants(p);
         run(&format!(
-            "CREATE ROLE {p}_admin NOLOGIN; SELECT tenancy.grant_admin('{p}_admin');
-             CREATE ROLE {p}_app NOLOGIN; SELECT tenancy.grant_app('{p}_app');
-             GRANT USAGE ON SCHEMA tests TO {p}_admin, {p}_app;
-             SELECT tenancy.create_tenant('{p}_a'); SELECT tenancy.create_tenant('{p}_b');
-             CREATE TABLE tests.{p}_z_org (id uuid PRIMARY KEY, tenant_id text NOT NULL, name text);
+            "CREATE TABLE tests.{p}_z_org (id uuid PRIMARY KEY, tenant_id text NOT NULL, name text);
              CREATE TABLE tests.{p}_y_dept (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                  tenant_id text NOT NULL, org_id uuid NOT NULL REFERENCES tests.{p}_z_org, name text);
              CREATE TABLE tests.{p}_x_emp (id bigint PRIMARY KEY, tenant_id text NOT NULL,
@@ -248,7 +245,7 @@ mod tests {
             "SELECT * FROM tenancy._export_plan('lc2_a')",
             "SELECT tenancy._set_quota('lc2_a', 'tests.lc2_x_emp'::regclass::oid, 1)",
         ] {
-            assert_fails(sql, "42501", "permission denied");
+            assert_denied(sql);
         }
         run("RESET ROLE");
         assert_eq!(rows_of(p, "lc2_a"), 31);
@@ -280,7 +277,7 @@ mod tests {
 
         // A trigger on a protected table runs as the table's owner (here the test's superuser,
         // who chose to attach a function another role wrote), no longer as the extension's
-        // owner, so the purge no longer refuses it (tests_attack_owner_code.rs has the tables
+        // owner, so the purge no longer refuses it (attack_owner_code.rs has the tables
         // an ordinary role owns).
         run(
             "CREATE ROLE lc3_owner NOLOGIN;
@@ -432,10 +429,7 @@ mod tests {
         )
         .unwrap();
         run("SET LOCAL lock_timeout = 0");
-        run(&format!(
-            "SELECT tenancy.set_context({})",
-            pgrx::spi::quote_literal(&tok)
-        ));
+        run(&set_context_sql(&tok));
         assert_eq!(show("lock_timeout"), "3s");
     }
 
@@ -470,13 +464,10 @@ mod tests {
 
     /// A protected table with 30 rows of {p}_a and a quota of 100 for {p}_a.
     fn quota_fixture(p: &str) {
-        install_try_sql();
+        roles(p, &[("job", Tier::Trusted), ("admin", Tier::Admin)]);
+        tenants(p);
         run(&format!(
-            "CREATE ROLE {p}_job NOLOGIN; SELECT tenancy.grant_trusted('{p}_job');
-             CREATE ROLE {p}_admin NOLOGIN; SELECT tenancy.grant_admin('{p}_admin');
-             GRANT USAGE ON SCHEMA tests TO {p}_job, {p}_admin;
-             SELECT tenancy.create_tenant('{p}_a'); SELECT tenancy.create_tenant('{p}_b');
-             CREATE TABLE tests.{p}_items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            "CREATE TABLE tests.{p}_items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                                            tenant_id text NOT NULL, body text);
              INSERT INTO tests.{p}_items (tenant_id, body)
                   SELECT '{p}_a', 'old' FROM generate_series(1, 30);

@@ -104,9 +104,81 @@ pub fn event_key(s: &str) -> String {
     out
 }
 
+/// The canonical spelling (lowercase `8-4-4-4-12`) of `s` when PostgreSQL's `uuid` input
+/// would read it as a uuid, whatever its case and hyphens (PostgreSQL allows a hyphen after
+/// any group of four digits, or none; braces are not tenant-id characters); `None` when it
+/// reads no uuid. `current_tenant_uuid()` knows only the canonical spelling, so any other
+/// spelling of a registered uuid would be a second tenant that no uuid column can hold.
+pub fn canonical_uuid(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut hex = String::with_capacity(32);
+    for group in 0..16 {
+        let pair = b.get(i..i + 2)?;
+        if !pair.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        hex.extend(pair.iter().map(|c| char::from(c.to_ascii_lowercase())));
+        i += 2;
+        if group % 2 == 1 && group < 15 && b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+    }
+    if i != b.len() {
+        return None;
+    }
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuid_spellings() {
+        let c = "123e4567-e89b-12d3-a456-426614174000";
+        assert_eq!(canonical_uuid(c).as_deref(), Some(c));
+        assert_eq!(
+            canonical_uuid("123E4567-E89B-12D3-A456-426614174000").as_deref(),
+            Some(c)
+        );
+        assert_eq!(
+            canonical_uuid("123e4567e89b12d3a456426614174000").as_deref(),
+            Some(c)
+        );
+        assert_eq!(
+            canonical_uuid("123e-4567-e89b-12d3-a456-4266-1417-4000").as_deref(),
+            Some(c)
+        );
+        assert_eq!(canonical_uuid("acme"), None);
+        assert_eq!(canonical_uuid("42"), None);
+        assert_eq!(canonical_uuid("123e4567-e89b-12d3-a456-42661417400"), None);
+        assert_eq!(
+            canonical_uuid("123e4567-e89b-12d3-a456-4266141740000"),
+            None
+        );
+        assert_eq!(
+            canonical_uuid("123e4567--e89b-12d3-a456-426614174000"),
+            None
+        );
+        assert_eq!(
+            canonical_uuid("-123e4567-e89b-12d3-a456-426614174000"),
+            None
+        );
+        assert_eq!(
+            canonical_uuid("123e4567-e89b-12d3-a456-426614174000-"),
+            None
+        );
+        assert_eq!(canonical_uuid("123e456-7e89b-12d3-a456-426614174000"), None);
+        assert_eq!(canonical_uuid("g23e4567-e89b-12d3-a456-426614174000"), None);
+    }
 
     #[test]
     fn tenant_ids() {

@@ -13,6 +13,8 @@ pub mod guard;
 pub mod ident;
 mod json;
 pub mod jwt;
+#[cfg(any(test, feature = "oracle"))]
+pub mod oracle;
 pub mod refusal;
 
 pub use alg::Alg;

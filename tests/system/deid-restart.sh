@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/deid-restart-test.sh 15|18
+# Usage: tests/system/deid-restart.sh 15|18
 # Pseudonyms survive what a database goes through: a new session, a server restart, and a
 # pg_dump / restore into another database (tenancy.pseudonym_secrets is dumped with the
 # extension's configuration). The secret is generated in the server; this script never sees it.
@@ -7,7 +7,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
-ver="${1:?usage: scripts/deid-restart-test.sh 15|18}"
+ver="${1:?usage: tests/system/deid-restart.sh 15|18}"
 install_extension "$ver"
 
 CL_PGDATA="$RUN_DIR/deid-pg$ver"

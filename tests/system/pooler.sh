@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/pooler-test.sh 15|18
+# Usage: tests/system/pooler.sh 15|18
 # Client-level suite: a real driver (psycopg 3) through PgBouncer in transaction pooling mode
 # (4 server connections for 32 clients), then the session-scope rule shown both ways: a
 # context set with is_local => false bleeds into the next client behind a transaction pooler,
@@ -8,7 +8,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
-ver="${1:?usage: scripts/pooler-test.sh 15|18}"
+ver="${1:?usage: tests/system/pooler.sh 15|18}"
 install_extension "$ver"
 CL_PGDATA="$RUN_DIR/pooler-pg$ver"
 CL_PORT=$((ROOT_REGRESS_PORT_BASE + 40 + ver))
@@ -28,7 +28,7 @@ trap "stop_bouncer; cluster_down" EXIT
 trap 'exit 130' INT TERM
 stop_bouncer
 cluster_up
-cluster_psql -d postgres -q -c "CREATE DATABASE pooltest"
+cluster_psql -d postgres -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE pooltest"
 cluster_psql -d pooltest -q -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 CREATE EXTENSION pg_tenancy;
 DROP ROLE IF EXISTS pool_app;
@@ -66,21 +66,34 @@ logfile = $PB_DIR/pgbouncer.log
 pidfile = $PB_DIR/pgbouncer.pid
 EOF_INI
 as_pg pgbouncer -d -q "$PB_DIR/pgbouncer.ini"
+bouncer_up=0
 for _ in $(seq 1 50); do
-    PGCONNECT_TIMEOUT=1 "$CL_BINDIR/psql" -X -h 127.0.0.1 -p "$PB_PORT" -U pool_app -d pooled -Atc "SELECT 1" >/dev/null 2>&1 && break
+    if PGCONNECT_TIMEOUT=1 "$CL_BINDIR/psql" -X -h 127.0.0.1 -p "$PB_PORT" -U pool_app -d pooled -Atc "SELECT 1" >/dev/null 2>&1; then
+        bouncer_up=1
+        break
+    fi
     sleep 0.1
 done
+[ "$bouncer_up" = 1 ] || die "PgBouncer did not accept connections on 127.0.0.1:$PB_PORT (log: $PB_DIR/pgbouncer.log)"
 
-python3 "$REPO_ROOT/tests/client/pooled_isolation.py" \
+# The client exits non-zero on a cross-tenant row, a bleed or any exception a worker raised.
+python3 "$REPO_ROOT/tests/system/client/pooled_isolation.py" \
     "host=127.0.0.1 port=$PB_PORT dbname=pooled user=pool_app" \
-    "host=localhost port=$CL_PORT dbname=pooltest user=postgres"
+    "host=localhost port=$CL_PORT dbname=pooltest user=postgres" ||
+    die "the pooled client run failed (output above)"
 
 # The session-scope rule, both ways. One server connection per pool makes the reuse certain.
-token="$(cluster_psql -d pooltest -At -c "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 't7', 'exp', extract(epoch FROM now() + interval '1 hour')::bigint))")"
-bouncer() { "$CL_BINDIR/psql" -X -h 127.0.0.1 -p "$PB_PORT" -U pool_app -d "$1" -At -v token="$token"; }
-bouncer txn1 <<<"SELECT tenancy.set_context(:'token', is_local => false) IS NOT NULL;" >/dev/null
+token="$(cluster_psql -d pooltest -At -v ON_ERROR_STOP=1 -c "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 't7', 'exp', extract(epoch FROM now() + interval '1 hour')::bigint))")"
+bouncer() { "$CL_BINDIR/psql" -X -h 127.0.0.1 -p "$PB_PORT" -U pool_app -d "$1" -At -v ON_ERROR_STOP=1 -v token="$token"; }
+set_session_context() {
+    local got
+    got="$(bouncer "$1" <<<"SELECT tenancy.set_context(:'token', is_local => false) IS NOT NULL;")" ||
+        die "set_context(is_local => false) through $1 failed"
+    [ "$got" = t ] || die "set_context(is_local => false) through $1 returned '$got'"
+}
+set_session_context txn1
 leaked="$(bouncer txn1 <<<"SELECT coalesce(tenancy.current_tenant(), 'none');")"
-bouncer sess1 <<<"SELECT tenancy.set_context(:'token', is_local => false) IS NOT NULL;" >/dev/null
+set_session_context sess1
 after_reset="$(bouncer sess1 <<<"SELECT coalesce(tenancy.current_tenant(), 'none');")"
 say "session context behind transaction pooling, next client sees tenant: $leaked"
 say "session context behind session pooling + DISCARD ALL, next client sees tenant: $after_reset"

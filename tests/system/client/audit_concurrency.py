@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Concurrent audit writers (driven by scripts/audit-concurrency-test.sh).
+"""Concurrent audit writers (driven by tests/system/audit-concurrency.sh).
 
     audit_concurrency.py CONNINFO
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/operator-lock-test.sh 15|18
+# Usage: tests/system/operator-lock.sh 15|18
 # Operators against tenants, with real concurrent sessions (issue 13, classes 8 and 5):
 #  - a tenant that wrote an audit row, inserted under a row quota and took a foreign-key lock
 #    keeps its transaction open; every operator action on that tenant (plan, settings, API
@@ -14,7 +14,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
-ver="${1:?usage: scripts/operator-lock-test.sh 15|18}"
+ver="${1:?usage: tests/system/operator-lock.sh 15|18}"
 install_extension "$ver"
 CL_PGDATA="$RUN_DIR/oplock-pg$ver"
 CL_PORT=$((ROOT_REGRESS_PORT_BASE + 160 + ver))
@@ -29,7 +29,7 @@ trap 'exit 130' INT TERM
 
 cluster_up
 db() { cluster_psql -v ON_ERROR_STOP=1 -q -At -d oplock "$@"; }
-cluster_psql -d postgres -q -c "CREATE DATABASE oplock"
+cluster_psql -d postgres -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE oplock"
 db >/dev/null <<'SQL'
 CREATE EXTENSION pg_tenancy;
 CREATE ROLE op_app LOGIN;
@@ -54,25 +54,22 @@ SQL
 tok_t1="$(db -c "SELECT tenancy.sign_token('{\"tenant_id\": \"t1\", \"sub\": \"alice\"}', 'op-key')")"
 key_t1="$(db -c "SELECT tenancy.create_api_key('t1', 'ci')")"
 
-fail=0
-check() { # check DESCRIPTION EXPECTED ACTUAL
-    if [ "$2" = "$3" ]; then say "ok: $1"; else printf '*** %s: expected [%s], got [%s]\n' "$1" "$2" "$3" >&2; fail=1; fi
-}
-
 # A session is a psql reading from a FIFO: open NAME ROLE, then send NAME SQL... and wait for
-# the marker each send ends with, so several backends can be interleaved step by step.
+# the marker each send ends with, so several backends can be interleaved step by step. A
+# session goes on after an error (several must fail), so each send checks its own errors:
+# send allows none, send_refused exactly the one it names.
 declare -A fd_of
 open_session() {
     local fd
     mkfifo "$work/$1.in"
-    PGHOST=localhost PGPORT="$CL_PORT" "$CL_BINDIR/psql" -X -q -At -U "$2" -d oplock \
+    PGHOST=localhost PGPORT="$CL_PORT" "$CL_BINDIR/psql" -X -q -At -U "$2" -d oplock -v VERBOSITY=verbose \
         <"$work/$1.in" >"$work/$1.out" 2>&1 &
     exec {fd}>"$work/$1.in"
     fd_of[$1]=$fd
     sessions+=("$fd")
 }
 step=0
-send() { # send NAME SQL: runs SQL in session NAME and waits until it is done
+send_raw() { # send_raw NAME SQL: runs SQL in session NAME and waits until it is done
     local name="$1" marker i
     shift
     step=$((step + 1))
@@ -87,6 +84,27 @@ send() { # send NAME SQL: runs SQL in session NAME and waits until it is done
 }
 # The output of session NAME since its previous marker.
 last() { awk '/^@@step-/ { prev = buf; buf = ""; next } { buf = buf $0 "\n" } END { printf "%s", prev }' "$work/$1.out" | sed '/^$/d'; }
+send() { # send NAME SQL: as send_raw; any error is a failure
+    local errors
+    send_raw "$@"
+    errors="$(error_lines "$(last "$1")")"
+    if [ -n "$errors" ]; then
+        printf '*** session %s failed on: %s\n%s\n' "$1" "${*:2}" "$errors" >&2
+        fail=1
+    fi
+}
+send_refused() { # send_refused DESCRIPTION NAME SQLSTATE MESSAGE SQL: SQL fails on exactly this error
+    local desc="$1" name="$2" sqlstate="$3" message="$4" errors
+    shift 4
+    send_raw "$name" "$@"
+    errors="$(error_lines "$(last "$name")")"
+    if [ "$(grep -c . <<<"$errors")" -eq 1 ] && grep -qF -- "ERROR:  $sqlstate: $message" <<<"$errors"; then
+        say "ok: $desc ($sqlstate)"
+    else
+        printf '*** %s: expected exactly one ERROR %s: %s..., got:\n%s\n' "$desc" "$sqlstate" "$message" "$(last "$name")" >&2
+        fail=1
+    fi
+}
 
 say "a tenant holds an audit head, a quota slot and a foreign-key lock in an open transaction"
 open_session tenant op_app
@@ -115,25 +133,20 @@ admin "revoke_feature" "SELECT tenancy.grant_feature('t1', 'reports'), tenancy.r
 admin "export_tenant" "SELECT count(*) FROM tenancy.export_tenant('t1')"
 # Support is not an operator: its session must be in the tenant's own chain (which the
 # tenant reads), so it waits for the tenant's head, and gives up cleanly.
-if out="$(PGHOST=localhost PGPORT="$CL_PORT" "$CL_BINDIR/psql" -X -q -At -U op_sup -d oplock -v ON_ERROR_STOP=1 \
-    -c "SET lock_timeout = '2s'" -c "SELECT tenancy.begin_support('t1', 'INC-8: cut-off', 5) IS NOT NULL" 2>&1)"; then
-    printf '*** support began on a busy tenant without waiting for its chain: %s\n' "$out" >&2
-    fail=1
-else
-    check "support on a busy tenant waits for the tenant's chain (lock timeout)" "1" \
-        "$(printf '%s\n' "$out" | grep -c 'lock timeout')"
-    check "and leaves no session behind" "0" \
-        "$(db -c "SELECT count(*) FROM tenancy.support_sessions WHERE reason = 'INC-8: cut-off'")"
-fi
+as_sup() { PGHOST=localhost PGPORT="$CL_PORT" "$CL_BINDIR/psql" -X -q -At -U op_sup -d oplock "$@"; }
+expect_error "support on a busy tenant waits for the tenant's chain (lock timeout)" 55P03 \
+    "canceling statement due to lock timeout" \
+    as_sup -c "SET lock_timeout = '2s'" -c "SELECT tenancy.begin_support('t1', 'INC-8: cut-off', 5) IS NOT NULL"
+check "and leaves no session behind" "0" \
+    "$(db -c "SELECT count(*) FROM tenancy.support_sessions WHERE reason = 'INC-8: cut-off'")"
 admin "deactivate_tenant" "SELECT tenancy.deactivate_tenant('t1')"
 
 send tenant "COMMIT;"
 check "the held transaction commits" "" "$(last tenant)"
-send tenant "BEGIN;
+send_refused "the deactivation stops the tenant's next transaction" tenant 28000 \
+    "pg_tenancy: token refused: the tenant is deactivated" "BEGIN;
 SELECT tenancy.set_context('$tok_t1');
 ROLLBACK;"
-check "the deactivation stops the tenant's next transaction" "1" \
-    "$(last tenant | grep -c 'ERROR:  pg_tenancy: token refused: the tenant is deactivated')"
 check "operator events went to the system chain, marked busy" \
     "tenant_plan_set tenant_settings_set api_key_created api_key_revoked tenant_exported tenant_deactivated" \
     "$(db -c "SELECT string_agg(event, ' ' ORDER BY seq) FROM tenancy.audit_log
@@ -155,18 +168,16 @@ send sup_b "SELECT set_config('tenancy.context', '$carrier', false) IS NOT NULL;
 SELECT count(*) FROM notes;"
 check "the copy works while the session is open" "t 1" "$(last sup_b | tr '\n' ' ' | sed 's/ $//')"
 send sup_a "SELECT tenancy.end_support();"
-send sup_b "SELECT count(*) FROM notes;"
-check "the copy is refused from the next transaction" "1" \
-    "$(last sup_b | grep -c 'ERROR:  pg_tenancy: support context refused: its support session has ended')"
+send_refused "the copy is refused from the next transaction" sup_b 28000 \
+    "pg_tenancy: support context refused: its support session has ended" "SELECT count(*) FROM notes;"
 
 say "an open support session stops when the engineer loses the grant"
 send sup_a "SELECT tenancy.begin_support('t2', 'INC-5: revoke', 5) IS NOT NULL;
 SELECT count(*) FROM notes;"
 check "the new session works" "t 1" "$(last sup_a | tr '\n' ' ' | sed 's/ $//')"
 db -c "REVOKE EXECUTE ON FUNCTION tenancy.begin_support(text, text, integer) FROM op_sup"
-send sup_a "SELECT count(*) FROM notes;"
-check "refused once the grant is gone" "1" \
-    "$(last sup_a | grep -c 'ERROR:  pg_tenancy: support context refused: the role no longer holds the support grant')"
+send_refused "refused once the grant is gone" sup_a 28000 \
+    "pg_tenancy: support context refused: the role no longer holds the support grant" "SELECT count(*) FROM notes;"
 
 if [ "$fail" -ne 0 ]; then
     for f in "$work"/*.out; do printf -- '---- %s ----\n' "$(basename "$f")" >&2; cat "$f" >&2; done

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Usage: scripts/audit-concurrency-test.sh 15|18
+# Usage: tests/system/audit-concurrency.sh 15|18
 # The audit trail against a throwaway cluster, with real concurrent sessions:
 #  - 8 sessions write 10,000 audit rows for one tenant while 6 more write for three others
-#    (tests/client/audit_concurrency.py: READ COMMITTED, REPEATABLE READ and SERIALIZABLE
+#    (tests/system/client/audit_concurrency.py: READ COMMITTED, REPEATABLE READ and SERIALIZABLE
 #    mixed, deliberate rollbacks); every chain then verifies, inside the database
 #    (verify_audit) and outside it (scripts/verify-audit.py), with seq 1..n and no gap;
 #  - one byte of one row changed by a superuser (triggers bypassed) is reported by both, by id;
@@ -16,7 +16,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
-ver="${1:?usage: scripts/audit-concurrency-test.sh 15|18}"
+ver="${1:?usage: tests/system/audit-concurrency.sh 15|18}"
 install_extension "$ver"
 CL_PGDATA="$RUN_DIR/audit-pg$ver"
 CL_PORT=$((ROOT_REGRESS_PORT_BASE + 130 + ver))
@@ -28,7 +28,7 @@ trap 'exit 130' INT TERM
 cluster_up
 conninfo() { echo "host=localhost port=$CL_PORT user=${2:-postgres} dbname=$1"; }
 db() { cluster_psql -v ON_ERROR_STOP=1 -d "$@"; }
-cluster_psql -d postgres -q -c "CREATE DATABASE audit_src" -c "CREATE DATABASE audit_dst"
+db postgres -q -c "CREATE DATABASE audit_src" -c "CREATE DATABASE audit_dst"
 
 db audit_src -q >/dev/null <<'SQL'
 CREATE EXTENSION pg_tenancy;
@@ -48,19 +48,20 @@ SELECT tenancy.protect('notes');
 GRANT SELECT, INSERT ON notes TO aud_sup;
 SQL
 
-fail=0
-check() { # check DESCRIPTION EXPECTED ACTUAL
-    if [ "$2" = "$3" ]; then say "ok: $1"; else printf '*** %s: expected [%s], got [%s]\n' "$1" "$2" "$3" >&2; fail=1; fi
-}
-
 say "support session with a 1-minute expiry, in the background"
+# ON_ERROR_STOP except for the one statement that must fail (the expired context); its SQLSTATE
+# is echoed, and every error line is checked below.
 (
-    PGHOST=localhost PGPORT="$CL_PORT" PGUSER=aud_sup "$CL_BINDIR/psql" -X -At -d audit_src 2>&1 <<'SQL'
+    PGHOST=localhost PGPORT="$CL_PORT" PGUSER=aud_sup "$CL_BINDIR/psql" -X -At -d audit_src \
+        -v ON_ERROR_STOP=1 -v VERBOSITY=verbose 2>&1 <<'SQL'
 SELECT 'begin: ' || (tenancy.begin_support('t3', 'INC-1: expiry check', 1)->>'source');
 SELECT 'tenant: ' || tenancy.current_tenant();
 INSERT INTO notes (body) VALUES ('written by support');
 SELECT pg_sleep(62);
+\set ON_ERROR_STOP 0
 SELECT 'after: ' || coalesce(tenancy.current_tenant(), 'none');
+\echo 'after_sqlstate: ':LAST_ERROR_SQLSTATE
+\set ON_ERROR_STOP 1
 SELECT 'end: ' || pg_typeof(tenancy.end_support());
 SELECT 'cleared: ' || coalesce(tenancy.current_tenant(), 'none');
 SQL
@@ -68,7 +69,7 @@ SQL
 support_pid=$!
 
 say "8 sessions x 1,250 rows for t1, 2 x 500 for each of t2..t4, at once"
-load="$(python3 "$REPO_ROOT/tests/client/audit_concurrency.py" "$(conninfo audit_src aud_worker)")" ||
+load="$(python3 "$REPO_ROOT/tests/system/client/audit_concurrency.py" "$(conninfo audit_src aud_worker)")" ||
     { printf '%s\n' "$load" >&2; die "a writer failed"; }
 say "load: $load"
 
@@ -91,7 +92,9 @@ check "t1's rows were committed under all three isolation levels" "3" \
 check "outside verifier's known answer = the extension's (crates/tenancy-core/src/audit.rs)" \
     '{"h1": "b037ef80dc953acc8419b1f228f0a5a2bc1a7717f2ed670e7b6e0343066e26c9", "h2": "0a18a6f95ea134398cd93a336ddd13d9dbd0b79454d5c212f4c423b40295ce54"}' \
     "$(python3 "$REPO_ROOT/scripts/verify-audit.py" --self-test)"
-outside="$(python3 "$REPO_ROOT/scripts/verify-audit.py" "$(conninfo audit_src)" --all)" || true
+rc=0
+outside="$(python3 "$REPO_ROOT/scripts/verify-audit.py" "$(conninfo audit_src)" --all)" || rc=$?
+check "outside verifier exits 0" "0" "$rc"
 check "outside verifier: every chain ok (t1..t4, system)" "5" "$(grep -c '"ok": true' <<<"$outside")"
 
 say "one byte of one row of t2 changed by a superuser, triggers bypassed"
@@ -100,10 +103,8 @@ db audit_src -q -c "SET session_replication_role = replica;
     UPDATE tenancy.audit_log SET event = overlay(event placing 'L' from 1 for 1) WHERE id = $victim"
 check "verify_audit reports the changed row" "f|1001|$victim" \
     "$(db audit_src -At -c "SELECT * FROM tenancy.verify_audit('t2')")"
-set +e
-bad="$(python3 "$REPO_ROOT/scripts/verify-audit.py" "$(conninfo audit_src)" t2)"
-rc=$?
-set -e
+rc=0
+bad="$(python3 "$REPO_ROOT/scripts/verify-audit.py" "$(conninfo audit_src)" t2)" || rc=$?
 check "outside verifier exits 1" "1" "$rc"
 check "outside verifier reports the changed row" "$victim" \
     "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["first_bad_id"])' "$bad")"
@@ -111,8 +112,8 @@ db audit_src -q -c "SET session_replication_role = replica;
     UPDATE tenancy.audit_log SET event = 'load.write' WHERE id = $victim"
 check "restored byte verifies again" "t|1001|" "$(db audit_src -At -c "SELECT * FROM tenancy.verify_audit('t2')")"
 
-check "TRUNCATE refused to the owner" "1" \
-    "$(db audit_src -c 'TRUNCATE tenancy.audit_log' 2>&1 | grep -c 'append-only: TRUNCATE is refused')"
+expect_error "TRUNCATE refused to the owner" 42501 "pg_tenancy: the audit log is append-only: TRUNCATE is refused" \
+    db audit_src -c 'TRUNCATE tenancy.audit_log'
 
 say "a refused token: LOG line and counter"
 token="$(db audit_src -At -c "SELECT tenancy.sign_token('{\"tenant_id\": \"claimed-tenant\"}')")"
@@ -138,11 +139,15 @@ check "stats() counts it from another session" "t" \
     "$(db audit_src -At -c "SELECT refused >= 1 FROM tenancy.stats() WHERE reason = 'bad_signature'")"
 
 say "waiting for the support session"
-wait "$support_pid" || true
+rc=0
+wait "$support_pid" || rc=$?
 sup="$(cat "$support_out")"
+check "the support session's psql exits 0" "0" "$rc"
 check "support begins" "1" "$(grep -cx 'begin: support' <<<"$sup")"
 check "support inside t3" "1" "$(grep -cx 'tenant: t3' <<<"$sup")"
-check "expired after its minute (28000)" "1" "$(grep -c 'tenant context refused: it has expired' <<<"$sup")"
+check "expired after its minute: its only error" \
+    "ERROR:  28000: pg_tenancy: tenant context refused: it has expired" "$(error_lines "$sup")"
+check "expired after its minute: SQLSTATE 28000" "1" "$(grep -cx 'after_sqlstate: 28000' <<<"$sup")"
 check "end_support after expiry" "1" "$(grep -cx 'end: void' <<<"$sup")"
 check "no context afterwards" "1" "$(grep -cx 'cleared: none' <<<"$sup")"
 check "t3's support rows" "support_begun:true support_write:true support_ended:true" \
@@ -159,7 +164,9 @@ PGHOST=localhost PGPORT="$CL_PORT" PGUSER=postgres "$CL_BINDIR/pg_restore" --exi
 check "restored: every chain verifies" "t1:true t2:true t3:true t4:true (system):true" \
     "$(db audit_dst -At -c "SELECT string_agg(t || ':' || (SELECT ok FROM tenancy.verify_audit(t)), ' ' ORDER BY t = '(system)', t)
         FROM (SELECT DISTINCT tenant_id AS t FROM tenancy.audit_log) s")"
-restored="$(python3 "$REPO_ROOT/scripts/verify-audit.py" "$(conninfo audit_dst)" --all)" || true
+rc=0
+restored="$(python3 "$REPO_ROOT/scripts/verify-audit.py" "$(conninfo audit_dst)" --all)" || rc=$?
+check "restored: outside verifier exits 0" "0" "$rc"
 check "restored: outside verifier ok" "5" "$(grep -c '"ok": true' <<<"$restored")"
 db audit_dst -q -c "SET ROLE aud_worker" -c "BEGIN" -c "SELECT tenancy.set_tenant('t1')" \
     -c "SELECT tenancy.audit('after.restore')" -c "COMMIT" >/dev/null
