@@ -51,7 +51,15 @@ CREATE TABLE tenancy.support_sessions (
     reason      text NOT NULL,
     began_at    timestamptz NOT NULL DEFAULT now(),
     expires_at  timestamptz NOT NULL,
-    ended_at    timestamptz
+    ended_at    timestamptz,
+    -- The backend that opened it: the session ends when that backend exits (its carrier is
+    -- refused everywhere from then on; support_session_state in src/context/tenant_context.rs).
+    -- (NULL: not tied to a backend).
+    opened_pid  integer,
+    opened_backend_start timestamptz,
+    -- Its support_ended row is in the chain. Endings nobody is present for (expiry, the role
+    -- losing the grant) are written later by the next sweep (src/audit/support.rs).
+    end_recorded boolean NOT NULL DEFAULT false
 );
 
 -- Append-only, even for the table's owner. Only tenancy.purge_audit() (superuser) deletes,

@@ -694,11 +694,11 @@ SELECT 'info', 'published_protected_schema', format('publication %I', pb.pubname
 UNION ALL
 -- Identity and serial columns: one sequence numbers the rows of every tenant.
 SELECT 'info', 'shared_sequence', format('%s.%I', p.qname, a.attname),
-       format('the column takes its values from sequence %s, shared by every tenant: the gaps between a tenant''s own ids reveal how many rows other tenants add. Use uuids or per-tenant numbering where volumes are sensitive',
+       format('the column takes its values from sequence %s, shared by every tenant: the gaps between a tenant''s own ids reveal how many rows other tenants add. Where volumes are sensitive, move to uuids (a uuid column with DEFAULT gen_random_uuid()) or per-tenant numbering, with the application''s inserts changed to match',
               min(format('%I.%I', sn.nspname, sc.relname))),
-       CASE WHEN a.attidentity <> ''
-            THEN format('ALTER TABLE %s ALTER COLUMN %I DROP IDENTITY IF EXISTS;', p.qname, a.attname)
-            ELSE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT;', p.qname, a.attname) END
+       -- No fix: every mechanical one (DROP IDENTITY, DROP DEFAULT) makes the inserts that
+       -- rely on the sequence fail (23502), and a fix must be safe to run unattended (issue 21).
+       NULL::text
   FROM prot p
   JOIN (SELECT d.refobjid AS relid, d.refobjsubid AS attnum, d.objid AS seq
           FROM pg_depend d

@@ -118,6 +118,8 @@ BEGIN
         'check', '_citus_findings', 'assert_isolated', '_assert_isolated',
         'export_tenant', 'purge_tenant', 'set_plan', 'set_quota', '_set_quota',
         'set_tenant_plan', 'set_tenant_settings']);
+    -- Issue 21: support endings nobody was present for, tenant rename and removal.
+    PERFORM tenancy._grant_functions(role, ARRAY['close_support_sessions', 'rename_tenant', 'drop_tenant']);
     PERFORM tenancy._grant_functions(role, ARRAY['audit', 'verify_audit', 'stats']);
     PERFORM tenancy._grant_functions(role, ARRAY['add_pseudonym_secret', 'drop_pseudonym_secret']);
     PERFORM tenancy._grant_functions(role, ARRAY[

@@ -37,6 +37,7 @@ pub extern "C-unwind" fn _PG_init() {
     scale::routing::init();
     infra::gucs::init();
     registry::cache::init();
+    audit::support::init();
     context::stats::init();
 }
 

@@ -351,3 +351,306 @@ fn purge_tenant(
     crate::audit::trail::record(tenant, "tenant_purged", json!({ "deleted": counts }));
     TableIterator::new(out)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Renaming and dropping tenants (issue 21).
+
+/// 55000 unless the tenant is registered and deactivated (locked until the end of the
+/// transaction, so nobody reactivates it half-way); 42704 when it is not registered.
+fn lock_inactive(tenant: &str, what: &str) {
+    let status = Spi::connect_mut(|c| {
+        let t = c.update(
+            "SELECT status FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+            None,
+            &[tenant.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.first().get_one::<String>()
+    })
+    .or_bug("locking the tenant");
+    match status.as_deref() {
+        None => errors::not_found(
+            format!("tenant {} does not exist", errors::quoted(tenant)),
+            None,
+        ),
+        Some("active") => errors::not_in_state(
+            format!(
+                "tenant {} is still active: only a deactivated tenant can be {what}",
+                errors::quoted(tenant)
+            ),
+            Some(&format!(
+                "deactivate it first (SELECT tenancy.deactivate_tenant({})) so no session uses it meanwhile",
+                errors::quoted(tenant)
+            )),
+        ),
+        Some(_) => {}
+    }
+}
+
+/// Foreign keys whose referenced columns include the tenant column of a protected table,
+/// as (name, ON UPDATE CASCADE). Renaming changes that column in the referenced rows, so
+/// each must cascade.
+fn tenant_foreign_keys() -> Vec<(String, bool)> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, k.conname),
+                    k.confupdtype OPERATOR(pg_catalog.=) 'c'
+               FROM pg_catalog.pg_constraint k
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.connamespace
+               JOIN tenancy.protected_tables p ON p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) k.confrelid
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.confrelid
+                                              AND a.attname OPERATOR(pg_catalog.=) p.tenant_column
+              WHERE k.contype OPERATOR(pg_catalog.=) 'f' AND k.conparentid OPERATOR(pg_catalog.=) 0
+                AND a.attnum OPERATOR(pg_catalog.=) ANY (k.confkey)
+              ORDER BY 1",
+            None,
+            &[],
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<bool>(2)?.unwrap_or(false),
+            ))
+        })
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_bug("reading foreign keys on tenant columns")
+}
+
+/// `col = <value>` for an UPDATE's SET from a predicate `col = $1…` of
+/// [`policy::tenant_rows_predicate`], the value taken from $2.
+fn set_clause(pred: &str) -> String {
+    let (col, value) = pred
+        .rsplit_once(" OPERATOR(pg_catalog.=) ")
+        .or_else(|| pred.rsplit_once(" = "))
+        .unwrap_or_else(|| errors::internal("renaming a tenant", "unexpected predicate"));
+    format!("{col} = {}", value.replacen("$1", "$2", 1))
+}
+
+/// Renames a deactivated tenant: every protected row's tenant column, its API keys,
+/// entitlements, quotas and registry row follow, in one transaction. The audit chain is not
+/// rewritten (its hashes cover the tenant id): the old chain ends with `tenant_renamed`
+/// (`to`), and the new one begins with `tenant_renamed` (`from`, and the old chain's head),
+/// so a reader follows one into the other. The old id stays taken while its chain exists.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn rename_tenant(old: Option<&str>, new: Option<&str>) {
+    let old = errors::required(old, "old");
+    let new = errors::required(new, "new");
+    args::tenant_id(old);
+    args::tenant_id(new);
+    if old == new {
+        errors::bad_argument("old and new are the same tenant id".into(), None);
+    }
+    lock_inactive(old, "renamed");
+    crate::identity::tenants::require_unused(new);
+    require_rls_bypass();
+    let (tables, cyclic) = tables_in_fk_order(old);
+    if !cyclic.is_empty() {
+        errors::not_supported(
+            format!(
+                "the foreign keys between {} form a cycle, so no order renames their rows; nothing was renamed",
+                cyclic.join(", ")
+            ),
+            Some("make one foreign key of the cycle DEFERRABLE or ON UPDATE CASCADE, then rename again"),
+        );
+    }
+    let deferred = deferred_triggers(&tables);
+    if !deferred.is_empty() {
+        errors::not_supported(
+            format!(
+                "{} is deferrable: it would fire at commit, after the rename has returned, with the rights of whoever commits; nothing was renamed",
+                deferred.join(", ")
+            ),
+            Some("make the trigger NOT DEFERRABLE (it then runs during the rename, as its table's owner) or disable it for the rename"),
+        );
+    }
+    let fks = tenant_foreign_keys();
+    let stuck: Vec<&str> = fks
+        .iter()
+        .filter(|(_, cascade)| !cascade)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !stuck.is_empty() {
+        errors::not_supported(
+            format!(
+                "the foreign key{} {} reference{} a tenant column without ON UPDATE CASCADE, so the referenced rows cannot change tenant; nothing was renamed",
+                if stuck.len() > 1 { "s" } else { "" },
+                stuck.join(", "),
+                if stuck.len() > 1 { "" } else { "s" },
+            ),
+            Some("recreate them with ON UPDATE CASCADE, then rename again (deferring them is no way out: PostgreSQL queues no deferred check inside the owner steps the rename runs in)"),
+        );
+    }
+    // Before anything moves (an ON UPDATE CASCADE moves rows of later tables early).
+    for t in &tables {
+        if policy_predicate_for(t, new).is_some_and(|p| rows_remain(t, &p, new)) {
+            errors::not_in_state(
+                format!(
+                    "{} already holds rows of tenant {}; nothing was renamed",
+                    t.name,
+                    errors::quoted(new)
+                ),
+                Some("rows of an unregistered tenant id: delete them or pick another id"),
+            );
+        }
+    }
+    let mut moved = Map::new();
+    for t in &tables {
+        let Some(pred) = &t.predicate else { continue };
+        let new_pred = policy_predicate_for(t, new);
+        let Some(new_pred) = new_pred else {
+            if rows_remain(t, pred, old) {
+                errors::bad_argument(
+                    format!(
+                        "tenant id {} cannot be stored in the tenant column of {}, which holds rows of {}; nothing was renamed",
+                        errors::quoted(new),
+                        t.name,
+                        errors::quoted(old)
+                    ),
+                    Some("pick an id of the column's type (a uuid column takes lowercase uuids, an integer column integers)"),
+                );
+            }
+            continue;
+        };
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {pred}",
+            t.source,
+            set_clause(&new_pred)
+        );
+        let n = crate::infra::owner::as_table_owner(t.oid, || {
+            Spi::connect_mut(|c| {
+                c.update(&sql, None, &[old.into(), new.into()])
+                    .map(|r| r.len())
+            })
+            .or_bug("renaming a tenant's rows")
+        });
+        moved.insert(t.name.clone(), json!(n));
+    }
+    let left: Vec<&str> = tables
+        .iter()
+        .filter(|t| {
+            t.predicate
+                .as_deref()
+                .is_some_and(|p| rows_remain(t, p, old))
+        })
+        .map(|t| t.name.as_str())
+        .collect();
+    if !left.is_empty() {
+        errors::not_in_state(
+            format!(
+                "rows of tenant {} remain in {} after the rename (a rule or a trigger kept or wrote them back); nothing was renamed",
+                errors::quoted(old),
+                left.join(", ")
+            ),
+            Some("find the rule or trigger on those tables that skips updates or inserts rows, drop or disable it, then rename again"),
+        );
+    }
+    // The registry: a new row, its dependants moved, the old row gone (foreign keys from
+    // api_keys, entitlements and quotas to tenants are not ON UPDATE CASCADE).
+    Spi::run_with_args(
+        "INSERT INTO tenancy.tenants (id, name, plan, status, settings, created_at, deactivated_at)
+         SELECT $2, name, plan, status, settings, created_at, deactivated_at
+           FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1;
+         UPDATE tenancy.api_keys SET tenant = $2 WHERE tenant OPERATOR(pg_catalog.=) $1;
+         UPDATE tenancy.entitlements SET tenant = $2 WHERE tenant OPERATOR(pg_catalog.=) $1;
+         INSERT INTO tenancy.quotas (tenant, tbl, max_rows, slots, set_at)
+         SELECT $2, tbl, max_rows, slots, set_at FROM tenancy.quotas WHERE tenant OPERATOR(pg_catalog.=) $1;
+         UPDATE tenancy.quota_slots SET tenant = $2 WHERE tenant OPERATOR(pg_catalog.=) $1;
+         DELETE FROM tenancy.quotas WHERE tenant OPERATOR(pg_catalog.=) $1;
+         DELETE FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1;",
+        &[old.into(), new.into()],
+    )
+    .or_bug("renaming the tenant in the registry");
+    crate::audit::trail::record(old, "tenant_renamed", json!({ "to": new, "rows": moved }));
+    // The new chain starts by naming the old chain's last row (the one just written).
+    let (seq, hash) = crate::audit::trail::head(old);
+    crate::audit::trail::record(
+        new,
+        "tenant_renamed",
+        json!({ "from": old, "from_seq": seq, "from_hash": hash, "rows": moved }),
+    );
+}
+
+fn policy_predicate_for(t: &TenantTable, tenant: &str) -> Option<String> {
+    let root = protected_tables::roots()
+        .into_iter()
+        .find(|r| r.oid == t.oid)?;
+    policy::tenant_rows_predicate(
+        root.oid,
+        &root.tenant_column,
+        root.type_oid,
+        &root.type_sql,
+        tenant,
+    )
+}
+
+/// Removes a purged tenant from the registry: its API keys, entitlements, quotas and row.
+/// `audit` chooses what happens to its chain: `keep` (the chain stays, readable by admins,
+/// closed by `tenant_dropped`, and the id stays taken) or `purge` (erased as
+/// tenancy.purge_audit() erases it: superuser only, recorded in the system chain; the id is
+/// free again).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn drop_tenant(id: Option<&str>, audit: Option<&str>) {
+    let id = errors::required(id, "id");
+    args::tenant_id(id);
+    let audit = match audit {
+        Some(a @ ("keep" | "purge")) => a,
+        _ => errors::bad_argument(
+            "audit must be 'keep' or 'purge'".into(),
+            Some("'keep' leaves the tenant's audit chain for the record; 'purge' (superuser) erases it"),
+        ),
+    };
+    lock_inactive(id, "dropped");
+    require_rls_bypass();
+    let (tables, _) = tables_in_fk_order(id);
+    let left: Vec<&str> = tables
+        .iter()
+        .filter(|t| {
+            t.predicate
+                .as_deref()
+                .is_some_and(|p| rows_remain(t, p, id))
+        })
+        .map(|t| t.name.as_str())
+        .collect();
+    if !left.is_empty() {
+        errors::not_in_state(
+            format!(
+                "tenant {} still has rows in {}; nothing was dropped",
+                errors::quoted(id),
+                left.join(", ")
+            ),
+            Some(&format!(
+                "export them, verify the export, then SELECT * FROM tenancy.purge_tenant({0}, 'purge {1}')",
+                errors::quoted(id),
+                id
+            )),
+        );
+    }
+    Spi::run_with_args(
+        "DELETE FROM tenancy.api_keys WHERE tenant OPERATOR(pg_catalog.=) $1;
+         DELETE FROM tenancy.entitlements WHERE tenant OPERATOR(pg_catalog.=) $1;
+         DELETE FROM tenancy.quotas WHERE tenant OPERATOR(pg_catalog.=) $1;
+         DELETE FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1;",
+        &[id.into()],
+    )
+    .or_bug("dropping the tenant from the registry");
+    if audit == "purge" {
+        crate::audit::trail::purge_audit(id, &format!("purge audit {id}"));
+        crate::audit::trail::record(
+            crate::audit::trail::SYSTEM_CHAIN,
+            "tenant_dropped",
+            json!({ "tenant": id, "audit": "purge" }),
+        );
+    } else {
+        crate::audit::trail::record(id, "tenant_dropped", json!({ "audit": "keep" }));
+        crate::audit::trail::record(
+            crate::audit::trail::SYSTEM_CHAIN,
+            "tenant_dropped",
+            json!({ "tenant": id, "audit": "keep" }),
+        );
+    }
+}

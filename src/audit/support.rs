@@ -11,9 +11,11 @@
 //! The audit trail and the carrier cannot disagree: each session is a row of
 //! `tenancy.support_sessions` named inside the carrier, and verification refuses a carrier
 //! whose session has ended, that another role presents, or whose role lost the support grant
-//! (`context::check_support_session`), on every backend from its next transaction. Clearing
-//! the context or disconnecting does not end the session on the record: it stays open, usable
-//! only by the role that opened it, until it expires (at most `tenancy.max_support_minutes`).
+//! (`context::check_support_session`), or whose opening backend has exited, on every backend
+//! from its next transaction. `clear_context()` ends the session on the record; `RESET
+//! tenancy.context` does not: it stays open, usable only by the role that opened it, until it
+//! expires (at most `tenancy.max_support_minutes`). Endings nobody is present for (expiry,
+//! the backend's exit, a revoked grant) are recorded by the next sweep ([`record_endings`]).
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -60,6 +62,7 @@ fn begin_support(
         "support context",
         tenant,
     );
+    record_endings();
     let now = crate::registry::cache::statement_now();
     let expires_at = now
         .saturating_add(i64::from(minutes) * 60)
@@ -96,13 +99,15 @@ fn begin_support(
             roles: &[],
             support: old.support_mark(),
             event: "support_ended",
-            detail: json!({ "expired": old.expired_at(now), "replaced": true }),
+            detail: json!({ "how": "replaced", "expired": old.expired_at(now), "replaced": true }),
         });
     }
     Spi::run_with_args(
         "INSERT INTO tenancy.support_sessions
-                (id, tenant, opened_by, opened_by_name, reason, expires_at)
-         VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6))",
+                (id, tenant, opened_by, opened_by_name, reason, expires_at, opened_pid, opened_backend_start)
+         SELECT $1, $2, $3, $4, $5, pg_catalog.to_timestamp($6), a.pid, a.backend_start
+           FROM (SELECT) x
+           LEFT JOIN pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a ON true",
         &[
             sid.as_str().into(),
             tenant.into(),
@@ -136,7 +141,7 @@ fn end_session(ctx: &Context) -> bool {
         return false;
     };
     crate::infra::spi::dml_returning::<String>(
-        "UPDATE tenancy.support_sessions SET ended_at = pg_catalog.now()
+        "UPDATE tenancy.support_sessions SET ended_at = pg_catalog.now(), end_recorded = true
           WHERE id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL
             AND opened_by OPERATOR(pg_catalog.=) $2
           RETURNING id",
@@ -147,6 +152,131 @@ fn end_session(ctx: &Context) -> bool {
     )
     .or_bug("ending the support session")
     .is_some()
+}
+
+/// Removes the context for the rest of the session (both a transaction-local and a session
+/// context), so later queries see no tenant. A support session of the caller's own role ends
+/// with it, on the record (`support_ended`, `"how": "clear_context"`): leaving the tenant is
+/// ending the visit. Not SECURITY DEFINER (everyone may call it); the session row and the
+/// chain are written as the extension's owner, and only for a carrier whose MAC verifies and
+/// whose session the caller's role opened.
+#[pg_extern(volatile, parallel_unsafe)]
+fn clear_context() {
+    {
+        let carrier = crate::context::setting::with_carrier(|c| !c.is_empty());
+        // The carrier key is the extension owner's to read.
+        let _owner = carrier.then(crate::infra::owner::AsExtensionOwner::enter);
+        if let Some(ctx) = carrier
+            .then(crate::context::tenant_context::peek_unexpired_or_not)
+            .flatten()
+            .filter(|c| c.source == Source::Support)
+        {
+            if end_session(&ctx) {
+                trail::write(trail::Entry {
+                    tenant: &ctx.tenant,
+                    actor: ctx.actor.as_deref(),
+                    roles: &[],
+                    support: ctx.support_mark(),
+                    event: "support_ended",
+                    detail: json!({
+                        "how": "clear_context",
+                        "expired": ctx.expired_at(crate::registry::cache::clock_now()),
+                    }),
+                });
+                crate::registry::cache::bump_generation();
+            }
+            record_endings();
+        }
+    }
+    crate::context::tenant_context::clear();
+}
+
+/// Writes the `support_ended` row of every session that ended without one: past its expiry,
+/// its opening backend gone, its role no longer holding the support grant (or dropped). Such endings happen with nobody
+/// present to write the row (the session is dead by the rule from that moment, on every
+/// backend); the row is written by the next begin_support(), end_support(), clear_context()
+/// of a support session, or tenancy.close_support_sessions(), on any backend. Returns how
+/// many rows it wrote. Sessions another transaction is ending, and tenants whose chain head
+/// another transaction holds, are skipped (left for a later sweep), not waited for.
+fn record_endings() -> i64 {
+    let _owner = crate::infra::owner::AsExtensionOwner::enter();
+    let due = Spi::connect_mut(|c| {
+        c.update(
+            "SELECT s.id, s.tenant, s.opened_by_name::pg_catalog.text, s.reason,
+                    pg_catalog.date_part('epoch', s.expires_at)::pg_catalog.int8,
+                    CASE WHEN s.ended_at IS NOT NULL THEN 'ended'
+                         WHEN s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 'expired'
+                         WHEN s.opened_backend_start IS NOT NULL
+                              AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(s.opened_pid) a
+                                               WHERE a.backend_start OPERATOR(pg_catalog.=) s.opened_backend_start)
+                              THEN 'backend_exited'
+                         ELSE 'grant_lost' END
+               FROM tenancy.support_sessions s
+              WHERE NOT s.end_recorded
+                AND (s.ended_at IS NOT NULL
+                     OR s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()
+                     OR (s.opened_backend_start IS NOT NULL
+                         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(s.opened_pid) a
+                                          WHERE a.backend_start OPERATOR(pg_catalog.=) s.opened_backend_start))
+                     OR NOT coalesce(pg_catalog.has_function_privilege(s.opened_by,
+                            'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
+                            'EXECUTE'), false))
+              ORDER BY s.began_at
+              FOR UPDATE SKIP LOCKED",
+            None,
+            &[],
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<String>(3)?,
+                r.get::<String>(4)?,
+                r.get::<i64>(5)?,
+                r.get::<String>(6)?.unwrap_or_default(),
+            ))
+        })
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_bug("finding ended support sessions");
+    let mut n = 0;
+    for (id, tenant, by, reason, until, how) in due {
+        // Whoever sweeps must not wait for some other tenant's open transaction: a chain
+        // whose head is held is left for a later sweep.
+        if !trail::head_free(&tenant) {
+            continue;
+        }
+        Spi::run_with_args(
+            "UPDATE tenancy.support_sessions
+                SET end_recorded = true,
+                    ended_at = coalesce(ended_at, LEAST(expires_at, pg_catalog.clock_timestamp()))
+              WHERE id OPERATOR(pg_catalog.=) $1",
+            &[id.as_str().into()],
+        )
+        .or_bug("recording an ended support session");
+        trail::write(trail::Entry {
+            tenant: &tenant,
+            actor: by.as_deref(),
+            roles: &[],
+            support: Some(json!({ "by": by, "reason": reason, "until": until })),
+            event: "support_ended",
+            detail: json!({ "how": how, "expired": how == "expired", "recorded_late": true }),
+        });
+        n += 1;
+    }
+    if n > 0 {
+        crate::registry::cache::bump_generation();
+    }
+    n
+}
+
+/// Writes the missing `support_ended` rows now (see [`record_endings`]) and returns how many.
+/// For admins, e.g. from a scheduler every minute, so that an expired session's end is on
+/// the record even when nobody opens or ends another session.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn close_support_sessions() -> i64 {
+    record_endings()
 }
 
 /// Ends the support session (also one that has already expired) and records that.
@@ -171,10 +301,11 @@ fn end_support() {
         roles: &[],
         support: ctx.support_mark(),
         event: "support_ended",
-        detail: json!({ "expired": expired }),
+        detail: json!({ "how": "end_support", "expired": expired }),
     });
     crate::context::tenant_context::clear();
     crate::registry::cache::bump_generation();
+    record_endings();
 }
 
 /// For the statement trigger on protected tables (its WHEN clause, evaluated at statement
@@ -224,6 +355,436 @@ fn _audit_support_write(tbl: pg_sys::Oid, operation: &str) {
             support: ctx.support_mark(),
             event: "support_write",
             detail: json!({ "table": table, "operation": operation.to_lowercase() }),
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Support reads. PostgreSQL has no SELECT triggers, so reads are seen by the executor hooks:
+// ExecutorStart turns on row counting (INSTRUMENT_ROWS, no timers) when the statement may run
+// under a support context, and ExecutorEnd walks the finished plan, sums the rows each scan of
+// a protected table returned (after row level security), and records one `support_read` per
+// table in the tenant's chain, in the statement's transaction. Without a support context the
+// cost is one thread-local check per statement (and, at ExecutorStart, reading the carrier
+// setting).
+//
+// A row written in a transaction that rolls back would vanish while the rows it records were
+// already sent. So every read is also kept in backend memory until its transaction commits; on
+// rollback it is logged at once (LOG, server log) and written again, marked `rolled_back`, by
+// the next statement of this backend that runs in a writable transaction.
+
+use std::cell::{Cell, RefCell};
+
+#[derive(Clone)]
+struct ReadRecord {
+    tenant: String,
+    actor: Option<String>,
+    roles: Vec<String>,
+    support: Option<serde_json::Value>,
+    table: String,
+    rows: Option<i64>,
+    rolled_back: bool,
+    /// The subtransaction that wrote it: a ROLLBACK TO (or a PL/pgSQL exception block) undoes
+    /// its row as surely as a rollback.
+    subxact: pg_sys::SubTransactionId,
+}
+
+/// Past this many reads waiting to be written again, the LOG line is their only record: a
+/// loop of rollbacks must not grow the backend's memory without bound.
+const MAX_PENDING: usize = 10_000;
+
+thread_local! {
+    static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+    /// Reads recorded in the current transaction (written to the chain, not yet committed).
+    static XACT_READS: RefCell<Vec<ReadRecord>> = const { RefCell::new(Vec::new()) };
+    /// (query, support uses when it started) of the statements running now, innermost last.
+    static RUNNING: RefCell<Vec<(usize, u64)>> = const { RefCell::new(Vec::new()) };
+    /// Reads whose transaction rolled back: written again by the next writable statement.
+    static PENDING: RefCell<Vec<ReadRecord>> = const { RefCell::new(Vec::new()) };
+}
+
+static mut PREV_START: pg_sys::ExecutorStart_hook_type = None;
+static mut PREV_END: pg_sys::ExecutorEnd_hook_type = None;
+
+pub fn init() {
+    // SAFETY: hooks are chained at library load, before any query runs in this backend.
+    unsafe {
+        PREV_START = pg_sys::ExecutorStart_hook;
+        pg_sys::ExecutorStart_hook = Some(executor_start);
+        PREV_END = pg_sys::ExecutorEnd_hook;
+        pg_sys::ExecutorEnd_hook = Some(executor_end);
+        pg_sys::RegisterXactCallback(Some(reads_xact_ended), core::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(reads_subxact_ended), core::ptr::null_mut());
+    }
+}
+
+/// Whether this statement may read under a support context: a support context seen in this
+/// transaction, a current carrier known to be support, or a carrier not yet verified under the
+/// present registry generation (verified only once the statement runs).
+fn support_possible() -> bool {
+    if crate::registry::cache::any_support_seen() {
+        return true;
+    }
+    match crate::registry::cache::current_if_fresh() {
+        Some(Some(r)) => r.ctx.source == Source::Support,
+        Some(None) => false,
+        None => crate::context::setting::with_carrier(|c| !c.is_empty()),
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: core::ffi::c_int) {
+    RUNNING.with(|r| {
+        let mut r = r.borrow_mut();
+        // Statements that failed never reached ExecutorEnd; a bound keeps the list small.
+        if r.len() > 256 {
+            r.clear();
+        }
+        r.push((qd as usize, crate::registry::cache::support_uses()));
+    });
+    if !IN_HOOK.get() && support_possible() {
+        // SAFETY: the executor hands a valid QueryDesc; the option is read by ExecInitNode.
+        unsafe {
+            (*qd).instrument_options |=
+                pg_sys::InstrumentOption::INSTRUMENT_ROWS as core::ffi::c_int;
+        }
+    }
+    // SAFETY: chaining to the previous hook or the standard executor with the same arguments.
+    unsafe {
+        match PREV_START {
+            Some(prev) => prev(qd, eflags),
+            None => pg_sys::standard_ExecutorStart(qd, eflags),
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_end(qd: *mut pg_sys::QueryDesc) {
+    let started = RUNNING.with(|r| {
+        let mut r = r.borrow_mut();
+        let at = r.iter().rposition(|(q, _)| *q == qd as usize)?;
+        Some(r.remove(at).1)
+    });
+    // Under support during this statement: a support context was used since it started (the
+    // isolation policy asks for the tenant while the statement runs). Reads under another
+    // context later in a transaction that used support are not support reads.
+    let under_support = started.is_some_and(|s| crate::registry::cache::support_uses() != s);
+    // A parallel worker cannot write; its rows reach the leader's counts, and the leader
+    // records them.
+    // SAFETY: reads a backend global.
+    let worker = unsafe { pg_sys::ParallelWorkerNumber >= 0 };
+    if !IN_HOOK.get() && !worker && (under_support || PENDING.with(|p| !p.borrow().is_empty())) {
+        IN_HOOK.set(true);
+        // Cleared on error too: the next statement must be seen again.
+        let _reset = ResetOnDrop;
+        // A top-level statement ends when its portal is dropped, with no snapshot active: SPI
+        // needs one. Popped on success; an error's abort clears the stack anyway.
+        // SAFETY: snapshot stack calls inside a transaction; the QueryDesc is valid until
+        // standard_ExecutorEnd below frees it.
+        unsafe {
+            let pushed = !pg_sys::ActiveSnapshotSet();
+            if pushed {
+                pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+            }
+            record_reads(qd, under_support);
+            if pushed {
+                pg_sys::PopActiveSnapshot();
+            }
+        }
+    }
+    // SAFETY: as in executor_start.
+    unsafe {
+        match PREV_END {
+            Some(prev) => prev(qd),
+            None => pg_sys::standard_ExecutorEnd(qd),
+        }
+    }
+}
+
+struct ResetOnDrop;
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        IN_HOOK.set(false);
+    }
+}
+
+/// The elements of a pointer list.
+unsafe fn list_ptrs(list: *mut pg_sys::List) -> Vec<*mut core::ffi::c_void> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: a non-NIL List has `length` initialised cells.
+    unsafe {
+        (0..(*list).length as usize)
+            .map(|i| (*(*list).elements.add(i)).ptr_value)
+            .collect()
+    }
+}
+
+unsafe fn list_ints(list: *mut pg_sys::List) -> Vec<i32> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: as in list_ptrs, for an integer list.
+    unsafe {
+        (0..(*list).length as usize)
+            .map(|i| (*(*list).elements.add(i)).int_value)
+            .collect()
+    }
+}
+
+/// Calls `f` on every node of a plan-state tree (children, init plans, subplans, and the
+/// arrays of Append, MergeAppend, BitmapAnd/Or, SubqueryScan, CustomScan).
+unsafe fn walk(ps: *mut pg_sys::PlanState, f: &mut dyn FnMut(*mut pg_sys::PlanState)) {
+    if ps.is_null() {
+        return;
+    }
+    f(ps);
+    // SAFETY: node types are checked before each cast; arrays have the stated lengths.
+    unsafe {
+        let arrays: Vec<*mut pg_sys::PlanState> = match (*ps).type_ {
+            pg_sys::NodeTag::T_AppendState => {
+                let a = ps as *mut pg_sys::AppendState;
+                (0..(*a).as_nplans as usize)
+                    .map(|i| *(*a).appendplans.add(i))
+                    .collect()
+            }
+            pg_sys::NodeTag::T_MergeAppendState => {
+                let a = ps as *mut pg_sys::MergeAppendState;
+                (0..(*a).ms_nplans as usize)
+                    .map(|i| *(*a).mergeplans.add(i))
+                    .collect()
+            }
+            pg_sys::NodeTag::T_BitmapAndState => {
+                let a = ps as *mut pg_sys::BitmapAndState;
+                (0..(*a).nplans as usize)
+                    .map(|i| *(*a).bitmapplans.add(i))
+                    .collect()
+            }
+            pg_sys::NodeTag::T_BitmapOrState => {
+                let a = ps as *mut pg_sys::BitmapOrState;
+                (0..(*a).nplans as usize)
+                    .map(|i| *(*a).bitmapplans.add(i))
+                    .collect()
+            }
+            pg_sys::NodeTag::T_SubqueryScanState => {
+                vec![(*(ps as *mut pg_sys::SubqueryScanState)).subplan]
+            }
+            pg_sys::NodeTag::T_CustomScanState => {
+                list_ptrs((*(ps as *mut pg_sys::CustomScanState)).custom_ps)
+                    .into_iter()
+                    .map(|p| p as *mut pg_sys::PlanState)
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        for child in arrays {
+            walk(child, f);
+        }
+        walk((*ps).lefttree, f);
+        walk((*ps).righttree, f);
+        for sp in list_ptrs((*ps).initPlan)
+            .into_iter()
+            .chain(list_ptrs((*ps).subPlan))
+        {
+            walk((*(sp as *mut pg_sys::SubPlanState)).planstate, f);
+        }
+    }
+}
+
+/// (relation, rows returned by its scans, None when rows were not counted) for every relation
+/// the plan scanned, its result relations (written, recorded as support writes) left out.
+unsafe fn scanned(qd: *mut pg_sys::QueryDesc) -> Vec<(pg_sys::Oid, Option<i64>)> {
+    // SAFETY: a QueryDesc that reached ExecutorEnd has an estate, a plan and a planned stmt.
+    unsafe {
+        let estate = (*qd).estate;
+        if estate.is_null()
+            || (*estate).es_top_eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as core::ffi::c_int != 0
+        {
+            return Vec::new();
+        }
+        let rtable = list_ptrs((*estate).es_range_table);
+        let results = list_ints((*(*qd).plannedstmt).resultRelations);
+        let mut out: Vec<(pg_sys::Oid, Option<i64>)> = Vec::new();
+        walk((*qd).planstate, &mut |ps| {
+            let plan = (*ps).plan;
+            let is_scan = matches!(
+                (*plan).type_,
+                pg_sys::NodeTag::T_SeqScan
+                    | pg_sys::NodeTag::T_SampleScan
+                    | pg_sys::NodeTag::T_IndexScan
+                    | pg_sys::NodeTag::T_IndexOnlyScan
+                    | pg_sys::NodeTag::T_BitmapHeapScan
+                    | pg_sys::NodeTag::T_TidScan
+                    | pg_sys::NodeTag::T_TidRangeScan
+            );
+            if !is_scan {
+                return;
+            }
+            let rti = (*(plan as *mut pg_sys::Scan)).scanrelid as i32;
+            if rti < 1 || rti as usize > rtable.len() || results.contains(&rti) {
+                return;
+            }
+            let rte = rtable[rti as usize - 1] as *mut pg_sys::RangeTblEntry;
+            if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
+                return;
+            }
+            let instr = (*ps).instrument;
+            let rows = (!instr.is_null()).then(|| ((*instr).ntuples + (*instr).tuplecount) as i64);
+            match out.iter_mut().find(|(oid, _)| *oid == (*rte).relid) {
+                Some((_, r)) => *r = r.zip(rows).map(|(a, b)| a + b),
+                None => out.push(((*rte).relid, rows)),
+            }
+        });
+        out
+    }
+}
+
+unsafe fn record_reads(qd: *mut pg_sys::QueryDesc, under_support: bool) {
+    flush_pending();
+    if !under_support {
+        return;
+    }
+    // SAFETY: passed on from executor_end.
+    let rels = unsafe { scanned(qd) };
+    if rels.is_empty() {
+        return;
+    }
+    let sessions = crate::registry::cache::support_seen();
+    for (oid, rows) in rels {
+        if !crate::registry::protected_tables::is_protected(oid) {
+            continue;
+        }
+        let Some(table) = crate::infra::catalog::relation_opt(oid).map(|r| r.qualified()) else {
+            continue;
+        };
+        for resolved in &sessions {
+            let ctx = &resolved.ctx;
+            let rec = ReadRecord {
+                tenant: ctx.tenant.clone(),
+                actor: ctx.actor.clone(),
+                roles: ctx.roles.clone(),
+                support: ctx.support_mark(),
+                table: table.clone(),
+                rows,
+                rolled_back: false,
+                subxact: 0,
+            };
+            write_read(rec);
+        }
+    }
+}
+
+/// Remembers the read before writing it, so that a failed write (a read-only transaction, a
+/// lock timeout) still reaches the rollback path and its LOG line.
+fn write_read(mut rec: ReadRecord) {
+    // SAFETY: reads a backend global.
+    rec.subxact = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    XACT_READS.with(|x| x.borrow_mut().push(rec.clone()));
+    trail::write(trail::Entry {
+        tenant: &rec.tenant,
+        actor: rec.actor.as_deref(),
+        roles: &rec.roles,
+        support: rec.support.clone(),
+        event: "support_read",
+        detail: read_detail(&rec),
+    });
+}
+
+fn read_detail(rec: &ReadRecord) -> serde_json::Value {
+    let mut d = json!({ "table": rec.table, "rows": rec.rows });
+    if rec.rolled_back {
+        d["rolled_back"] = json!(true);
+    }
+    d
+}
+
+/// Writes the reads of rolled-back transactions, in a transaction that can write.
+fn flush_pending() {
+    if PENDING.with(|p| p.borrow().is_empty()) {
+        return;
+    }
+    // SAFETY: plain reads of backend globals.
+    let writable = unsafe { !pg_sys::XactReadOnly && !pg_sys::RecoveryInProgress() };
+    if !writable {
+        return;
+    }
+    let pending: Vec<ReadRecord> = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    for rec in pending {
+        write_read(rec);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn reads_xact_ended(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut core::ffi::c_void,
+) {
+    match event {
+        pg_sys::XactEvent::XACT_EVENT_COMMIT
+        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
+        | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
+            XACT_READS.with(|x| x.borrow_mut().clear());
+            RUNNING.with(|r| r.borrow_mut().clear());
+        }
+        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
+            RUNNING.with(|r| r.borrow_mut().clear());
+            let lost: Vec<ReadRecord> = XACT_READS.with(|x| std::mem::take(&mut *x.borrow_mut()));
+            keep_lost(lost);
+        }
+        _ => {}
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn reads_subxact_ended(
+    event: pg_sys::SubXactEvent::Type,
+    my: pg_sys::SubTransactionId,
+    parent: pg_sys::SubTransactionId,
+    _arg: *mut core::ffi::c_void,
+) {
+    match event {
+        pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => XACT_READS.with(|x| {
+            for rec in x.borrow_mut().iter_mut().filter(|r| r.subxact == my) {
+                rec.subxact = parent;
+            }
+        }),
+        pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+            // Subtransaction ids only grow: ids at or above `my` are it and its children.
+            let lost: Vec<ReadRecord> = XACT_READS.with(|x| {
+                let mut x = x.borrow_mut();
+                let (lost, kept) = std::mem::take(&mut *x)
+                    .into_iter()
+                    .partition(|r| r.subxact >= my);
+                *x = kept;
+                lost
+            });
+            keep_lost(lost);
+        }
+        _ => {}
+    }
+}
+
+/// Reads whose rows were rolled back: logged at once, written again later.
+fn keep_lost(lost: Vec<ReadRecord>) {
+    for mut rec in lost {
+        if !rec.rolled_back {
+            // Never the reason (free text): tenant, engineer, table and rows.
+            pgrx::log!(
+                "pg_tenancy: support read rolled back: tenant {:?}, by {:?}, table {}, rows {}",
+                rec.tenant,
+                rec.actor.as_deref().unwrap_or(""),
+                rec.table,
+                rec.rows
+                    .map_or_else(|| "unknown".to_string(), |r| r.to_string())
+            );
+        }
+        rec.rolled_back = true;
+        PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < MAX_PENDING {
+                p.push(rec);
+            }
         });
     }
 }

@@ -56,6 +56,9 @@ const RESERVED_EVENTS: &[&str] = &[
     "support_begun",
     "support_ended",
     "support_write",
+    "support_read",
+    "tenant_renamed",
+    "tenant_dropped",
     "signing_key_added",
     "signing_key_retired",
     "table_protected",
@@ -203,7 +206,7 @@ pub fn write_nowait(entry: Entry) -> i64 {
 
 /// Locks `tenant`'s chain head if nobody holds it (then [`write`] goes ahead at once); false
 /// when another transaction holds it. A chain with no head yet counts as free.
-fn head_free(tenant: &str) -> bool {
+pub fn head_free(tenant: &str) -> bool {
     let _owner = crate::infra::owner::AsExtensionOwner::enter();
     Spi::connect_mut(|c| {
         let locked = c.update(
@@ -423,7 +426,7 @@ fn walk(tenant: &str) -> (Walker, (i64, [u8; 32])) {
 /// the erased chain's length and head hash, in the system chain. Returns the rows deleted.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn purge_audit(tenant: &str, confirm: &str) -> i64 {
+pub(crate) fn purge_audit(tenant: &str, confirm: &str) -> i64 {
     // SAFETY: reads the outer user's superuser flag from the syscache.
     let superuser = unsafe { pg_sys::superuser_arg(pg_sys::GetOuterUserId()) };
     if !superuser {
@@ -476,6 +479,28 @@ fn purge_audit(tenant: &str, confirm: &str) -> i64 {
         }),
     );
     deleted
+}
+
+/// A chain's head: (seq, hash as hex) of its last row; (0, "") for a chain without rows.
+/// Read as the extension's owner.
+pub fn head(tenant: &str) -> (i64, String) {
+    let _owner = crate::infra::owner::AsExtensionOwner::enter();
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT seq, hash FROM tenancy.audit_heads WHERE tenant_id OPERATOR(pg_catalog.=) $1",
+            Some(1),
+            &[tenant.into()],
+        )?;
+        if t.is_empty() {
+            return Ok((0, String::new()));
+        }
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>((
+            r.get::<i64>(1)?.unwrap_or(0),
+            hex(&r.get::<Vec<u8>>(2)?.unwrap_or_default()),
+        ))
+    })
+    .or_bug("reading an audit chain's head")
 }
 
 fn hex(b: &[u8]) -> String {

@@ -303,13 +303,6 @@ pub fn checked_roles(roles: Vec<Option<String>>) -> Vec<String> {
     out
 }
 
-/// Removes the context for the rest of the session (both a transaction-local and a session
-/// context), so later queries see no tenant.
-#[pg_extern(volatile, parallel_unsafe)]
-fn clear_context() {
-    clear();
-}
-
 /// Verifies a carrier that this backend has not seen under the present registry generation.
 /// SECURITY DEFINER because the carrier key and the registry are not readable by the roles
 /// whose queries call the getters; it reveals nothing a caller does not already hold.
@@ -391,7 +384,11 @@ pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)
     // role, so the role checks run here, on this node's catalog.
     let row = crate::infra::spi::registry_reads(|| {
         spi::select_row(
-            "SELECT s.ended_at IS NULL, s.opened_by::pg_catalog.int8, s.opened_by_name::pg_catalog.text
+            "SELECT s.ended_at IS NULL, s.opened_by::pg_catalog.int8, s.opened_by_name::pg_catalog.text,
+                    -- The opening backend still runs: a session ends with it (issue 21).
+                    s.opened_backend_start IS NULL
+                    OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(s.opened_pid) a
+                                WHERE a.backend_start OPERATOR(pg_catalog.=) s.opened_backend_start)
                FROM tenancy.support_sessions s
               WHERE s.id OPERATOR(pg_catalog.=) $1 AND s.tenant OPERATOR(pg_catalog.=) $2",
             &[sid.as_str().into(), ctx.tenant.as_str().into()],
@@ -400,16 +397,21 @@ pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)
                     r.get::<bool>(1)?.unwrap_or(false),
                     r.get::<i64>(2)?,
                     r.get::<String>(3)?,
+                    r.get::<bool>(4)?.unwrap_or(false),
                 ))
             },
         )
     })
     .unwrap_or_else(|e| errors::internal("reading support sessions", e));
-    let row = row.map(|(open, opened_by, opened_by_name)| {
+    let row = row.map(|(open, opened_by, opened_by_name, backend_alive)| {
+        let citus = catalog::citus_table("tenancy", "support_sessions");
+        // The opening backend lives on the coordinator: a worker cannot see it, so on Citus a
+        // session ends by end_support, clear_context or its expiry (docs/scale-out.md).
+        let open = open && (citus || backend_alive);
         // Role OIDs differ from node to node of a Citus cluster, names do not (Citus creates
         // roles on every node by name); on one node the OID is the exact answer (a renamed
         // role stays the same role).
-        let same_role = if catalog::citus_table("tenancy", "support_sessions") {
+        let same_role = if citus {
             matches!((crate::infra::roles::role_name(user), opened_by_name), (Some(a), Some(b)) if a == b)
         } else {
             opened_by == Some(i64::from(u32::from(user)))

@@ -57,6 +57,7 @@ fn create_tenant(
 ) -> String {
     args::tenant_id(id);
     refuse_other_uuid_spelling(id);
+    require_no_chain(id);
     if let Some(p) = plan {
         crate::registry::plans::check_plan_name(p);
     }
@@ -203,4 +204,41 @@ fn set_tenant_settings(id: Option<&str>, settings: Option<JsonB>) {
         settings.into(),
     );
     crate::audit::trail::record(id, "tenant_settings_set", detail);
+}
+
+// ---- Ids used before (issue 21: rename_tenant, drop_tenant) ----
+
+/// 55000 when an audit chain of `id` remains without its tenant (a renamed tenant's old
+/// chain, a dropped tenant's kept chain): a new tenant of that id would read that history.
+pub fn require_no_chain(id: &str) {
+    let chain = spi::select_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM tenancy.audit_heads h
+                         WHERE h.tenant_id OPERATOR(pg_catalog.=) $1 AND h.seq OPERATOR(pg_catalog.>) 0)
+            AND NOT EXISTS (SELECT 1 FROM tenancy.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1)",
+        &[id.into()],
+    );
+    if matches!(chain, Ok(Some(true))) {
+        errors::not_in_state(
+            format!(
+                "tenant id {} was used before and its audit trail remains: a new tenant of that id would read it",
+                errors::quoted(id)
+            ),
+            Some("choose another id, or have a superuser erase the old trail with tenancy.purge_audit()"),
+        );
+    }
+}
+
+/// 42710 when `id` is registered, 55000 when its old audit chain remains.
+pub fn require_unused(id: &str) {
+    let registered = spi::select_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1)",
+        &[id.into()],
+    );
+    if matches!(registered, Ok(Some(true))) {
+        errors::duplicate(
+            format!("tenant {} already exists", errors::quoted(id)),
+            None,
+        );
+    }
+    require_no_chain(id);
 }

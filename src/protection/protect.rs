@@ -394,7 +394,12 @@ fn _unprotect(tbl: pg_sys::Oid) {
                 "ALTER TABLE {table} ALTER COLUMN {qcol} DROP DEFAULT"
             ));
         }
-        if e.set_not_null && !distribution {
+        // Not when a primary key now holds the column (scope_unique on the primary key):
+        // PostgreSQL refuses it, and the key needs it.
+        if e.set_not_null
+            && !distribution
+            && !catalog::primary_key_columns(&rel).contains(&e.protection.tenant_column)
+        {
             sql.push(format!(
                 "ALTER TABLE {table} ALTER COLUMN {qcol} DROP NOT NULL"
             ));

@@ -133,6 +133,62 @@ fn _scope_unique(tbl: pg_sys::Oid, columns: Vec<Option<String>>) {
     if !sql.is_empty() {
         Spi::run(&sql).or_bug("scoping a unique key");
     }
+    drop_redundant_tenant_index(&rel, &entry);
+}
+
+/// Drops the tenant index protect() created once another index answers every lookup it
+/// answered: same access method, its key columns (with their operator classes and
+/// collations) a leading prefix of the other's, and the other valid and neither partial nor
+/// on expressions. After scope_unique that is the scoped key, which leads with the tenant
+/// column: keeping both would cost every write a second index for nothing. Only the index
+/// named in the registry is ever dropped (never one the owner made), and the registry
+/// forgets it, so unprotect() does not drop it again and protect() does not re-create one
+/// while the key leads with the tenant column.
+fn drop_redundant_tenant_index(rel: &Rel, entry: &protected_tables::Entry) {
+    let Some(index) = &entry.index_name else {
+        return;
+    };
+    let covered = crate::infra::spi::select_one::<bool>(
+        "SELECT EXISTS (
+             SELECT 1 FROM pg_catalog.pg_index mine
+               JOIN pg_catalog.pg_class mc ON mc.oid OPERATOR(pg_catalog.=) mine.indexrelid
+               JOIN pg_catalog.pg_index other ON other.indrelid OPERATOR(pg_catalog.=) mine.indrelid
+                                              AND other.indexrelid OPERATOR(pg_catalog.<>) mine.indexrelid
+               JOIN pg_catalog.pg_class oc ON oc.oid OPERATOR(pg_catalog.=) other.indexrelid
+              WHERE mine.indrelid OPERATOR(pg_catalog.=) $1
+                AND mc.relname OPERATOR(pg_catalog.=) $2::pg_catalog.name
+                AND mine.indpred IS NULL AND mine.indexprs IS NULL
+                AND oc.relam OPERATOR(pg_catalog.=) mc.relam
+                AND other.indisvalid AND other.indpred IS NULL AND other.indexprs IS NULL
+                AND other.indnkeyatts OPERATOR(pg_catalog.>=) mine.indnkeyatts
+                AND (other.indkey::pg_catalog.int2[])[0:mine.indnkeyatts - 1]
+                    OPERATOR(pg_catalog.=) (mine.indkey::pg_catalog.int2[])[0:mine.indnkeyatts - 1]
+                AND (other.indclass::pg_catalog.oid[])[0:mine.indnkeyatts - 1]
+                    OPERATOR(pg_catalog.=) (mine.indclass::pg_catalog.oid[])[0:mine.indnkeyatts - 1]
+                AND (other.indcollation::pg_catalog.oid[])[0:mine.indnkeyatts - 1]
+                    OPERATOR(pg_catalog.=) (mine.indcollation::pg_catalog.oid[])[0:mine.indnkeyatts - 1])",
+        &[rel.oid.into(), index.as_str().into()],
+    )
+    .or_bug("comparing the tenant index with the scoped key")
+        == Some(true);
+    if !covered {
+        return;
+    }
+    Spi::run(&format!(
+        "DROP INDEX {}.{}",
+        quote_identifier(&rel.schema),
+        quote_identifier(index)
+    ))
+    .or_bug("dropping the redundant tenant index");
+    // The registry is the extension owner's to write (see protect()).
+    crate::infra::owner::as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE tenancy.protected_tables SET index_name = NULL
+              WHERE tbl = $1::pg_catalog.oid::pg_catalog.regclass",
+            &[rel.oid.into()],
+        )
+    })
+    .or_bug("forgetting the dropped tenant index");
 }
 
 fn fk_action(code: &str, cols: &[String], on_delete: bool) -> String {

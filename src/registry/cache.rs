@@ -108,6 +108,13 @@ thread_local! {
     /// Every support context the current transaction has resolved, whatever the carrier
     /// holds now (see [`saw_support`]).
     static SUPPORT_SEEN: RefCell<Vec<Rc<Resolved>>> = const { RefCell::new(Vec::new()) };
+    /// How many times a support context was used in this backend: a statement that used one
+    /// sees it grow between its start and its end (support reads, src/audit/support.rs).
+    static SUPPORT_USES: Cell<u64> = const { Cell::new(0) };
+}
+
+pub fn support_uses() -> u64 {
+    SUPPORT_USES.with(Cell::get)
 }
 
 /// Notes that the current transaction acted under a support context. Two things follow:
@@ -119,6 +126,7 @@ thread_local! {
 /// * the next transaction verifies the support carrier again (session still open, role still
 ///   holding the support grant), because a `REVOKE` sends no registry invalidation.
 pub fn saw_support(r: &Rc<Resolved>) {
+    SUPPORT_USES.with(|u| u.set(u.get().wrapping_add(1)));
     SUPPORT_SEEN.with(|s| {
         let mut s = s.borrow_mut();
         let known = s.iter().any(|x| {

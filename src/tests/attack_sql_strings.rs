@@ -21,8 +21,17 @@ mod tests {
     /// documented loop does); each must succeed and make its finding go away.
     fn run_every_fix(schema: &str, found: &[Finding], marker_schema: &str, roles: &[&str]) {
         for f in found {
+            // No fix: every mechanical one breaks inserts (issue 21); left to a person.
+            if f.rule == "shared_sequence" {
+                assert_eq!(f.fix, None, "{f:?}");
+                continue;
+            }
             apply_fix(schema, f, || assert_nothing_injected(marker_schema, roles));
         }
+    }
+
+    fn of_rule_count(found: &[Finding], rule: &str) -> usize {
+        found.iter().filter(|f| f.rule == rule).count()
     }
 
     /// Nothing the hostile strings asked for happened.
@@ -318,15 +327,22 @@ mod tests {
         ] {
             assert!(rules.contains(&r), "{r} not reported: {found:#?}");
         }
+        // shared_sequence offers no fix: every mechanical one breaks the inserts (issue 21).
         assert!(
-            found.iter().all(|f| f.fix.is_some()),
-            "every finding here has a fix: {found:#?}"
+            found
+                .iter()
+                .all(|f| f.fix.is_some() == (f.rule != "shared_sequence")),
+            "every finding here but shared_sequence has a fix: {found:#?}"
         );
 
         run_every_fix(SCHEMA, &found, MARK, &[R_OWNER, R_APP, R_APP2, R_OWNAPP]);
         assert_nothing_injected(MARK, &[R_OWNER, R_APP, R_APP2, R_OWNAPP]);
         let left = findings(SCHEMA);
-        assert!(left.is_empty(), "{left:#?}");
+        assert!(
+            left.iter().all(|f| f.rule == "shared_sequence")
+                && left.len() == of_rule_count(&found, "shared_sequence"),
+            "only the shared sequences, which have no fix, are left: {left:#?}"
+        );
         // The expression index was rebuilt under its own name, tenant column first.
         assert_eq!(
             text(&format!(

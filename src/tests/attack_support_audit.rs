@@ -241,26 +241,29 @@ mod tests {
         );
     }
 
-    /// Decided and documented: clearing the context does not end the session on the record;
-    /// the session stays open, for its own role only, until its expiry.
+    /// Decided and documented (issue 21): clearing the context ends the session on the record
+    /// (`support_ended`, how `clear_context`), and a copy of the carrier is dead after it.
     #[pg_test]
-    fn atk5_clear_context_leaves_the_session_open_until_its_expiry() {
+    fn atk5_clear_context_ends_the_session_on_the_record() {
         let p = "atk5_clear";
         fixture(p);
         let saved = open_support(p);
         run("SELECT tenancy.clear_context()");
         assert_eq!(one::<String>("SELECT tenancy.current_tenant()"), None);
         replay(&saved);
-        assert_eq!(count(&format!("SELECT count(*) FROM tests.{p}_docs")), 2);
+        assert_fails(
+            &format!("SELECT count(*) FROM tests.{p}_docs"),
+            "28000",
+            "support session has ended",
+        );
         run("RESET ROLE");
         assert_eq!(
             one::<bool>(&format!(
-                "SELECT ended_at IS NULL
-                        AND expires_at <= now() + interval '10 minutes 1 second'
-                   FROM tenancy.support_sessions WHERE tenant = '{p}_a'"
+                "SELECT ended_at IS NOT NULL FROM tenancy.support_sessions WHERE tenant = '{p}_a'"
             )),
             Some(true)
         );
+        assert_eq!(support_rows(p, "support_ended"), 1);
     }
 
     // ---- class 5: a write under support is recorded whatever the statement does to the
@@ -370,7 +373,8 @@ mod tests {
             "22023",
             "cannot be stored as a default",
         );
-        run("SELECT tenancy.clear_context()");
+        // Removes the carrier without ending the session (clear_context() would end it).
+        run("SELECT set_config('tenancy.context', '', false)");
         run(&format!(
             "CREATE FUNCTION pg_temp.atk5_write(c text) RETURNS void LANGUAGE plpgsql AS $$
              BEGIN

@@ -603,7 +603,8 @@ mod tests {
             one::<String>("SELECT string_agg(body, ',') FROM tests.sup_run_docs"),
             Some("a1".into())
         );
-        // Every write under it is recorded as support; reads are not.
+        // Every write under it is recorded as support, and so is every read (the SELECT
+        // above: support_read, issue 21).
         run("INSERT INTO tests.sup_run_docs (body) VALUES ('fixed 1'), ('fixed 2')");
         run("UPDATE tests.sup_run_docs SET body = body || '!' WHERE body = 'a1'");
         run("DELETE FROM tests.sup_run_docs WHERE body = 'nothing'");
@@ -641,14 +642,15 @@ mod tests {
             rows,
             vec![
                 format!("support_begun|{{\"minutes\": 15}}|{m}"),
+                format!("support_read|{{\"rows\": 1, \"table\": \"tests.sup_run_docs\"}}|{m}"),
                 format!("support_write|{{\"table\": \"tests.sup_run_docs\", \"operation\": \"insert\"}}|{m}"),
                 format!("support_write|{{\"table\": \"tests.sup_run_docs\", \"operation\": \"update\"}}|{m}"),
                 format!("support_write|{{\"table\": \"tests.sup_run_docs\", \"operation\": \"delete\"}}|{m}"),
                 format!("note|{{\"text\": \"looked at the export\"}}|{m}"),
-                format!("support_ended|{{\"expired\": false}}|{m}"),
+                format!("support_ended|{{\"how\": \"end_support\", \"expired\": false}}|{m}"),
             ]
         );
-        assert_eq!(verify("sup_run_a"), (true, 7, None));
+        assert_eq!(verify("sup_run_a"), (true, 8, None));
         // Tenant b's chain saw nothing.
         assert_eq!(
             count("SELECT count(*) FROM tenancy.audit_log WHERE tenant_id = 'sup_run_b'"),
@@ -686,9 +688,9 @@ mod tests {
             ),
             Some(
                 "sup_two_a:support_begun:{\"minutes\": 5} | \
-                 sup_two_a:support_ended:{\"expired\": false, \"replaced\": true} | \
+                 sup_two_a:support_ended:{\"how\": \"replaced\", \"expired\": false, \"replaced\": true} | \
                  sup_two_b:support_begun:{\"minutes\": 5} | \
-                 sup_two_b:support_ended:{\"expired\": false}"
+                 sup_two_b:support_ended:{\"how\": \"end_support\", \"expired\": false}"
                     .into()
             )
         );

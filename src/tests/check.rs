@@ -12,8 +12,14 @@ mod tests {
     };
 
     /// Runs every fix in the order check() lists them; after each, that finding is gone.
+    /// shared_sequence offers no fix (every mechanical one breaks inserts, issue 21): a person
+    /// decides, and the tests that need a clean schema do it by hand.
     fn apply_fixes(schema: &str, found: &[Finding]) {
         for f in found {
+            if f.rule == "shared_sequence" {
+                assert_eq!(f.fix, None, "{f:?}");
+                continue;
+            }
             apply_fix(schema, f, || {});
         }
     }
@@ -198,6 +204,8 @@ mod tests {
 
         // Every fix, pasted as is, with the DDL guard on, closes its hole.
         apply_fixes("chk_fx", &found);
+        // What a person decides for the shared sequence: the column no longer numbers rows.
+        run("ALTER TABLE chk_fx.base ALTER COLUMN seq DROP IDENTITY IF EXISTS");
         assert_clean("chk_fx");
         run("SELECT tenancy.assert_isolated('chk_fx')");
     }

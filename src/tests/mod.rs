@@ -18,6 +18,7 @@ mod audit;
 mod check;
 mod context;
 mod dba_first_week;
+mod dba_operations;
 mod deid;
 pub mod fixture;
 mod guard;

@@ -69,4 +69,42 @@ ROLLBACK TO s;
 SELECT tenancy.audit('case.closed') > 0 AS recorded;
 COMMIT;
 RESET ROLE;
+
+-- 5. Support reads are on the record, one row per statement and table (issue 21); a read whose
+--    transaction rolls back is written again by the next statement, marked rolled_back; a
+--    savepoint rolled back likewise; clear_context() ends the session on the record.
+SET ROLE regress_sup_a;
+SELECT tenancy.begin_support('acme', 'INC-21: reads', 5) IS NOT NULL AS begun;
+SELECT current_setting('tenancy.context') AS saved21 \gset
+SELECT count(*) AS acme_cases FROM cases;
+-- With parallel query encouraged (not asserted: a plan detail): the read is recorded once.
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SELECT count(*) AS acme_cases FROM cases;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+BEGIN;
+SELECT count(*) AS acme_cases FROM cases;
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT note FROM cases ORDER BY id;
+ROLLBACK TO s;
+COMMIT;
+SELECT 1 AS next_statement;
+SELECT tenancy.clear_context();
+SELECT set_config('tenancy.context', :'saved21', false) <> '' AS replayed;
+SELECT count(*) FROM cases;
+SELECT set_config('tenancy.context', '', false) = '' AS cleared;
+RESET ROLE;
+SELECT event, detail ->> 'table' AS tbl, detail ->> 'rows' AS rows,
+       detail ->> 'rolled_back' AS rolled_back, detail ->> 'how' AS how
+  FROM tenancy.audit_log
+ WHERE tenant_id = 'acme' AND support ->> 'reason' = 'INC-21: reads' ORDER BY seq;
+SELECT ended_at IS NOT NULL AS ended, end_recorded
+  FROM tenancy.support_sessions WHERE reason = 'INC-21: reads';
 DROP TABLE cases;
