@@ -270,6 +270,23 @@ fn record_endings() -> i64 {
     n
 }
 
+/// Ends every open support session of `tenant` (its deactivation: a session must not outlive
+/// the tenant it was opened for, nor meet a new tenant registered later under the same id) and
+/// writes their `support_ended` rows.
+pub fn end_tenant_sessions(tenant: &str) {
+    {
+        let _owner = crate::infra::owner::AsExtensionOwner::enter();
+        Spi::run_with_args(
+            "UPDATE tenancy.support_sessions SET ended_at = pg_catalog.now()
+              WHERE tenant OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL",
+            &[tenant.into()],
+        )
+        .or_bug("ending the tenant's support sessions");
+    }
+    record_endings();
+    crate::registry::cache::bump_generation();
+}
+
 /// Writes the missing `support_ended` rows now (see [`record_endings`]) and returns how many.
 /// For admins, e.g. from a scheduler every minute, so that an expired session's end is on
 /// the record even when nobody opens or ends another session.
@@ -382,6 +399,9 @@ struct ReadRecord {
     roles: Vec<String>,
     support: Option<serde_json::Value>,
     table: String,
+    /// For a read cut short by an error (its statement never reached ExecutorEnd): the
+    /// relation, named and checked for protection when the record is written again.
+    relid: Option<pg_sys::Oid>,
     rows: Option<i64>,
     rolled_back: bool,
     /// The subtransaction that wrote it: a ROLLBACK TO (or a PL/pgSQL exception block) undoes
@@ -397,10 +417,22 @@ thread_local! {
     static IN_HOOK: Cell<bool> = const { Cell::new(false) };
     /// Reads recorded in the current transaction (written to the chain, not yet committed).
     static XACT_READS: RefCell<Vec<ReadRecord>> = const { RefCell::new(Vec::new()) };
-    /// (query, support uses when it started) of the statements running now, innermost last.
-    static RUNNING: RefCell<Vec<(usize, u64)>> = const { RefCell::new(Vec::new()) };
+    /// The statements running now, innermost last.
+    static RUNNING: RefCell<Vec<Running>> = const { RefCell::new(Vec::new()) };
     /// Reads whose transaction rolled back: written again by the next writable statement.
     static PENDING: RefCell<Vec<ReadRecord>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A statement between ExecutorStart and ExecutorEnd. A statement cut short by an error never
+/// reaches ExecutorEnd (its portal is marked failed), though it may have sent rows: the abort
+/// callbacks record what it read from the relations it named.
+struct Running {
+    query: usize,
+    /// `support_uses()` when it started: a change means it ran under a support context.
+    uses: u64,
+    subxact: pg_sys::SubTransactionId,
+    /// The relations it reads (not its result relations), when it may run under support.
+    relids: Vec<pg_sys::Oid>,
 }
 
 static mut PREV_START: pg_sys::ExecutorStart_hook_type = None;
@@ -434,15 +466,25 @@ fn support_possible() -> bool {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: core::ffi::c_int) {
+    let possible = !IN_HOOK.get() && support_possible();
+    // SAFETY: the executor hands a valid QueryDesc with its planned statement.
+    let relids = if possible {
+        unsafe { read_relids(qd) }
+    } else {
+        Vec::new()
+    };
     RUNNING.with(|r| {
-        let mut r = r.borrow_mut();
-        // Statements that failed never reached ExecutorEnd; a bound keeps the list small.
-        if r.len() > 256 {
-            r.clear();
-        }
-        r.push((qd as usize, crate::registry::cache::support_uses()));
+        // Never trimmed: entries leave at ExecutorEnd or with their (sub)transaction's end, so
+        // a statement that is still running is never forgotten.
+        r.borrow_mut().push(Running {
+            query: qd as usize,
+            uses: crate::registry::cache::support_uses(),
+            // SAFETY: reads a backend global.
+            subxact: unsafe { pg_sys::GetCurrentSubTransactionId() },
+            relids,
+        })
     });
-    if !IN_HOOK.get() && support_possible() {
+    if possible {
         // SAFETY: the executor hands a valid QueryDesc; the option is read by ExecInitNode.
         unsafe {
             (*qd).instrument_options |=
@@ -458,12 +500,77 @@ unsafe extern "C-unwind" fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: c
     }
 }
 
+/// The plain relations a statement names, its result relations left out (those are writes).
+unsafe fn read_relids(qd: *mut pg_sys::QueryDesc) -> Vec<pg_sys::Oid> {
+    // SAFETY: a QueryDesc at ExecutorStart has its planned statement.
+    unsafe {
+        let stmt = (*qd).plannedstmt;
+        if stmt.is_null() {
+            return Vec::new();
+        }
+        let results = list_ints((*stmt).resultRelations);
+        let mut out = Vec::new();
+        for (i, rte) in list_ptrs((*stmt).rtable).into_iter().enumerate() {
+            let rte = rte as *mut pg_sys::RangeTblEntry;
+            if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                && !results.contains(&(i as i32 + 1))
+                && !out.contains(&(*rte).relid)
+            {
+                out.push((*rte).relid);
+            }
+        }
+        out
+    }
+}
+
+/// Reads of statements cut short in the (sub)transaction that is aborting: those that started
+/// in it (`since` and later) and ran under a support context. Rows unknown.
+fn cut_short(since: pg_sys::SubTransactionId) -> Vec<ReadRecord> {
+    let stopped: Vec<Running> = RUNNING.with(|r| {
+        let mut r = r.borrow_mut();
+        let (stopped, kept) = std::mem::take(&mut *r)
+            .into_iter()
+            .partition(|s| s.subxact >= since);
+        *r = kept;
+        stopped
+    });
+    let uses = crate::registry::cache::support_uses();
+    let stopped: Vec<Running> = stopped
+        .into_iter()
+        .filter(|s| s.uses != uses && !s.relids.is_empty())
+        .collect();
+    if stopped.is_empty() {
+        return Vec::new();
+    }
+    let sessions = crate::registry::cache::support_seen();
+    let mut out = Vec::new();
+    for s in stopped {
+        for relid in s.relids {
+            for resolved in &sessions {
+                let ctx = &resolved.ctx;
+                out.push(ReadRecord {
+                    tenant: ctx.tenant.clone(),
+                    actor: ctx.actor.clone(),
+                    roles: ctx.roles.clone(),
+                    support: ctx.support_mark(),
+                    table: format!("relation {}", u32::from(relid)),
+                    relid: Some(relid),
+                    rows: None,
+                    rolled_back: false,
+                    subxact: 0,
+                });
+            }
+        }
+    }
+    out
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_end(qd: *mut pg_sys::QueryDesc) {
     let started = RUNNING.with(|r| {
         let mut r = r.borrow_mut();
-        let at = r.iter().rposition(|(q, _)| *q == qd as usize)?;
-        Some(r.remove(at).1)
+        let at = r.iter().rposition(|s| s.query == qd as usize)?;
+        Some(r.remove(at).uses)
     });
     // Under support during this statement: a support context was used since it started (the
     // isolation policy asks for the tenant while the statement runs). Reads under another
@@ -666,6 +773,7 @@ unsafe fn record_reads(qd: *mut pg_sys::QueryDesc, under_support: bool) {
                 roles: ctx.roles.clone(),
                 support: ctx.support_mark(),
                 table: table.clone(),
+                relid: None,
                 rows,
                 rolled_back: false,
                 subxact: 0,
@@ -710,7 +818,16 @@ fn flush_pending() {
         return;
     }
     let pending: Vec<ReadRecord> = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    for rec in pending {
+    for mut rec in pending {
+        if let Some(relid) = rec.relid.take() {
+            // A statement cut short named it: on the record if it is a protected table.
+            if !crate::registry::protected_tables::is_protected(relid) {
+                continue;
+            }
+            if let Some(rel) = crate::infra::catalog::relation_opt(relid) {
+                rec.table = rel.qualified();
+            }
+        }
         write_read(rec);
     }
 }
@@ -721,6 +838,17 @@ unsafe extern "C-unwind" fn reads_xact_ended(
     _arg: *mut core::ffi::c_void,
 ) {
     match event {
+        // A prepared transaction can be rolled back later, by anyone, after this backend has
+        // forgotten its reads: a transaction that acted under support is not prepared.
+        pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE
+            if crate::registry::cache::any_support_seen()
+                || XACT_READS.with(|x| !x.borrow().is_empty()) =>
+        {
+            errors::not_in_state(
+                "a transaction that used a support context cannot be prepared (PREPARE TRANSACTION)".into(),
+                Some("commit it, or leave the support session before preparing"),
+            );
+        }
         pg_sys::XactEvent::XACT_EVENT_COMMIT
         | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
         | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
@@ -728,8 +856,8 @@ unsafe extern "C-unwind" fn reads_xact_ended(
             RUNNING.with(|r| r.borrow_mut().clear());
         }
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
-            RUNNING.with(|r| r.borrow_mut().clear());
-            let lost: Vec<ReadRecord> = XACT_READS.with(|x| std::mem::take(&mut *x.borrow_mut()));
+            let mut lost = cut_short(0);
+            lost.extend(XACT_READS.with(|x| std::mem::take(&mut *x.borrow_mut())));
             keep_lost(lost);
         }
         _ => {}
@@ -751,14 +879,15 @@ unsafe extern "C-unwind" fn reads_subxact_ended(
         }),
         pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
             // Subtransaction ids only grow: ids at or above `my` are it and its children.
-            let lost: Vec<ReadRecord> = XACT_READS.with(|x| {
+            let mut lost = cut_short(my);
+            lost.extend(XACT_READS.with(|x| {
                 let mut x = x.borrow_mut();
                 let (lost, kept) = std::mem::take(&mut *x)
                     .into_iter()
                     .partition(|r| r.subxact >= my);
                 *x = kept;
                 lost
-            });
+            }));
             keep_lost(lost);
         }
         _ => {}

@@ -123,6 +123,7 @@ fn set_status(id: &str, status: &str) {
 #[search_path(pg_catalog, pg_temp)]
 fn deactivate_tenant(id: &str) {
     set_status(id, "inactive");
+    crate::audit::support::end_tenant_sessions(id);
 }
 
 /// Lets a deactivated tenant's tokens and keys work again.

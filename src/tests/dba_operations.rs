@@ -668,4 +668,81 @@ mod tests {
             findings(p)
         );
     }
+
+    // ---- the second attacker's review (docs/security.md, class 13) ----
+
+    /// Support engineer: a statement cut short by an error (rows already sent as notices, then
+    /// an exception) never reaches ExecutorEnd; its read is recorded from the abort, rows
+    /// unknown, and written again by the next statement.
+    #[pg_test]
+    fn dba_a_read_cut_short_by_an_error_is_on_the_record() {
+        let p = "dba_cut";
+        fixture(p);
+        open_support(p);
+        assert_fails(
+            &format!(
+                "DO $$ DECLARE r record; BEGIN
+                     FOR r IN SELECT id, body FROM tests.{p}_docs ORDER BY id LOOP
+                         RAISE NOTICE '%', r.body;
+                         RAISE EXCEPTION 'stop after the first row';
+                     END LOOP;
+                 END $$"
+            ),
+            "P0001",
+            "stop after the first row",
+        );
+        run("SELECT 1");
+        run("RESET ROLE");
+        assert_eq!(reads(p), vec![(None, true)]);
+    }
+
+    /// Support engineer: hundreds of open cursors do not make the hooks forget the statement
+    /// that reads the tenant's rows.
+    #[pg_test]
+    fn dba_many_open_statements_do_not_hide_a_read() {
+        let p = "dba_many";
+        fixture(p);
+        open_support(p);
+        run(&format!(
+            "DO $$ DECLARE x refcursor := 'dba_many_x'; c refcursor; r record; n int := 0; BEGIN
+                 OPEN x FOR SELECT * FROM tests.{p}_docs;
+                 FOR i IN 1..300 LOOP
+                     c := 'dba_many_' || i;
+                     OPEN c FOR SELECT 1;
+                 END LOOP;
+                 LOOP FETCH x INTO r; EXIT WHEN NOT FOUND; n := n + 1; END LOOP;
+                 CLOSE x;
+                 IF n <> 2 THEN RAISE EXCEPTION 'read % rows', n; END IF;
+             END $$"
+        ));
+        run("RESET ROLE");
+        assert_eq!(reads(p), vec![(Some(2), false)]);
+    }
+
+    /// Admin: deactivating a tenant ends its open support sessions on the record, so a
+    /// session cannot outlive the tenant (nor meet a tenant later registered under its id).
+    #[pg_test]
+    fn dba_deactivation_ends_the_tenants_support_sessions() {
+        let p = "dba_deact";
+        fixture(p);
+        let carrier = open_support(p);
+        run("RESET ROLE");
+        run(&format!(
+            "SELECT tenancy.deactivate_tenant('{p}_a'); SELECT tenancy.reactivate_tenant('{p}_a')"
+        ));
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM tenancy.audit_log
+                  WHERE tenant_id = '{p}_a' AND event = 'support_ended'"
+            )),
+            1
+        );
+        run(&format!("SET LOCAL ROLE {p}_sup"));
+        replay(&carrier);
+        assert_fails(
+            &format!("SELECT count(*) FROM tests.{p}_docs"),
+            "28000",
+            "its support session has ended",
+        );
+    }
 }
