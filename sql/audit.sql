@@ -57,6 +57,7 @@ CREATE TABLE tenancy.support_sessions (
     -- (NULL: not tied to a backend).
     opened_pid  integer,
     opened_backend_start timestamptz,
+    opened_system bigint,           -- pg_control_system()'s system_identifier of that node
     -- Its support_ended row is in the chain. Endings nobody is present for (expiry, the role
     -- losing the grant) are written later by the next sweep (src/audit/support.rs).
     end_recorded boolean NOT NULL DEFAULT false

@@ -102,12 +102,28 @@ fn begin_support(
             detail: json!({ "how": "replaced", "expired": old.expired_at(now), "replaced": true }),
         });
     }
+    // The opening backend and the node it runs on, read first: Citus refuses volatile
+    // functions in a write to its tables, and on Citus only the opening node can see the
+    // backend (its exit ends the session there; the other nodes learn it from the sweep).
+    let (pid, backend_start, system) = crate::infra::spi::select_row(
+        "SELECT a.pid, a.backend_start, (SELECT c.system_identifier FROM pg_catalog.pg_control_system() c)
+           FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a",
+        &[],
+        |r| {
+            Ok((
+                r.get::<i32>(1)?,
+                r.get::<pgrx::datum::TimestampWithTimeZone>(2)?,
+                r.get::<i64>(3)?,
+            ))
+        },
+    )
+    .or_bug("reading this backend's start")
+    .unwrap_or((None, None, None));
     Spi::run_with_args(
         "INSERT INTO tenancy.support_sessions
-                (id, tenant, opened_by, opened_by_name, reason, expires_at, opened_pid, opened_backend_start)
-         SELECT $1, $2, $3, $4, $5, pg_catalog.to_timestamp($6), a.pid, a.backend_start
-           FROM (SELECT) x
-           LEFT JOIN pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a ON true",
+                (id, tenant, opened_by, opened_by_name, reason, expires_at, opened_pid,
+                 opened_backend_start, opened_system)
+         VALUES ($1, $2, $3, $4, $5, pg_catalog.to_timestamp($6), $7, $8, $9)",
         &[
             sid.as_str().into(),
             tenant.into(),
@@ -115,6 +131,9 @@ fn begin_support(
             ctx.actor.as_deref().into(),
             reason.into(),
             (expires_at as f64).into(),
+            pid.into(),
+            backend_start.into(),
+            system.into(),
         ],
     )
     .or_bug("recording the support session");
@@ -207,6 +226,7 @@ fn record_endings() -> i64 {
                     CASE WHEN s.ended_at IS NOT NULL THEN 'ended'
                          WHEN s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() THEN 'expired'
                          WHEN s.opened_backend_start IS NOT NULL
+                              AND s.opened_system IS NOT DISTINCT FROM (SELECT c.system_identifier FROM pg_catalog.pg_control_system() c)
                               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(s.opened_pid) a
                                                WHERE a.backend_start OPERATOR(pg_catalog.=) s.opened_backend_start)
                               THEN 'backend_exited'
@@ -216,6 +236,7 @@ fn record_endings() -> i64 {
                 AND (s.ended_at IS NOT NULL
                      OR s.expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()
                      OR (s.opened_backend_start IS NOT NULL
+                         AND s.opened_system IS NOT DISTINCT FROM (SELECT c.system_identifier FROM pg_catalog.pg_control_system() c)
                          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(s.opened_pid) a
                                           WHERE a.backend_start OPERATOR(pg_catalog.=) s.opened_backend_start))
                      OR NOT coalesce(pg_catalog.has_function_privilege(s.opened_by,
@@ -246,12 +267,15 @@ fn record_endings() -> i64 {
         if !trail::head_free(&tenant) {
             continue;
         }
+        // The clock is read first: Citus refuses a volatile function in a write to its tables
+        // (the registry is one under Citus, scale/citus.rs).
+        let now = crate::registry::cache::clock_now_timestamp();
         Spi::run_with_args(
             "UPDATE tenancy.support_sessions
                 SET end_recorded = true,
-                    ended_at = coalesce(ended_at, LEAST(expires_at, pg_catalog.clock_timestamp()))
+                    ended_at = coalesce(ended_at, LEAST(expires_at, $2))
               WHERE id OPERATOR(pg_catalog.=) $1",
-            &[id.as_str().into()],
+            &[id.as_str().into(), now.into()],
         )
         .or_bug("recording an ended support session");
         trail::write(trail::Entry {
@@ -276,10 +300,11 @@ fn record_endings() -> i64 {
 pub fn end_tenant_sessions(tenant: &str) {
     {
         let _owner = crate::infra::owner::AsExtensionOwner::enter();
+        let now = crate::registry::cache::clock_now_timestamp();
         Spi::run_with_args(
-            "UPDATE tenancy.support_sessions SET ended_at = pg_catalog.now()
+            "UPDATE tenancy.support_sessions SET ended_at = $2
               WHERE tenant OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL",
-            &[tenant.into()],
+            &[tenant.into(), now.into()],
         )
         .or_bug("ending the tenant's support sessions");
     }
@@ -484,7 +509,10 @@ unsafe extern "C-unwind" fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: c
             relids,
         })
     });
-    if possible {
+    // Not under Citus: an instrumented statement makes Citus run its tasks the way EXPLAIN
+    // ANALYZE does, which breaks the remote transaction of the first statement after a
+    // context is set (support reads are not counted on Citus; docs/scale-out.md).
+    if possible && !crate::infra::spi::citus_loaded() {
         // SAFETY: the executor hands a valid QueryDesc; the option is read by ExecInitNode.
         unsafe {
             (*qd).instrument_options |=

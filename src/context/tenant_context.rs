@@ -387,6 +387,7 @@ pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)
             "SELECT s.ended_at IS NULL, s.opened_by::pg_catalog.int8, s.opened_by_name::pg_catalog.text,
                     -- The opening backend still runs: a session ends with it (issue 21).
                     s.opened_backend_start IS NULL
+                    OR s.opened_system IS DISTINCT FROM (SELECT c.system_identifier FROM pg_catalog.pg_control_system() c)
                     OR EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(s.opened_pid) a
                                 WHERE a.backend_start OPERATOR(pg_catalog.=) s.opened_backend_start)
                FROM tenancy.support_sessions s
@@ -405,9 +406,9 @@ pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)
     .unwrap_or_else(|e| errors::internal("reading support sessions", e));
     let row = row.map(|(open, opened_by, opened_by_name, backend_alive)| {
         let citus = catalog::citus_table("tenancy", "support_sessions");
-        // The opening backend lives on the coordinator: a worker cannot see it, so on Citus a
-        // session ends by end_support, clear_context or its expiry (docs/scale-out.md).
-        let open = open && (citus || backend_alive);
+        // The opening backend is checked on the node that opened the session (another node
+        // cannot see it, and learns of its exit when a sweep there records the end).
+        let open = open && backend_alive;
         // Role OIDs differ from node to node of a Citus cluster, names do not (Citus creates
         // roles on every node by name); on one node the OID is the exact answer (a renamed
         // role stays the same role).

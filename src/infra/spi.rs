@@ -133,7 +133,7 @@ pub fn dml_returning<T: FromDatum + IntoDatum>(
 
 /// Citus registers this setting when it is loaded, which it must be at server start
 /// (`shared_preload_libraries`), so the answer cannot change within a backend.
-fn citus_loaded() -> bool {
+pub fn citus_loaded() -> bool {
     thread_local! {
         static CITUS: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
     }

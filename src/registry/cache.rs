@@ -312,6 +312,15 @@ pub fn clock_now() -> i64 {
     ts.div_euclid(1_000_000) + 946_684_800
 }
 
+/// The system clock now as a timestamptz (what `clock_timestamp()` returns), for writes that
+/// may not call a volatile function (Citus refuses them on its tables).
+pub fn clock_now_timestamp() -> pgrx::datum::TimestampWithTimeZone {
+    // SAFETY: reads the system clock.
+    let ts = unsafe { pg_sys::GetCurrentTimestamp() };
+    pgrx::datum::TimestampWithTimeZone::try_from(ts)
+        .unwrap_or_else(|_| crate::infra::errors::internal("reading the clock", "out of range"))
+}
+
 /// Seconds since the Unix epoch at the start of the current statement, the clock every
 /// expiry check uses so that one statement sees one answer.
 pub fn statement_now() -> i64 {
