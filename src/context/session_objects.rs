@@ -33,14 +33,16 @@ pub fn leftover() -> Option<String> {
     let xmins: Vec<(String, u32)> = crate::infra::spi::pinned(|| {
         Spi::connect(|c| {
             c.select(
-                "SELECT c.relname::pg_catalog.text, c.xmin::pg_catalog.text::pg_catalog.int8
+                "SELECT c.relname::pg_catalog.text, c.xmin::pg_catalog.text::pg_catalog.int8, 0 AS kind
                FROM pg_catalog.pg_class c
               WHERE c.relnamespace OPERATOR(pg_catalog.=) $1
              UNION ALL
-             SELECT t.typname::pg_catalog.text, t.xmin::pg_catalog.text::pg_catalog.int8
+             -- Array types and the row types of relations come with what they belong to.
+             SELECT t.typname::pg_catalog.text, t.xmin::pg_catalog.text::pg_catalog.int8, 1
                FROM pg_catalog.pg_type t
               WHERE t.typnamespace OPERATOR(pg_catalog.=) $1
-              ORDER BY 1",
+                AND t.typelem OPERATOR(pg_catalog.=) 0 AND t.typrelid OPERATOR(pg_catalog.=) 0
+              ORDER BY 3, 1",
                 None,
                 &[temp.into()],
             )?
