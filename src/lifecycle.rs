@@ -260,36 +260,11 @@ fn purge_tenant(
             Some("the confirmation names the tenant so that a purge cannot be run for the wrong one by accident; a purge cannot be undone: first write tenancy.export_tenant() to a file and verify the file (docs/operations.md, \"Purge\")"),
         );
     }
-    // Locked until the end of the transaction, so nobody reactivates it half-way.
-    let status = Spi::connect_mut(|c| {
-        let t = c.update(
-            "SELECT status FROM tenancy.tenants WHERE id = $1 FOR UPDATE",
-            None,
-            &[tenant.into()],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        t.first().get_one::<String>()
-    })
-    .or_bug("locking the tenant");
-    match status.as_deref() {
-        None => errors::not_found(
-            format!("tenant {} does not exist", errors::quoted(tenant)),
-            None,
-        ),
-        Some("active") => errors::not_in_state(
-            format!(
-                "tenant {} is still active: only a deactivated tenant can be purged",
-                errors::quoted(tenant)
-            ),
-            Some(&format!(
-                "deactivate it first (SELECT tenancy.deactivate_tenant({})) so no session writes while its rows are deleted",
-                errors::quoted(tenant)
-            )),
-        ),
-        Some(_) => {}
-    }
+    lock_inactive(
+        tenant,
+        "purged",
+        "no session writes while its rows are deleted",
+    );
     require_rls_bypass();
     let (tables, cyclic) = tables_in_fk_order(tenant);
     if !cyclic.is_empty() {
@@ -357,7 +332,7 @@ fn purge_tenant(
 
 /// 55000 unless the tenant is registered and deactivated (locked until the end of the
 /// transaction, so nobody reactivates it half-way); 42704 when it is not registered.
-fn lock_inactive(tenant: &str, what: &str) {
+fn lock_inactive(tenant: &str, what: &str, why: &str) {
     let status = Spi::connect_mut(|c| {
         let t = c.update(
             "SELECT status FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
@@ -381,7 +356,7 @@ fn lock_inactive(tenant: &str, what: &str) {
                 errors::quoted(tenant)
             ),
             Some(&format!(
-                "deactivate it first (SELECT tenancy.deactivate_tenant({})) so no session uses it meanwhile",
+                "deactivate it first (SELECT tenancy.deactivate_tenant({})) so {why}",
                 errors::quoted(tenant)
             )),
         ),
@@ -444,7 +419,7 @@ fn rename_tenant(old: Option<&str>, new: Option<&str>) {
     if old == new {
         errors::bad_argument("old and new are the same tenant id".into(), None);
     }
-    lock_inactive(old, "renamed");
+    lock_inactive(old, "renamed", "no session uses it meanwhile");
     crate::identity::tenants::require_unused(new);
     require_rls_bypass();
     let (tables, cyclic) = tables_in_fk_order(old);
@@ -604,7 +579,7 @@ fn drop_tenant(id: Option<&str>, audit: Option<&str>) {
             Some("'keep' leaves the tenant's audit chain for the record; 'purge' (superuser) erases it"),
         ),
     };
-    lock_inactive(id, "dropped");
+    lock_inactive(id, "dropped", "no session uses it meanwhile");
     require_rls_bypass();
     let (tables, _) = tables_in_fk_order(id);
     let left: Vec<&str> = tables

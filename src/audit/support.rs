@@ -668,6 +668,17 @@ unsafe fn list_ints(list: *mut pg_sys::List) -> Vec<i32> {
     }
 }
 
+/// The `n` plan states of a node's child array.
+unsafe fn children(
+    array: *mut *mut pg_sys::PlanState,
+    n: core::ffi::c_int,
+) -> Vec<*mut pg_sys::PlanState> {
+    // SAFETY: the caller passes a node's array with its stated length.
+    (0..n.max(0) as usize)
+        .map(|i| unsafe { *array.add(i) })
+        .collect()
+}
+
 /// Calls `f` on every node of a plan-state tree (children, init plans, subplans, and the
 /// arrays of Append, MergeAppend, BitmapAnd/Or, SubqueryScan, CustomScan).
 unsafe fn walk(ps: *mut pg_sys::PlanState, f: &mut dyn FnMut(*mut pg_sys::PlanState)) {
@@ -680,27 +691,19 @@ unsafe fn walk(ps: *mut pg_sys::PlanState, f: &mut dyn FnMut(*mut pg_sys::PlanSt
         let arrays: Vec<*mut pg_sys::PlanState> = match (*ps).type_ {
             pg_sys::NodeTag::T_AppendState => {
                 let a = ps as *mut pg_sys::AppendState;
-                (0..(*a).as_nplans as usize)
-                    .map(|i| *(*a).appendplans.add(i))
-                    .collect()
+                children((*a).appendplans, (*a).as_nplans)
             }
             pg_sys::NodeTag::T_MergeAppendState => {
                 let a = ps as *mut pg_sys::MergeAppendState;
-                (0..(*a).ms_nplans as usize)
-                    .map(|i| *(*a).mergeplans.add(i))
-                    .collect()
+                children((*a).mergeplans, (*a).ms_nplans)
             }
             pg_sys::NodeTag::T_BitmapAndState => {
                 let a = ps as *mut pg_sys::BitmapAndState;
-                (0..(*a).nplans as usize)
-                    .map(|i| *(*a).bitmapplans.add(i))
-                    .collect()
+                children((*a).bitmapplans, (*a).nplans)
             }
             pg_sys::NodeTag::T_BitmapOrState => {
                 let a = ps as *mut pg_sys::BitmapOrState;
-                (0..(*a).nplans as usize)
-                    .map(|i| *(*a).bitmapplans.add(i))
-                    .collect()
+                children((*a).bitmapplans, (*a).nplans)
             }
             pg_sys::NodeTag::T_SubqueryScanState => {
                 vec![(*(ps as *mut pg_sys::SubqueryScanState)).subplan]
