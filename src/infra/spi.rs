@@ -191,6 +191,35 @@ pub fn set_carrier(value: &str, is_local: bool) {
     }
 }
 
+/// Runs `f`, the extension's own DDL on a user's table, with Citus propagating DDL to the
+/// table's shards whatever the caller set: `citus.enable_ddl_propagation` is a setting any
+/// role may turn off, and protect() with it off would protect the coordinator's table and
+/// none of its shards. Without Citus, `f()`.
+pub fn citus_ddl<R>(f: impl FnOnce() -> R) -> R {
+    if !citus_loaded() {
+        return f();
+    }
+    // SAFETY: the same calls fmgr makes for a function's SET clause; the strings are static.
+    let level = unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"citus.enable_ddl_propagation".as_ptr(),
+            c"on".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+        level
+    };
+    let r = f();
+    // SAFETY: pops the level pushed above.
+    unsafe { pg_sys::AtEOXact_GUC(true, level) };
+    r
+}
+
 /// Runs `f`, which reads the registry, with Citus allowing it inside a query on a shard.
 ///
 /// Under Citus the registry is made of reference tables (scale/citus.rs), and a policy on a

@@ -313,9 +313,11 @@ fn drop_our_policies(rel: &Rel) -> Vec<String> {
 }
 
 fn run_each(statements: &[String], what: &str) {
-    for s in statements {
-        Spi::run(s).or_bug(what);
-    }
+    crate::infra::spi::citus_ddl(|| {
+        for s in statements {
+            Spi::run(s).or_bug(what);
+        }
+    })
 }
 
 /// Tenant column first, then the primary key, so a lookup by key within the tenant is one
@@ -329,13 +331,15 @@ fn create_tenant_index(rel: &Rel, col: &str) -> String {
             .map(quote_identifier),
     );
     let name = catalog::free_name(&rel.schema, &format!("{}_{}_tenancy_idx", rel.name, col));
-    Spi::run(&format!(
-        "CREATE INDEX {} ON {} ({})",
-        quote_identifier(&name),
-        rel.qualified(),
-        cols.join(", ")
-    ))
-    .or_bug("creating the tenant index");
+    crate::infra::spi::citus_ddl(|| {
+        Spi::run(&format!(
+            "CREATE INDEX {} ON {} ({})",
+            quote_identifier(&name),
+            rel.qualified(),
+            cols.join(", ")
+        ))
+        .or_bug("creating the tenant index")
+    });
     name
 }
 

@@ -82,6 +82,8 @@ expect() {
 }
 # value NODE SQL: one value, as the superuser.
 value() { on "$1" -At -c "$2"; }
+# shard_value NODE SQL: like value, with the shards Citus hides from catalog queries shown.
+shard_value() { on "$1" -qAt -c "SET citus.override_table_visibility = off" -c "$2"; }
 # same NAME EXPECTED ACTUAL
 same() {
     if [ "$2" = "$3" ]; then
@@ -162,7 +164,25 @@ same "protect() recorded every table" "invoices,notes,orders,products" \
 same "the distributed and reference tables' policies have no sub-select" 0 \
     "$(value coord "SELECT count(*) FROM pg_policy WHERE polrelid IN ('orders'::regclass, 'invoices'::regclass, 'products'::regclass, 'notes'::regclass) AND pg_get_expr(polqual, polrelid) ILIKE '%select%'")"
 same "every shard on a worker has forced row level security" 0 \
-    "$(value worker1 "SELECT count(*) FROM pg_class c WHERE c.relname ~ '^(orders|invoices|products|notes)_[0-9]+$' AND NOT c.relforcerowsecurity")"
+    "$(shard_value worker1 "SELECT count(*) FROM pg_class c WHERE c.relname ~ '^(orders|invoices|products|notes)_[0-9]+$' AND NOT c.relforcerowsecurity")"
+same "... and the worker has such shards (the check above can fail)" t \
+    "$(shard_value worker1 "SELECT count(*) > 0 FROM pg_class c WHERE c.relname ~ '^(orders|invoices|products|notes)_[0-9]+$'")"
+
+# protect() with DDL propagation turned off by the caller still protects every shard.
+on coord -q >/dev/null <<'SQL'
+CREATE TABLE nopropagate (id bigint, tenant_id text NOT NULL, PRIMARY KEY (tenant_id, id));
+SELECT create_distributed_table('nopropagate', 'tenant_id');
+SET citus.enable_ddl_propagation = off;
+SELECT tenancy.protect('nopropagate');
+RESET citus.enable_ddl_propagation;
+SQL
+same "a distributed table made with DDL propagation off has shards on worker1" t \
+    "$(shard_value worker1 "SELECT count(*) > 0 FROM pg_class c WHERE c.relname ~ '^nopropagate_[0-9]+$'")"
+same "protect() with citus.enable_ddl_propagation off still protects every shard" 0 \
+    "$(shard_value worker1 "SELECT count(*) FROM pg_class c WHERE c.relname ~ '^nopropagate_[0-9]+$' AND NOT (c.relrowsecurity AND c.relforcerowsecurity)")"
+same "... and their isolation policy" 0 \
+    "$(shard_value worker1 "SELECT count(*) FROM pg_class c WHERE c.relname ~ '^nopropagate_[0-9]+$' AND NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tenancy_isolation')")"
+on coord -q -c "DROP TABLE nopropagate" >/dev/null
 
 # token TENANT [LIFETIME [KID]]
 token() { value coord "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', '$1', 'exp', extract(epoch FROM now() + interval '${2:-50 minutes}')::bigint)${3:+, '$3'})"; }
