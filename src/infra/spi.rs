@@ -32,7 +32,7 @@ pub fn run_utility(sql: &str) {
     }
 }
 
-/// `search_path = pg_catalog, pg_temp` for as long as it lives, the way a function's SET clause
+/// A setting changed for as long as this lives, the way a function's SET clause
 /// does it (a GUC nesting level of its own, action SAVE, so it is allowed in parallel workers
 /// and a `SET LOCAL` made meanwhile is kept).
 ///
@@ -43,46 +43,51 @@ pub fn run_utility(sql: &str) {
 /// an implicit cast, and change what the query means (e.g. learn no registry table, so that
 /// revocations never reach its backend). Every read through [`select_one`], [`select_row`] and
 /// [`pinned`] is made under this path; the SQL is also written schema-qualified.
-struct PinnedPath {
+struct SetFor {
     guc_level: i32,
 }
 
-impl PinnedPath {
-    fn enter() -> PinnedPath {
+impl SetFor {
+    fn enter(name: &core::ffi::CStr, value: &core::ffi::CStr) -> SetFor {
         // SAFETY: a new GUC nesting level and one SAVE-action assignment, undone in Drop (or
         // by the (sub)transaction abort while an ERROR unwinds).
         let guc_level = unsafe {
             let level = pg_sys::NewGUCNestLevel();
             pg_sys::set_config_option(
-                c"search_path".as_ptr(),
-                c"pg_catalog, pg_temp".as_ptr(),
+                name.as_ptr(),
+                value.as_ptr(),
                 pg_sys::GucContext::PGC_USERSET,
                 pg_sys::GucSource::PGC_S_SESSION,
                 pg_sys::GucAction::GUC_ACTION_SAVE,
                 true,
-                0,
+                pgrx::PgLogLevel::ERROR as i32,
                 false,
             );
             level
         };
-        PinnedPath { guc_level }
+        SetFor { guc_level }
     }
 }
 
-impl Drop for PinnedPath {
+impl Drop for SetFor {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             // SAFETY: pops the level enter() pushed; `true` keeps what was SET LOCAL inside it
-            // and restores the SAVE of search_path, as a function's SET clause does on return.
+            // and restores the SAVE, as a function's SET clause does on return.
             unsafe { pg_sys::AtEOXact_GUC(true, self.guc_level) };
         }
     }
 }
 
-/// Runs `f` (SPI reads) under `search_path = pg_catalog, pg_temp` (see [`PinnedPath`]).
-pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
-    let _path = PinnedPath::enter();
+/// `f` with one setting changed for its duration only, like a function's SET clause.
+fn with_setting<R>(name: &core::ffi::CStr, value: &core::ffi::CStr, f: impl FnOnce() -> R) -> R {
+    let _set = SetFor::enter(name, value);
     f()
+}
+
+/// Runs `f` (SPI reads) under `search_path = pg_catalog, pg_temp` (see [`SetFor`]).
+pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
+    with_setting(c"search_path", c"pg_catalog, pg_temp", f)
 }
 
 /// The first row of a read-only query, handed to `read`; `None` when there is no row. Reads
@@ -92,7 +97,7 @@ pub fn select_row<T>(
     args: &[pgrx::datum::DatumWithOid],
     read: impl FnOnce(&pgrx::spi::SpiTupleTable) -> Result<T, pgrx::spi::Error>,
 ) -> Result<Option<T>, pgrx::spi::Error> {
-    let _path = PinnedPath::enter();
+    let _path = SetFor::enter(c"search_path", c"pg_catalog, pg_temp");
     Spi::connect(|c| {
         let t = c.select(sql, Some(1), args)?;
         if t.is_empty() {
@@ -199,25 +204,7 @@ pub fn citus_ddl<R>(f: impl FnOnce() -> R) -> R {
     if !citus_loaded() {
         return f();
     }
-    // SAFETY: the same calls fmgr makes for a function's SET clause; the strings are static.
-    let level = unsafe {
-        let level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"citus.enable_ddl_propagation".as_ptr(),
-            c"on".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            pgrx::PgLogLevel::ERROR as i32,
-            false,
-        );
-        level
-    };
-    let r = f();
-    // SAFETY: pops the level pushed above.
-    unsafe { pg_sys::AtEOXact_GUC(true, level) };
-    r
+    with_setting(c"citus.enable_ddl_propagation", c"on", f)
 }
 
 /// Runs `f`, which reads the registry, with Citus allowing it inside a query on a shard.
@@ -232,23 +219,5 @@ pub fn registry_reads<R>(f: impl FnOnce() -> R) -> R {
     if !citus_loaded() {
         return f();
     }
-    // SAFETY: the same calls fmgr makes for a function's SET clause; the strings are static.
-    let level = unsafe {
-        let level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"citus.allow_nested_distributed_execution".as_ptr(),
-            c"on".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            pgrx::PgLogLevel::ERROR as i32,
-            false,
-        );
-        level
-    };
-    let r = f();
-    // SAFETY: pops the level pushed above.
-    unsafe { pg_sys::AtEOXact_GUC(true, level) };
-    r
+    with_setting(c"citus.allow_nested_distributed_execution", c"on", f)
 }
