@@ -10,6 +10,11 @@ CREATE TABLE cases (id int PRIMARY KEY, tenant_id text, note text);
 INSERT INTO cases VALUES (1, 'acme', 'open'), (2, 'acme', 'open'), (3, 'globex', 'open');
 SELECT tenancy.protect('cases');
 GRANT SELECT, INSERT, UPDATE, DELETE ON cases TO regress_sup_a, regress_sup_b, regress_app;
+-- Prepared transactions are enabled in this cluster (so that the refusal in 5. can fail).
+BEGIN;
+SELECT count(*) AS all_cases FROM cases;
+PREPARE TRANSACTION 'regress_plain';
+COMMIT PREPARED 'regress_plain';
 
 -- 1. A support carrier copied before end_support() is dead after it, and the trail cannot be
 --    made to say the session ended twice.
@@ -95,6 +100,13 @@ SAVEPOINT s;
 SELECT note FROM cases ORDER BY id;
 ROLLBACK TO s;
 COMMIT;
+-- A transaction that read under support is not prepared: a prepared transaction can be ended
+-- later, by anyone, after this backend has forgotten its reads (55000; the read is kept as
+-- rolled back).
+BEGIN;
+SELECT count(*) AS acme_cases FROM cases;
+PREPARE TRANSACTION 'regress_support_read';
+SELECT count(*) AS prepared FROM pg_prepared_xacts WHERE gid = 'regress_support_read';
 SELECT 1 AS next_statement;
 SELECT tenancy.clear_context();
 SELECT set_config('tenancy.context', :'saved21', false) <> '' AS replayed;
