@@ -240,7 +240,7 @@ fn record_endings() -> i64 {
                          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(s.opened_pid) a
                                           WHERE a.backend_start OPERATOR(pg_catalog.=) s.opened_backend_start))
                      OR NOT coalesce(pg_catalog.has_function_privilege(s.opened_by,
-                            'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
+                            'tenancy.begin_support(pg_catalog.text, pg_catalog.text, pg_catalog.int4)'::pg_catalog.regprocedure::pg_catalog.oid,
                             'EXECUTE'), false))
               ORDER BY s.began_at
               FOR UPDATE SKIP LOCKED",
@@ -456,8 +456,17 @@ struct Running {
     /// `support_uses()` when it started: a change means it ran under a support context.
     uses: u64,
     subxact: pg_sys::SubTransactionId,
-    /// The relations it reads (not its result relations), when it may run under support.
+    /// The relations it reads or hands back, when it may run under support.
     relids: Vec<pg_sys::Oid>,
+    /// Whether it began watched: a support context possible then (or the hooks' own
+    /// statement), or no relation named. An unwatched statement must not go on under a
+    /// support context (`cache::saw_support` refuses).
+    watched: bool,
+}
+
+/// Tells the registry cache whether an unwatched statement is running (see `Running`).
+fn note_unwatched(running: &[Running]) {
+    crate::registry::cache::set_unwatched_running(running.iter().any(|s| !s.watched));
 }
 
 static mut PREV_START: pg_sys::ExecutorStart_hook_type = None;
@@ -491,23 +500,31 @@ fn support_possible() -> bool {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: core::ffi::c_int) {
-    let possible = !IN_HOOK.get() && support_possible();
+    let hooked = IN_HOOK.get();
+    let possible = !hooked && support_possible();
     // SAFETY: the executor hands a valid QueryDesc with its planned statement.
     let relids = if possible {
         unsafe { read_relids(qd) }
     } else {
         Vec::new()
     };
+    // A statement that names no relation reads nothing itself (the statements of functions
+    // it calls start, and are watched, on their own).
+    // SAFETY: as above.
+    let watched = possible || hooked || unsafe { !names_relation(qd) };
     RUNNING.with(|r| {
+        let mut r = r.borrow_mut();
         // Never trimmed: entries leave at ExecutorEnd or with their (sub)transaction's end, so
         // a statement that is still running is never forgotten.
-        r.borrow_mut().push(Running {
+        r.push(Running {
             query: qd as usize,
             uses: crate::registry::cache::support_uses(),
             // SAFETY: reads a backend global.
             subxact: unsafe { pg_sys::GetCurrentSubTransactionId() },
             relids,
-        })
+            watched,
+        });
+        note_unwatched(&r);
     });
     // Not under Citus: an instrumented statement makes Citus run its tasks the way EXPLAIN
     // ANALYZE does, which breaks the remote transaction of the first statement after a
@@ -528,7 +545,9 @@ unsafe extern "C-unwind" fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: c
     }
 }
 
-/// The plain relations a statement names, its result relations left out (those are writes).
+/// The plain relations a statement names. Its result relations count too, unless it is a
+/// plain INSERT: an UPDATE, DELETE or MERGE reads the rows it changes (its expressions and
+/// RETURNING see them), and so does an INSERT with RETURNING or ON CONFLICT.
 unsafe fn read_relids(qd: *mut pg_sys::QueryDesc) -> Vec<pg_sys::Oid> {
     // SAFETY: a QueryDesc at ExecutorStart has its planned statement.
     unsafe {
@@ -536,7 +555,11 @@ unsafe fn read_relids(qd: *mut pg_sys::QueryDesc) -> Vec<pg_sys::Oid> {
         if stmt.is_null() {
             return Vec::new();
         }
-        let results = list_ints((*stmt).resultRelations);
+        let results = if plain_insert(stmt) {
+            list_ints((*stmt).resultRelations)
+        } else {
+            Vec::new()
+        };
         let mut out = Vec::new();
         for (i, rte) in list_ptrs((*stmt).rtable).into_iter().enumerate() {
             let rte = rte as *mut pg_sys::RangeTblEntry;
@@ -551,6 +574,33 @@ unsafe fn read_relids(qd: *mut pg_sys::QueryDesc) -> Vec<pg_sys::Oid> {
     }
 }
 
+/// An INSERT that hands nothing back: no RETURNING, no ON CONFLICT.
+unsafe fn plain_insert(stmt: *mut pg_sys::PlannedStmt) -> bool {
+    // SAFETY: the caller passes a planned statement; the node type is checked before the cast.
+    unsafe {
+        if (*stmt).commandType != pg_sys::CmdType::CMD_INSERT || (*stmt).hasReturning {
+            return false;
+        }
+        let top = (*stmt).planTree;
+        top.is_null()
+            || (*top).type_ != pg_sys::NodeTag::T_ModifyTable
+            || (*(top as *mut pg_sys::ModifyTable)).onConflictAction
+                == pg_sys::OnConflictAction::ONCONFLICT_NONE
+    }
+}
+
+/// Whether a statement names a plain relation at all.
+unsafe fn names_relation(qd: *mut pg_sys::QueryDesc) -> bool {
+    // SAFETY: a QueryDesc at ExecutorStart has its planned statement.
+    unsafe {
+        let stmt = (*qd).plannedstmt;
+        !stmt.is_null()
+            && list_ptrs((*stmt).rtable).into_iter().any(|rte| {
+                (*(rte as *mut pg_sys::RangeTblEntry)).rtekind == pg_sys::RTEKind::RTE_RELATION
+            })
+    }
+}
+
 /// Reads of statements cut short in the (sub)transaction that is aborting: those that started
 /// in it (`since` and later) and ran under a support context. Rows unknown.
 fn cut_short(since: pg_sys::SubTransactionId) -> Vec<ReadRecord> {
@@ -560,6 +610,7 @@ fn cut_short(since: pg_sys::SubTransactionId) -> Vec<ReadRecord> {
             .into_iter()
             .partition(|s| s.subxact >= since);
         *r = kept;
+        note_unwatched(&r);
         stopped
     });
     let uses = crate::registry::cache::support_uses();
@@ -598,12 +649,35 @@ unsafe extern "C-unwind" fn executor_end(qd: *mut pg_sys::QueryDesc) {
     let started = RUNNING.with(|r| {
         let mut r = r.borrow_mut();
         let at = r.iter().rposition(|s| s.query == qd as usize)?;
-        Some(r.remove(at).uses)
+        let s = r.remove(at);
+        note_unwatched(&r);
+        Some(s)
     });
     // Under support during this statement: a support context was used since it started (the
     // isolation policy asks for the tenant while the statement runs). Reads under another
     // context later in a transaction that used support are not support reads.
-    let under_support = started.is_some_and(|s| crate::registry::cache::support_uses() != s);
+    let mut under_support = started
+        .as_ref()
+        .is_some_and(|s| crate::registry::cache::support_uses() != s.uses);
+    let relids = started.map(|s| s.relids).unwrap_or_default();
+    if !under_support && !IN_HOOK.get() && crate::infra::spi::citus_loaded() && !relids.is_empty() {
+        // Under Citus the policy of a distributed table is evaluated on the workers: the
+        // coordinator sees no use of the context. A statement that named a protected table
+        // under a support carrier read under support. The carrier was verified while the
+        // statement was planned (routing asks for the tenant), so the cache knows it; nothing
+        // is verified here, at the end of Citus's own execution.
+        let support_now = matches!(
+            crate::registry::cache::current_if_fresh(),
+            Some(Some(r)) if r.ctx.source == Source::Support
+        );
+        if support_now {
+            IN_HOOK.set(true);
+            let _reset = ResetOnDrop;
+            under_support = relids
+                .iter()
+                .any(|r| crate::registry::protected_tables::is_protected(*r));
+        }
+    }
     // A parallel worker cannot write; its rows reach the leader's counts, and the leader
     // records them.
     // SAFETY: reads a backend global.
@@ -621,7 +695,7 @@ unsafe extern "C-unwind" fn executor_end(qd: *mut pg_sys::QueryDesc) {
             if pushed {
                 pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
             }
-            record_reads(qd, under_support);
+            record_reads(qd, under_support, &relids);
             if pushed {
                 pg_sys::PopActiveSnapshot();
             }
@@ -731,7 +805,9 @@ unsafe fn walk(ps: *mut pg_sys::PlanState, f: &mut dyn FnMut(*mut pg_sys::PlanSt
 }
 
 /// (relation, rows returned by its scans, None when rows were not counted) for every relation
-/// the plan scanned, its result relations (written, recorded as support writes) left out.
+/// the plan scanned: also the scans that find the rows an UPDATE, DELETE or MERGE changes
+/// (its expressions and RETURNING see them), and the existing rows an INSERT ... ON CONFLICT
+/// DO UPDATE met (at most the rows it processed).
 unsafe fn scanned(qd: *mut pg_sys::QueryDesc) -> Vec<(pg_sys::Oid, Option<i64>)> {
     // SAFETY: a QueryDesc that reached ExecutorEnd has an estate, a plan and a planned stmt.
     unsafe {
@@ -742,10 +818,32 @@ unsafe fn scanned(qd: *mut pg_sys::QueryDesc) -> Vec<(pg_sys::Oid, Option<i64>)>
             return Vec::new();
         }
         let rtable = list_ptrs((*estate).es_range_table);
-        let results = list_ints((*(*qd).plannedstmt).resultRelations);
         let mut out: Vec<(pg_sys::Oid, Option<i64>)> = Vec::new();
+        let mut add = |rti: i32, rows: Option<i64>| {
+            if rti < 1 || rti as usize > rtable.len() {
+                return;
+            }
+            let rte = rtable[rti as usize - 1] as *mut pg_sys::RangeTblEntry;
+            if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
+                return;
+            }
+            match out.iter_mut().find(|(oid, _)| *oid == (*rte).relid) {
+                Some((_, r)) => *r = r.zip(rows).map(|(a, b)| a + b),
+                None => out.push(((*rte).relid, rows)),
+            }
+        };
+        let processed = (*estate).es_processed as i64;
         walk((*qd).planstate, &mut |ps| {
             let plan = (*ps).plan;
+            if (*plan).type_ == pg_sys::NodeTag::T_ModifyTable {
+                let mt = plan as *mut pg_sys::ModifyTable;
+                if (*mt).onConflictAction == pg_sys::OnConflictAction::ONCONFLICT_UPDATE {
+                    for rti in list_ints((*mt).resultRelations) {
+                        add(rti, Some(processed));
+                    }
+                }
+                return;
+            }
             let is_scan = matches!(
                 (*plan).type_,
                 pg_sys::NodeTag::T_SeqScan
@@ -760,31 +858,36 @@ unsafe fn scanned(qd: *mut pg_sys::QueryDesc) -> Vec<(pg_sys::Oid, Option<i64>)>
                 return;
             }
             let rti = (*(plan as *mut pg_sys::Scan)).scanrelid as i32;
-            if rti < 1 || rti as usize > rtable.len() || results.contains(&rti) {
-                return;
-            }
-            let rte = rtable[rti as usize - 1] as *mut pg_sys::RangeTblEntry;
-            if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION {
-                return;
-            }
             let instr = (*ps).instrument;
             let rows = (!instr.is_null()).then(|| ((*instr).ntuples + (*instr).tuplecount) as i64);
-            match out.iter_mut().find(|(oid, _)| *oid == (*rte).relid) {
-                Some((_, r)) => *r = r.zip(rows).map(|(a, b)| a + b),
-                None => out.push(((*rte).relid, rows)),
-            }
+            add(rti, rows);
         });
         out
     }
 }
 
-unsafe fn record_reads(qd: *mut pg_sys::QueryDesc, under_support: bool) {
+unsafe fn record_reads(qd: *mut pg_sys::QueryDesc, under_support: bool, named: &[pg_sys::Oid]) {
     flush_pending();
     if !under_support {
         return;
     }
     // SAFETY: passed on from executor_end.
-    let rels = unsafe { scanned(qd) };
+    let mut rels = unsafe { scanned(qd) };
+    // SAFETY: a QueryDesc that reached ExecutorEnd has its estate.
+    let explain_only = unsafe {
+        let estate = (*qd).estate;
+        estate.is_null()
+            || (*estate).es_top_eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as core::ffi::c_int != 0
+    };
+    if crate::infra::spi::citus_loaded() && !explain_only {
+        // A distributed table is read by Citus's own plan node on the workers, not by a scan
+        // here: on the record with its rows unknown.
+        for oid in named {
+            if !rels.iter().any(|(r, _)| r == oid) {
+                rels.push((*oid, None));
+            }
+        }
+    }
     if rels.is_empty() {
         return;
     }
@@ -885,6 +988,7 @@ unsafe extern "C-unwind" fn reads_xact_ended(
         | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
             XACT_READS.with(|x| x.borrow_mut().clear());
             RUNNING.with(|r| r.borrow_mut().clear());
+            crate::registry::cache::set_unwatched_running(false);
         }
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
             let mut lost = cut_short(0);

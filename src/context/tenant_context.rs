@@ -419,7 +419,7 @@ pub fn support_session_state(ctx: &Context) -> Result<(), (Reason, &'static str)
         };
         let granted = spi::select_one::<bool>(
             "SELECT pg_catalog.has_function_privilege($1,
-                 'tenancy.begin_support(text, text, integer)'::pg_catalog.regprocedure::pg_catalog.oid,
+                 'tenancy.begin_support(pg_catalog.text, pg_catalog.text, pg_catalog.int4)'::pg_catalog.regprocedure::pg_catalog.oid,
                  'EXECUTE')",
             &[user.into()],
         )

@@ -111,6 +111,14 @@ thread_local! {
     /// How many times a support context was used in this backend: a statement that used one
     /// sees it grow between its start and its end (support reads, src/audit/support.rs).
     static SUPPORT_USES: Cell<u64> = const { Cell::new(0) };
+    /// A statement is running that began unwatched by the support-read hooks (no support
+    /// context was possible when it started, so its tables and rows are not being noted).
+    static UNWATCHED_RUNNING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Kept by the support-read hooks (src/audit/support.rs), read by [`saw_support`].
+pub fn set_unwatched_running(any: bool) {
+    UNWATCHED_RUNNING.with(|u| u.set(any));
 }
 
 pub fn support_uses() -> u64 {
@@ -125,7 +133,18 @@ pub fn support_uses() -> u64 {
 ///   otherwise hide the write): see `support::_support_active`;
 /// * the next transaction verifies the support carrier again (session still open, role still
 ///   holding the support grant), because a `REVOKE` sends no registry invalidation.
+///
+/// A support context is not used by a statement that began before one was possible (a
+/// cursor declared, or a statement started, with no carrier or a tenant's, that switches to a
+/// support carrier before it reads): the hooks that put support reads on the record decide at
+/// a statement's start what to watch, so such a statement would read off the record.
 pub fn saw_support(r: &Rc<Resolved>) {
+    if UNWATCHED_RUNNING.with(Cell::get) {
+        crate::infra::errors::not_in_state(
+            "a support context cannot be used by a statement or cursor that began without one".into(),
+            Some("set the support context (tenancy.begin_support() or its carrier) before the statement, or close the cursor first"),
+        );
+    }
     SUPPORT_USES.with(|u| u.set(u.get().wrapping_add(1)));
     SUPPORT_SEEN.with(|s| {
         let mut s = s.borrow_mut();

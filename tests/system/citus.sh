@@ -427,6 +427,24 @@ support on a worker: acme
 ERROR:  28000
 EOF
 
+say "a support read of a distributed table through the coordinator is on the record (the policy runs on the workers)"
+on coord -q -c "GRANT SELECT ON orders TO citus_support"
+session coord citus_support >"$out" <<'SQL'
+SELECT tenancy.begin_support('acme', 'ticket 43', 10) \g /dev/null
+SELECT current_setting('tenancy.context') AS c \gset
+BEGIN;
+SET LOCAL tenancy.context = :'c';
+SELECT count(*) FROM orders;
+EXPLAIN (COSTS OFF) SELECT * FROM orders \g /dev/null
+COMMIT;
+SQL
+value coord "SELECT string_agg(detail ->> 'table' || ' rows ' || coalesce(detail ->> 'rows', 'unknown'), ', ' ORDER BY seq)
+               FROM tenancy.audit_log WHERE event = 'support_read' AND support ->> 'reason' = 'ticket 43'" >>"$out"
+expect "one support_read for the read (rows unknown on Citus), none for EXPLAIN" <<'EOF'
+4
+public.orders rows unknown
+EOF
+
 # A session on NODE that holds three verified, cached contexts (session-level carriers) sees
 # each stop working from its next transaction after the coordinator deactivates the tenant,
 # retires the signing key, revokes the API key.

@@ -119,4 +119,37 @@ SELECT event, detail ->> 'table' AS tbl, detail ->> 'rows' AS rows,
  WHERE tenant_id = 'acme' AND support ->> 'reason' = 'INC-21: reads' ORDER BY seq;
 SELECT ended_at IS NOT NULL AS ended, end_recorded
   FROM tenancy.support_sessions WHERE reason = 'INC-21: reads';
+
+-- 6. (review, session 5) Rows handed back by a write are reads: an UPDATE ... RETURNING rolled
+--    back, and an upsert's RETURNING, each leave a support_read. A statement or cursor that
+--    began without a support context cannot go on under one (55000): the hooks decide at a
+--    statement's start what to watch. A temporary type named text does not break
+--    clear_context().
+SET ROLE regress_sup_a;
+SELECT tenancy.begin_support('acme', 'INC-31: writes', 5) IS NOT NULL AS begun;
+SELECT current_setting('tenancy.context') AS saved31 \gset
+BEGIN;
+UPDATE cases SET note = note WHERE id <= 6 RETURNING id, note;
+ROLLBACK;
+SELECT 1 AS next_statement;
+INSERT INTO cases VALUES (1, 'acme', 'x') ON CONFLICT (id) DO UPDATE SET note = cases.note
+RETURNING id, note;
+BEGIN;
+SET LOCAL tenancy.context = '';
+DECLARE early CURSOR FOR SELECT id, note FROM cases ORDER BY id;
+SET LOCAL tenancy.context = :'saved31';
+FETCH ALL FROM early;
+ROLLBACK;
+SELECT set_config('tenancy.context', '', false) = '' AS cleared;
+SELECT id, note FROM cases
+ WHERE (SELECT set_config('tenancy.context', :'saved31', false)) IS NOT NULL ORDER BY id;
+SELECT set_config('tenancy.context', :'saved31', false) <> '' AS replayed;
+CREATE TYPE pg_temp.text AS (x int);
+SELECT tenancy.clear_context();
+DROP TYPE pg_temp.text;
+RESET ROLE;
+SELECT event, detail ->> 'table' AS tbl, detail ->> 'rows' AS rows,
+       detail ->> 'rolled_back' AS rolled_back, detail ->> 'operation' AS op, detail ->> 'how' AS how
+  FROM tenancy.audit_log
+ WHERE tenant_id = 'acme' AND support ->> 'reason' = 'INC-31: writes' ORDER BY seq;
 DROP TABLE cases;
