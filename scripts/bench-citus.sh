@@ -13,7 +13,7 @@
 # routed arm's prepared statement is re-planned whenever the tenant changes), and each client
 # keeps one tenant (no re-planning). Targets (issue #15): routed at
 # least 0.9 of explicit and at least 5x fanout. Skips (exit 0) without Citus. Prints a markdown
-# table; raw figures in target/bench/citus-raw.tsv.
+# table; raw figures in target/bench/citus-raw.tsv. KEEP=1 leaves the cluster running.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
@@ -67,7 +67,7 @@ GRANT SELECT ON bench_tokens TO bench_app, bench_norouting;
 SQL
 
 scripts_dir="$(mktemp -d)"
-trap 'citus_cleanup; rm -rf "$scripts_dir"' EXIT
+if [ -n "${KEEP:-}" ]; then trap 'rm -rf "$scripts_dir"' EXIT; else trap 'citus_cleanup; rm -rf "$scripts_dir"' EXIT; fi
 # script ARM WORKLOAD: a transaction with a tenant's context and one point lookup; the tenant
 # is drawn per transaction (`switching`, a pool serving every tenant) or fixed per client
 # (`pinned`, a connection serving one tenant).
