@@ -2,14 +2,16 @@
 # Usage: tests/system/citus-isolate.sh [15]
 # A large tenant on its own shard and node (docs/scale-out.md, "A large tenant on its own
 # node"), the runbook run as written: on a coordinator and two workers holding every tenant, a
-# third worker is added and kept free of shards, the registry is copied to it, `bigco` is
-# isolated to its own shards (`isolate_tenant_to_new_shard(..., 'CASCADE')`) and those shards
-# are moved to the third worker. Then, as the application role through the coordinator: bigco
-# still sees only its rows and its writes are stamped bigco, every other tenant's routed
-# queries run on the other workers and never reach the dedicated one (EXPLAIN's task node and
-# the dedicated worker's statement log), the new shard placements carry forced row level
-# security and the isolation policy, `check()` stays as it was, and the dedicated worker
-# verifies carriers itself. Finally the undo: the shards moved back and the worker removed.
+# third worker is added, the registry is copied to it, `bigco` is isolated to its own shards
+# (`isolate_tenant_to_new_shard(..., 'CASCADE')`) and those shards are moved to the third
+# worker, while an application session holds a plan made before (it serves bigco from the new
+# shard afterwards). Then, as the application role through the coordinator: bigco still sees
+# only its rows and its writes are stamped bigco, every other tenant's routed queries run on the
+# other workers and never reach the dedicated one (EXPLAIN's task node and the dedicated
+# worker's statement log), the new shard placements carry forced row level security and the
+# isolation policy, `check()` stays clean, a rebalance strategy keeps the node dedicated, and
+# the dedicated worker verifies carriers itself. Finally the undo: the shards moved back, the
+# old placements cleaned up, the worker removed.
 # PostgreSQL 15 only (Citus 13.2 does not support 18); skipped, exit 0, without Citus.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR/../../scripts
@@ -64,14 +66,70 @@ src_port="$(node_of "$old_shard")"
 same "before: bigco's shard is shared with other tenants" f \
     "$(value coord "SELECT shardminvalue = shardmaxvalue FROM pg_dist_shard WHERE shardid = $old_shard")"
 
-say "the runbook: add the node, copy the registry to it, isolate bigco, move its shards there"
-on coord -q >/dev/null <<SQL
+token() { value coord "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', '$1', 'exp', extract(epoch FROM now() + interval '50 minutes')::bigint))"; }
+bigco="$(token bigco)"
+
+# The task node of a routed query, from EXPLAIN (the port of the worker that runs it).
+# (Citus warns that a temporary function stays local: it is meant to.)
+helpers="$(cat <<'SQL'
+SET client_min_messages = error;
+CREATE FUNCTION pg_temp.route(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE line text; tasks text := '?'; ports text := '';
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+        IF line ~ 'Task Count: ' THEN tasks := substring(line FROM 'Task Count: (\d+)'); END IF;
+        IF line ~ 'Node: ' THEN ports := ports || substring(line FROM 'port=(\d+)'); END IF;
+    END LOOP;
+    RETURN tasks || ' task(s) on ' || ports;
+END $$;
+RESET client_min_messages;
+SQL
+)"
+
+runbook="$(mktemp)"
+cat >"$runbook" <<SQL
 SELECT citus_add_node('localhost', $W3);
 SELECT replicate_reference_tables('block_writes');
 SELECT tenancy.grant_app('iso_app');
+SELECT isolate_tenant_to_new_shard('orders', 'bigco', 'CASCADE', shard_transfer_mode => 'block_writes');
+SELECT citus_move_shard_placement(get_shard_id_for_distribution_column('orders', 'bigco'), 'localhost', $src_port,
+    'localhost', $W3, shard_transfer_mode => 'block_writes');
 SQL
-new_shard="$(value coord "SELECT isolate_tenant_to_new_shard('orders', 'bigco', 'CASCADE', shard_transfer_mode => 'block_writes')")"
-value coord "SELECT citus_move_shard_placement($new_shard, 'localhost', $src_port, 'localhost', $W3, shard_transfer_mode => 'block_writes')" >/dev/null
+chmod a+r "$runbook"
+say "the runbook (add the node, copy the registry, isolate bigco, move its shards there), run while an application session holds a plan made before it"
+acme="$(token acme)"
+session coord iso_app -v bigco="$bigco" -v acme="$acme" >"$out" <<SQL
+$helpers
+-- Without parameters a prepared statement always runs its generic plan: made here, before the
+-- isolation, under bigco's context, with the old shard in it.
+PREPARE counted AS SELECT count(*) FROM orders;
+BEGIN;
+SELECT tenancy.set_context(:'bigco') IS NULL \\g /dev/null
+\\echo -n 'before: '
+EXECUTE counted;
+SELECT 'before: ' || pg_temp.route('EXECUTE counted');
+COMMIT;
+\! PGHOST=localhost PGPORT=${PORT[coord]} PGUSER=postgres "$CL_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$CITUS_DB" -f "$runbook" >/dev/null
+BEGIN;
+SELECT tenancy.set_context(:'bigco') IS NULL \\g /dev/null
+\\echo -n 'after: '
+EXECUTE counted;
+SELECT 'after: ' || pg_temp.route('EXECUTE counted');
+COMMIT;
+BEGIN;
+SELECT tenancy.set_context(:'acme') IS NULL \\g /dev/null
+\\echo -n 'acme after: '
+EXECUTE counted;
+COMMIT;
+SQL
+expect "a plan made before the isolation serves bigco from its new shard on the dedicated worker afterwards" <<EOF
+before: 50
+before: 1 task(s) on $src_port
+after: 50
+after: 1 task(s) on $W3
+acme after: 1
+EOF
+rm -f "$runbook"
 
 same "bigco's shard now holds bigco alone" "t" \
     "$(value coord "SELECT shardminvalue = shardmaxvalue FROM pg_dist_shard WHERE shardid = $(shard_of orders bigco)")"
@@ -118,8 +176,6 @@ SELECT citus_set_default_rebalance_strategy('keep_bigco_dedicated');
 SQL
 same "a rebalance with the dedicating strategy (now the default) moves nothing to or from it" 0 "$(moves_w3 "")"
 
-token() { value coord "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', '$1', 'exp', extract(epoch FROM now() + interval '50 minutes')::bigint))"; }
-bigco="$(token bigco)"
 
 # Every statement the application role runs on the dedicated worker is logged there, so that
 # "no other tenant's query touches it" is a count of what arrived, not only of what was planned.
@@ -127,22 +183,6 @@ on worker3 -q -c "ALTER SYSTEM SET log_statement = 'all'" -c "ALTER SYSTEM SET l
 w3_log="$(citus_pgdata worker3)/server.log"
 app_lines() { as_pg grep -c 'user=iso_app ' "$w3_log" || true; }
 
-# The task node of a routed query, from EXPLAIN (the port of the worker that runs it).
-# (Citus warns that a temporary function stays local: it is meant to.)
-helpers="$(cat <<'SQL'
-SET client_min_messages = error;
-CREATE FUNCTION pg_temp.route(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE line text; tasks text := '?'; ports text := '';
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
-        IF line ~ 'Task Count: ' THEN tasks := substring(line FROM 'Task Count: (\d+)'); END IF;
-        IF line ~ 'Node: ' THEN ports := ports || substring(line FROM 'port=(\d+)'); END IF;
-    END LOOP;
-    RETURN tasks || ' task(s) on ' || ports;
-END $$;
-RESET client_min_messages;
-SQL
-)"
 
 say "the other tenants, through the coordinator, as the application role"
 before_others="$(app_lines)"
