@@ -24,7 +24,7 @@ INSTALL_SUDO = $(shell [ -w "$$($(PG15_PG_CONFIG) --pkglibdir)" ] || echo --sudo
 STEP := scripts/step.sh
 export STEP_LOG := $(CURDIR)/target/make-steps.log
 
-.PHONY: bench fuzz help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
+.PHONY: bench bench-citus fuzz help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
 	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 citus-test citus-pg15 demo install clean-demo timings-reset
 
 help: ## list the targets
@@ -112,6 +112,7 @@ quickstart-pg18: ## the same on PostgreSQL 18
 citus-test: ## the Citus suite (PostgreSQL 15): coordinator + 2 workers; skips without Citus (CITUS_SRC=tarball builds it)
 	@$(STEP) citus-pg15 tests/system/citus.sh
 	@$(STEP) citus-routing-pg15 tests/system/citus-routing.sh
+	@$(STEP) citus-isolate-pg15 tests/system/citus-isolate.sh
 
 citus-pg15: citus-test
 
@@ -142,6 +143,10 @@ bench: setup ## what isolation and pseudonyms cost (release builds; not part of 
 	scripts/bench.sh
 	scripts/bench-guard.sh 15
 	scripts/bench-deid.sh 18
+	scripts/bench-citus.sh
+
+bench-citus: ## Citus routing: routed vs explicit vs fan-out point lookups through the coordinator (PostgreSQL 15; skips without Citus)
+	scripts/bench-citus.sh
 
 fuzz: ## libFuzzer on the token, carrier, claim-path and API-key parsers (FUZZ_SECONDS=600 per target; not part of make test)
 	scripts/fuzz.sh $(or $(FUZZ_SECONDS),600)

@@ -6,88 +6,30 @@
 # and a plan made for one tenant never serves another: the same prepared statement (custom
 # and generic plans), a PL/pgSQL function, a context switched within a session and within a
 # transaction, and a pooler's SET LOCAL of the carrier each return the current tenant's rows.
-# No context: zero rows. PostgreSQL 15 only (Citus 13.2 does not support 18); skipped, exit 0,
-# when Citus is not available (scripts/citus-install.sh exits 3).
+# No context: zero rows. The cluster is citus-lib.sh's (the registry made reference tables by
+# tenancy.citus_setup()) and every table is protected by tenancy.protect(), so what is routed is
+# what a user's protected tables carry. PostgreSQL 15 only (Citus 13.2 does not support 18);
+# skipped, exit 0, when Citus is not available (scripts/citus-install.sh exits 3).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR/../../scripts
 source "$(dirname "$0")/../../scripts/lib.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/citus-lib.sh"
 
 ver="${1:-15}"
 if [ "$ver" != 15 ]; then
     say "Citus supports PostgreSQL 15-17, not $ver: skipping"
     exit 0
 fi
-rc=0
-"$REPO_ROOT/scripts/citus-install.sh" || rc=$?
-if [ "$rc" -eq 3 ]; then
-    say "no Citus for PostgreSQL 15: skipping the routing suite"
-    exit 0
-fi
-[ "$rc" -eq 0 ] || die "scripts/citus-install.sh failed ($rc)"
-install_extension 15
+citus_require
+citus_start citus-routing 310 2
 
-COORD_PORT=$((ROOT_REGRESS_PORT_BASE + 310))
-W1_PORT=$((ROOT_REGRESS_PORT_BASE + 311))
-W2_PORT=$((ROOT_REGRESS_PORT_BASE + 312))
-DB=citus_routing
-out="$(mktemp)"
-
-node_data() { echo "$RUN_DIR/citus-routing-$1"; }
-down_all() {
-    local n p
-    for n in coord:$COORD_PORT w1:$W1_PORT w2:$W2_PORT; do
-        p="${n#*:}"
-        CL_PGDATA="$(node_data "${n%%:*}")" CL_PORT="$p" cluster_down
-    done
-}
-cleanup() {
-    down_all
-    rm -f "$out"
-}
-trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap 'rm -f "$out"' EXIT
-trap 'exit 130' INT TERM
-
-for n in coord:$COORD_PORT w1:$W1_PORT w2:$W2_PORT; do
-    CL_PGDATA="$(node_data "${n%%:*}")" CL_PORT="${n#*:}" cluster_up \
-        "shared_preload_libraries = 'citus,pg_tenancy'" \
-        "citus.node_conninfo = 'sslmode=disable'" \
-        "citus.propagate_set_commands = 'local'" \
-        "max_connections = 100"
-done
-
-on() { # on PORT [psql args...]: as the superuser, on one node
-    local port="$1"
-    shift
-    PGHOST=localhost PGPORT="$port" PGUSER=postgres "$CL_BINDIR/psql" -X -v ON_ERROR_STOP=1 -d "$DB" "$@"
-}
-for p in $COORD_PORT $W1_PORT $W2_PORT; do
-    PGHOST=localhost PGPORT="$p" PGUSER=postgres "$CL_BINDIR/psql" -X -q -d postgres -c "CREATE DATABASE $DB"
-    on "$p" -q -c "CREATE EXTENSION citus"
-done
-on "$COORD_PORT" -q >/dev/null <<SQL
-SELECT citus_set_coordinator_host('localhost', $COORD_PORT);
-SELECT citus_add_node('localhost', $W1_PORT);
-SELECT citus_add_node('localhost', $W2_PORT);
-CREATE EXTENSION pg_tenancy;
+on coord -q >/dev/null <<'SQL'
 CREATE ROLE routing_app LOGIN;
-SQL
-
-# --- scaffolding, not what this suite tests: until protect() works on distributed tables and
-# the registry reaches the workers (issue #15 items 2 and 4), the same tenants, signing key and
-# carrier key are written on every node by hand, and the policy is the bare-call form that
-# protection::policy generates for distributed tables.
-carrier_key="$(on "$COORD_PORT" -At -c "SELECT encode(secret, 'hex') FROM tenancy.carrier_key")"
-for p in $COORD_PORT $W1_PORT $W2_PORT; do
-    on "$p" -q >/dev/null <<SQL
 SELECT tenancy.grant_app('routing_app');
 SELECT tenancy.create_tenant(t) FROM unnest(ARRAY['acme', 'globex', 'initech', 'umbrella', '42', '43',
     '123e4567-e89b-12d3-a456-426614174000']) t;
 SELECT tenancy.add_signing_key('routing-key', decode(repeat('17', 32), 'hex'));
-UPDATE tenancy.carrier_key SET secret = decode('$carrier_key', 'hex');
-SQL
-done
-on "$COORD_PORT" -q >/dev/null <<'SQL'
 SET citus.shard_count = 16;
 CREATE TABLE people (tenant_id text NOT NULL, id bigint NOT NULL, name text, PRIMARY KEY (tenant_id, id));
 CREATE TABLE orders (tenant_id text NOT NULL, id bigint NOT NULL, person_id bigint, amount int,
@@ -106,31 +48,22 @@ SELECT create_distributed_table('devices', 'tenant_id');
 INSERT INTO counters VALUES (42, 1), (42, 2), (43, 3);
 INSERT INTO devices VALUES ('123e4567-e89b-12d3-a456-426614174000', 'mine'),
     ('00000000-0000-0000-0000-000000000001', 'other');
-ALTER TABLE counters ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-ALTER TABLE devices ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenancy_isolation ON counters USING (tenant_id = tenancy.current_tenant_int8());
-CREATE POLICY tenancy_isolation ON devices USING (tenant_id = tenancy.current_tenant_uuid());
-GRANT SELECT ON counters, devices TO routing_app;
 -- A table on the coordinator only, protected the same way: not distributed, so never touched.
 CREATE TABLE notes (tenant_id text NOT NULL, body text);
 INSERT INTO notes VALUES ('acme', 'a note'), ('globex', 'g note');
-DO $$
-DECLARE t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['people', 'orders', 'notes'] LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format('CREATE POLICY tenancy_isolation ON %I AS PERMISSIVE FOR ALL TO PUBLIC
-                          USING (tenant_id = tenancy.current_tenant())
-                          WITH CHECK (tenant_id = tenancy.current_tenant())', t);
-    END LOOP;
-END $$;
+SELECT tenancy.protect(t) FROM unnest(ARRAY['people', 'orders', 'counters', 'devices', 'notes']::regclass[]) t;
+GRANT SELECT ON counters, devices TO routing_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON people, orders, notes TO routing_app;
 SQL
-# --- end of scaffolding
+# What routing recognises is protect()'s policy: the bare getter of the column's type.
+same "protect() wrote the bare isolation conjunct routing recognises" \
+    "counters:(tenant_id = tenancy.current_tenant_int8()) devices:(tenant_id = tenancy.current_tenant_uuid()) notes:(tenant_id = tenancy.current_tenant()) orders:(tenant_id = tenancy.current_tenant()) people:(tenant_id = tenancy.current_tenant())" \
+    "$(value coord "SELECT string_agg(c.relname || ':' || pg_get_expr(p.polqual, p.polrelid), ' ' ORDER BY c.relname)
+        FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid WHERE p.polname = 'tenancy_isolation'
+         AND c.relname IN ('people', 'orders', 'counters', 'devices', 'notes')")"
 
 token() {
-    on "$COORD_PORT" -At -c "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', '$1', 'sub', 'suite',
+    on coord -At -c "SELECT tenancy.sign_token(jsonb_build_object('tenant_id', '$1', 'sub', 'suite',
         'exp', extract(epoch FROM now() + interval '1 hour')::bigint))"
 }
 acme="$(token acme)"
@@ -139,7 +72,7 @@ t42="$(token 42)"
 tuuid="$(token 123e4567-e89b-12d3-a456-426614174000)"
 # The carriers a pooler or PostgREST would forward with SET LOCAL.
 carrier() {
-    on "$COORD_PORT" -At -c "SELECT tenancy.set_context('$1', false) IS NOT NULL" -c "SHOW tenancy.context" | tail -1
+    on coord -At -c "SELECT tenancy.set_context('$1', false) IS NOT NULL" -c "SHOW tenancy.context" | tail -1
 }
 acme_carrier="$(carrier "$acme")"
 globex_carrier="$(carrier "$globex")"
@@ -275,14 +208,14 @@ SELECT 'cleared plpgsql: ' || coalesce(pg_temp.names(), '');
 SQL
 
 say "through the coordinator, as the application role"
-PGHOST=localhost PGPORT="$COORD_PORT" "$CL_BINDIR/psql" -X -U routing_app -d "$DB" -At -v ON_ERROR_STOP=0 \
+PGHOST=localhost PGPORT="${PORT[coord]}" "$CL_BINDIR/psql" -X -U routing_app -d "$CITUS_DB" -At -v ON_ERROR_STOP=0 \
     -v acme="$acme" -v globex="$globex" -v acme_carrier="$acme_carrier" -v globex_carrier="$globex_carrier" \
     -v t42="$t42" -v tuuid="$tuuid" -f "$script" >"$out" 2>&1
 rm -f "$script"
 
 # The fan-out that routing replaces: the same lookup with routing off (a superuser setting,
 # then the application role).
-fanout="$(on "$COORD_PORT" -At -v acme="$acme" <<'SQL'
+fanout="$(on coord -At -v acme="$acme" <<'SQL'
 SET tenancy.citus_routing = off;
 SET ROLE routing_app;
 BEGIN;
@@ -295,7 +228,7 @@ SQL
 # A SQL function's statements are planned together before the first runs (PostgreSQL 15), so a
 # function that switches the context is the one way left for a routed plan to reach the
 # executor under another tenant: refused, rather than returning no rows.
-sqlfn="$(PGHOST=localhost PGPORT="$COORD_PORT" "$CL_BINDIR/psql" -X -U routing_app -d "$DB" -At \
+sqlfn="$(PGHOST=localhost PGPORT="${PORT[coord]}" "$CL_BINDIR/psql" -X -U routing_app -d "$CITUS_DB" -At \
     -v acme="$acme" -v globex="$globex" 2>&1 <<'SQL'
 CREATE FUNCTION pg_temp.switch_then_read(token text) RETURNS text LANGUAGE sql AS $$
     SELECT tenancy.set_context(token) IS NULL;
@@ -308,8 +241,8 @@ ROLLBACK;
 SQL
 )"
 
-fail=0
-expect() {
+# expect_line LINE: the application session's output has this line.
+expect_line() {
     if grep -qxF -- "$1" "$out"; then
         say "ok: $1"
     else
@@ -317,46 +250,46 @@ expect() {
         fail=1
     fi
 }
-expect "no_context_rows: 0"
-expect "no_context_tasks: 16"
-expect "early_no_context: 16"
-expect "early_tasks: 1"
-expect "early_rows: 3"
-expect "point_tasks: 1"
-expect "point_rows: Ada"
-expect "join_tasks: 1"
-expect "join_rows: Ada=10,Brian=20,Ada=5"
-expect "left_join_rows: Ada=10,Brian=20,Cleo=-"
-expect "full_join_rows: -=5,Ada=10,Brian=20,Cleo=-"
-expect "full_join_tasks: 1"
-expect "aggregate_tasks: 1"
-expect "aggregate_rows: 3/35"
-expect "local_table_literal: true/1"
-expect "update_tasks: 1"
-expect "delete_tasks: 1"
-expect "after_write: 1=110,2=20"
-expect "other_after_write: 1=700"
-expect "int8_tasks: 1"
-expect "int8_rows: 3"
-expect "uuid_in_int8_context: 0"
-expect "uuid_tasks: 1"
-expect "uuid_rows: mine"
+expect_line "no_context_rows: 0"
+expect_line "no_context_tasks: 16"
+expect_line "early_no_context: 16"
+expect_line "early_tasks: 1"
+expect_line "early_rows: 3"
+expect_line "point_tasks: 1"
+expect_line "point_rows: Ada"
+expect_line "join_tasks: 1"
+expect_line "join_rows: Ada=10,Brian=20,Ada=5"
+expect_line "left_join_rows: Ada=10,Brian=20,Cleo=-"
+expect_line "full_join_rows: -=5,Ada=10,Brian=20,Cleo=-"
+expect_line "full_join_tasks: 1"
+expect_line "aggregate_tasks: 1"
+expect_line "aggregate_rows: 3/35"
+expect_line "local_table_literal: true/1"
+expect_line "update_tasks: 1"
+expect_line "delete_tasks: 1"
+expect_line "after_write: 1=110,2=20"
+expect_line "other_after_write: 1=700"
+expect_line "int8_tasks: 1"
+expect_line "int8_rows: 3"
+expect_line "uuid_in_int8_context: 0"
+expect_line "uuid_tasks: 1"
+expect_line "uuid_rows: mine"
 for round in 1 2 3 4 5 6 7; do
-    expect "session $round acme sends: acme"
-    expect "session $round globex sends: globex"
+    expect_line "session $round acme sends: acme"
+    expect_line "session $round globex sends: globex"
     for mode in xact pooled in_xact; do
-        expect "$mode $round acme names: Ada,Brian,Cleo"
-        expect "$mode $round globex names: Grace"
+        expect_line "$mode $round acme names: Ada,Brian,Cleo"
+        expect_line "$mode $round globex names: Grace"
     done
     for mode in xact generic; do
-        expect "$mode $round acme by_id: Ada"
-        expect "$mode $round globex by_id: Grace"
-        expect "$mode $round acme plpgsql: Ada,Brian,Cleo"
-        expect "$mode $round globex plpgsql: Grace"
+        expect_line "$mode $round acme by_id: Ada"
+        expect_line "$mode $round globex by_id: Grace"
+        expect_line "$mode $round acme plpgsql: Ada,Brian,Cleo"
+        expect_line "$mode $round globex plpgsql: Grace"
     done
 done
-expect "cleared names: "
-expect "cleared plpgsql: "
+expect_line "cleared names: "
+expect_line "cleared plpgsql: "
 if grep -q ERROR "$out"; then
     printf '*** unexpected errors\n' >&2
     fail=1
