@@ -59,6 +59,10 @@ INSERT INTO survey SELECT 2000 + row_number() OVER (ORDER BY t, p), t, 1000 * n 
   FROM pick, generate_series(1, 2) p WHERE a AND n <= 5;
 INSERT INTO survey SELECT 3000 + p, t, 5000 + p, 'dominated', 9
   FROM pick, generate_series(1, 20) p WHERE NOT a AND n = 1;
+-- few: four tenants of one person on each shard. Each shard alone is below min-N (four
+-- people); together there are eight people of eight tenants: shown.
+INSERT INTO survey SELECT 4000 + row_number() OVER (ORDER BY t), t, 7000 + 10 * n + CASE WHEN a THEN 0 ELSE 5 END, 'few', 5
+  FROM pick WHERE n <= 4;
 -- The same rows in a local table and in a reference table.
 CREATE TABLE survey_local (LIKE survey INCLUDING ALL);
 INSERT INTO survey_local SELECT * FROM survey;
@@ -100,26 +104,32 @@ small="$(value coord "SELECT t FROM pick WHERE a AND n = 1")"
 say "guarded aggregates across shards: the rules hold on the combined result"
 # The premise: evaluated on each shard alone, no cell of spread is shown, and dominated is
 # shown on shard a.
-same "each shard alone: spread hidden on both, dominated shown on shard a" \
-    "dominated:ok:70 spread:too_few_contributors:-|dominated:too_few_tenants:- spread:too_few_contributors:-" \
+same "each shard alone: few (below min-N) and spread hidden on both, dominated shown on shard a" \
+    "dominated:ok:70 few:too_few_contributors:- spread:too_few_contributors:-|dominated:too_few_tenants:- few:too_few_contributors:- spread:too_few_contributors:-" \
     "$(value coord "SELECT string_agg(result, '|' ORDER BY shardid) FROM run_command_on_shards('survey', \$\$SELECT string_agg(x, ' ' ORDER BY x) FROM (SELECT team || ':' || tenancy.guard_status(person, tenant_id) || ':' || coalesce(tenancy.guarded_sum(score, person, tenant_id)::text, '-') x FROM %s GROUP BY team) s\$\$)")"
 session coord feat_app >"$out" <<'SQL'
 SELECT 'distributed ' || pooled FROM pooled('survey');
 SELECT 'reference ' || pooled FROM pooled('survey_ref');
 SELECT 'local ' || pooled FROM pooled('survey_local');
 SQL
+same "each shard alone: few has four people (the plain forms hide it too)" \
+    "dominated:ok few:too_few_contributors:4 spread:ok|dominated:ok few:too_few_contributors:4 spread:ok" \
+    "$(value coord "SELECT string_agg(result, '|' ORDER BY shardid) FROM run_command_on_shards('survey', \$\$SELECT string_agg(x, ' ' ORDER BY x) FROM (SELECT team || ':' || tenancy.guard_status(person) || CASE team WHEN 'few' THEN ':' || count(DISTINCT person) ELSE '' END x FROM %s GROUP BY team) s\$\$)")"
 expect "pooled guarded aggregates: the same cells on a distributed, a reference and a local table" <<'EOF'
 distributed dominated: dominated - - - - ok 30 250
+distributed few: ok 8 40 5.0000000000000000 5 ok 8 40
 distributed spread: ok 10 300 30.0000000000000000 30 ok 10 300
 reference dominated: dominated - - - - ok 30 250
+reference few: ok 8 40 5.0000000000000000 5 ok 8 40
 reference spread: ok 10 300 30.0000000000000000 30 ok 10 300
 local dominated: dominated - - - - ok 30 250
+local few: ok 8 40 5.0000000000000000 5 ok 8 40
 local spread: ok 10 300 30.0000000000000000 30 ok 10 300
 EOF
 same "grouped by the tenant column (pushed down to the shards): the same cells as on a local table" \
     "$(as_app "SELECT string_agg(per_tenant, ';') FROM per_tenant('survey_local')")" \
     "$(as_app "SELECT string_agg(per_tenant, ';') FROM per_tenant('survey')")"
-same "... of which one, the large tenant's, is shown" "$big: ok 21" \
+same "... of which one, the large tenant's, is shown" "$big: ok 22" \
     "$(value coord "SELECT split_part(per_tenant, ' ', 1) || ' ' || split_part(per_tenant, ' ', 2) || ' ' || split_part(per_tenant, ' ', 3) FROM per_tenant('survey') WHERE per_tenant LIKE '%: ok %'")"
 # Citus cannot push a guarded aggregate down (its state is `internal`, and its name is none of
 # Citus's): the shards send rows and the coordinator aggregates them, so the final function
@@ -143,10 +153,10 @@ SELECT 'small, local: ' || string_agg(team || ' ' || coalesce(c::text, '-'), ', 
 COMMIT;
 SQL
 expect "a tenant's own guarded aggregates: the same on its shard as on one node" <<'EOF'
-big, distributed: dominated 20, spread -
-big, local: dominated 20, spread -
-small, distributed: dominated -, spread -
-small, local: dominated -, spread -
+big, distributed: dominated 20, few -, spread -
+big, local: dominated 20, few -, spread -
+small, distributed: dominated -, few -, spread -
+small, local: dominated -, few -, spread -
 EOF
 
 say "benchmark views: refused on Citus tables, which Citus reads as the reader"
@@ -164,7 +174,7 @@ survey_local_bench
 EOF
 value coord "GRANT SELECT ON survey_local_bench TO feat_app" >/dev/null
 same "the local benchmark view shows what the pooled aggregates show on the distributed table" \
-    "dominated dominated;spread 10 300 ok" \
+    "dominated dominated;few 8 40 ok;spread 10 300 ok" \
     "$(as_app "SELECT string_agg(concat_ws(' ', team, count, sum_score, status), ';' ORDER BY team) FROM survey_local_bench")"
 
 say "quotas: refused on Citus tables"
@@ -235,7 +245,7 @@ ERROR:  XX000
 ERROR:  XX000
 ERROR:  XX000
 EOF
-same "... and wrote nothing" "40 0" "$(value coord "SELECT count(*) || ' ' || count(*) FILTER (WHERE score = 0 OR team = 'merged') FROM survey")"
+same "... and wrote nothing" "48 0" "$(value coord "SELECT count(*) || ' ' || count(*) FILTER (WHERE score = 0 OR team = 'merged') FROM survey")"
 
 say "feature-gated tables"
 on coord -q >/dev/null <<'SQL'
@@ -305,9 +315,9 @@ SELECT table_name || ' ' || count(*) FROM tenancy.export_tenant(:'t') GROUP BY t
 SQL
 expect "export_tenant reads the tenant's rows of every kind of table" <<EOF
 public.payslips_local 1
-public.survey 3
-public.survey_local 3
-public.survey_ref 3
+public.survey 4
+public.survey_local 4
+public.survey_ref 4
 EOF
 on coord -q >/dev/null <<'SQL'
 CREATE ROLE feat_owner NOLOGIN;
@@ -343,10 +353,10 @@ SELECT 'export: ' || count(*) FROM tenancy.export_tenant(:'t');
 SELECT * FROM tenancy.purge_tenant(:'t', 'purge ' || :'t');
 SQL
 expect "with LOGIN and BYPASSRLS export reads every row; purge refuses Citus tables of two owners" <<'EOF'
-export: 11
+export: 14
 ERROR:  0A000
 EOF
-same "... and deleted nothing" "3 3 3 1" \
+same "... and deleted nothing" "4 4 4 1" \
     "$(value coord "SELECT concat_ws(' ', (SELECT count(*) FROM survey WHERE tenant_id = '$small'), (SELECT count(*) FROM survey_ref WHERE tenant_id = '$small'), (SELECT count(*) FROM survey_local WHERE tenant_id = '$small'), (SELECT count(*) FROM owned WHERE tenant_id = '$small'))")"
 on coord -q -c "ALTER TABLE owned OWNER TO postgres" >/dev/null
 session coord feat_admin -v t="$small" >"$out" <<'SQL'
@@ -355,11 +365,11 @@ SQL
 expect "purge_tenant deletes the tenant's rows of every kind of table" <<'EOF'
 public.owned 1
 public.payslips_local 1
-public.survey 3
-public.survey_local 3
-public.survey_ref 3
+public.survey 4
+public.survey_local 4
+public.survey_ref 4
 EOF
-same "... on every node: no row of the tenant left, the other tenants' rows kept" "0 0 0 1 37" \
+same "... on every node: no row of the tenant left, the other tenants' rows kept" "0 0 0 1 44" \
     "$(value coord "SELECT concat_ws(' ', (SELECT count(*) FROM survey WHERE tenant_id = '$small'), (SELECT count(*) FROM survey_ref WHERE tenant_id = '$small'), (SELECT count(*) FROM owned WHERE tenant_id = '$small'), (SELECT count(*) FROM owned), (SELECT count(*) FROM survey))")"
 
 say "the audit trail lives on the coordinator"
