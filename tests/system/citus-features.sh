@@ -280,6 +280,22 @@ expect "a feature-gated local table in a Citus database: entitlements read from 
 entitled: 1
 not entitled: 0
 EOF
+# tenancy.entitled() in a tenant's query on a distributed table runs on the shard and reads
+# the entitlements reference table from there.
+session coord feat_app -v big="$bigtok" -v small="$smalltok" >"$out" <<'SQL'
+BEGIN;
+SELECT tenancy.set_context(:'big') IS NOT NULL AS set \g /dev/null
+SELECT 'entitled, in a query on a distributed table: ' || count(*) FROM survey WHERE tenancy.entitled('payroll');
+COMMIT;
+BEGIN;
+SELECT tenancy.set_context(:'small') IS NOT NULL AS set \g /dev/null
+SELECT 'not entitled, in a query on a distributed table: ' || count(*) FROM survey WHERE tenancy.entitled('payroll');
+COMMIT;
+SQL
+expect "tenancy.entitled() inside a query on a distributed table" <<'EOF'
+entitled, in a query on a distributed table: 22
+not entitled, in a query on a distributed table: 0
+EOF
 citus_rule() { value coord "SELECT coalesce(string_agg(severity || ' ' || object || ': ' || coalesce(fix, '-'), '; ' ORDER BY object), 'none') FROM tenancy.check() WHERE rule = '$1'"; }
 same "check(): no citus_feature_gate finding for a gated local table" none "$(citus_rule citus_feature_gate)"
 on coord -q -c "SELECT create_distributed_table('payslips_local', 'tenant_id', colocate_with => 'survey')" >/dev/null
