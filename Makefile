@@ -113,6 +113,7 @@ citus-test: ## the Citus suite (PostgreSQL 15): coordinator + 2 workers; skips w
 	@$(STEP) citus-pg15 tests/system/citus.sh
 	@$(STEP) citus-routing-pg15 tests/system/citus-routing.sh
 	@$(STEP) citus-isolate-pg15 tests/system/citus-isolate.sh
+	@$(STEP) citus-features-pg15 tests/system/citus-features.sh
 
 citus-pg15: citus-test
 

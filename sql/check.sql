@@ -99,6 +99,81 @@ BEGIN
 END
 $citus$;
 
+-- Citus co-location (helper 2's block of rules): a foreign key between two protected
+-- distributed tables that are not co-located, or that does not pair their distribution
+-- columns. Citus checks a foreign key on each shard against the co-located shard of the table
+-- it references: when the tables are not co-located, or the key does not pair the tenant
+-- columns, the shard it reads holds other tenants' rows or misses the tenant's own, so the key
+-- is neither checked nor enforced per tenant, and joins along it fan out to every shard.
+CREATE FUNCTION tenancy._citus_colocation_findings(schema name)
+RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $citus_colocation$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE $q$
+        WITH dist AS (
+            SELECT d.logicalrelid AS rel, d.colocationid,
+                   column_to_column_name(d.logicalrelid, d.partkey) AS distcol,
+                   (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = d.logicalrelid) AS shards
+              FROM pg_dist_partition d
+              JOIN tenancy.protected_tables p ON p.tbl = d.logicalrelid
+             WHERE d.partmethod = 'h'
+        )
+        SELECT 'high'::text, 'citus_not_colocated'::text,
+               format('%I.%I.%I', n.nspname, c.relname, k.conname),
+               CASE WHEN ch.colocationid <> pa.colocationid
+                    THEN format('references %s, which is distributed but not co-located with %I.%I: Citus checks the key on each shard against a shard of %s that holds other tenants, so the key does not hold per tenant, and joins along it go to every shard',
+                                k.confrelid::regclass, n.nspname, c.relname, k.confrelid::regclass)
+                    ELSE format('references %s without pairing the distribution columns (%I with %I): Citus checks the key on one shard, which holds only some tenants, so it does not hold per tenant; scope the key with tenancy.scope_foreign_key() (see the rule global_foreign_key)',
+                                k.confrelid::regclass, ch.distcol, pa.distcol)
+               END,
+               CASE WHEN ch.colocationid = pa.colocationid THEN NULL
+                    WHEN ch.shards = pa.shards
+                    THEN format('SELECT update_distributed_table_colocation(%L, colocate_with => %L);',
+                                format('%I.%I', n.nspname, c.relname), k.confrelid::regclass::text)
+                    ELSE format('SELECT alter_distributed_table(%L, shard_count := %s, colocate_with := %L);',
+                                format('%I.%I', n.nspname, c.relname), pa.shards, k.confrelid::regclass::text)
+               END
+          FROM pg_constraint k
+          JOIN dist ch ON ch.rel = k.conrelid
+          JOIN dist pa ON pa.rel = k.confrelid
+          JOIN pg_class c ON c.oid = k.conrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE k.contype = 'f'
+           AND k.conrelid <> k.confrelid
+           AND (ch.colocationid <> pa.colocationid
+                OR NOT EXISTS (SELECT 1 FROM generate_subscripts(k.conkey, 1) i
+                                WHERE k.conkey[i] = (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = k.conrelid AND a.attname = ch.distcol)
+                                  AND k.confkey[i] = (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = k.confrelid AND a.attname = pa.distcol)))
+           AND ($1 IS NULL OR n.nspname = $1)
+    $q$ USING schema;
+    -- A feature-gated table that is one of Citus's tables: Citus re-creates its policies on the
+    -- shards without AS RESTRICTIVE, so there the feature gate is ORed with the isolation
+    -- policy: a tenant entitled to the feature reads every tenant's rows of its shard, and one
+    -- that is not still reads its own. protect() refuses a feature on a Citus table; this is a
+    -- table gated first and distributed after.
+    RETURN QUERY EXECUTE $q$
+        SELECT 'critical'::text, 'citus_feature_gate'::text, format('%I.%I', n.nspname, c.relname),
+               format('is gated by feature %L and is a Citus table: Citus copies the feature policy to the shards as a permissive policy, so on the shards an entitled tenant reads every tenant''s rows and a tenant without the feature still reads its own', p.feature),
+               -- undistribute_table() re-creates the table from Citus's deparse (the gate stays
+               -- permissive, and the new table is not in the registry): protect() it again.
+               format('SELECT undistribute_table(%L); SELECT tenancy.protect(%L, %L, %L, %L);',
+                      format('%I.%I', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname),
+                      p.tenant_column, p.shared_column, p.feature)
+          FROM tenancy.protected_tables p
+          JOIN pg_dist_partition d ON d.logicalrelid = p.tbl
+          JOIN pg_class c ON c.oid = p.tbl
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE p.feature IS NOT NULL AND NOT c.relispartition
+           AND ($1 IS NULL OR n.nspname = $1)
+    $q$ USING schema;
+END
+$citus_colocation$;
+
 CREATE FUNCTION tenancy.check(schema name DEFAULT NULL)
 RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
 LANGUAGE sql STABLE
@@ -1167,6 +1242,10 @@ SELECT 'high', 'security_definer_lends_tier', f.sig,
 UNION ALL
 -- Rules on Citus's metadata (none without Citus).
 SELECT cf.severity, cf.rule, cf.object, cf.detail, cf.fix FROM tenancy._citus_findings($1) cf
+
+UNION ALL
+-- Citus co-location and feature gates (none without Citus).
+SELECT cc.severity, cc.rule, cc.object, cc.detail, cc.fix FROM tenancy._citus_colocation_findings($1) cc
 )
 SELECT f.severity, f.rule, f.object, f.detail, f.fix
   FROM findings f

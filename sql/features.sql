@@ -8,9 +8,17 @@
 -- Whether the current tenant is entitled to a feature now (by the clock, so an open
 -- transaction does not keep a feature past enabled_until). Runs with the caller's rights;
 -- the table's own policy shows each tenant only its entitlements.
+--
+-- On Citus, entitlements is a reference table, and a call inside a query Citus sends to a
+-- shard (a query on a distributed table) reads it from there, which Citus refuses unless
+-- nested distributed execution is allowed: allowed for this read only, as for the registry
+-- reads of context verification (a reference table has a copy on every node). Without Citus
+-- the setting is a placeholder nobody reads; the function is not inlined either way (it
+-- already pins search_path).
 CREATE FUNCTION tenancy.entitled(feature text) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
+SET citus.allow_nested_distributed_execution = on
 AS $$
     SELECT EXISTS (
         SELECT 1 FROM tenancy.entitlements e

@@ -121,6 +121,8 @@ BEGIN
     -- Issue 21: support endings nobody was present for, tenant rename and removal.
     PERFORM tenancy._grant_functions(role, ARRAY['close_support_sessions', 'rename_tenant', 'drop_tenant']);
     PERFORM tenancy._grant_functions(role, ARRAY['audit', 'verify_audit', 'stats']);
+    -- Issue 15: check()'s Citus co-location rules.
+    PERFORM tenancy._grant_functions(role, ARRAY['_citus_colocation_findings']);
     PERFORM tenancy._grant_functions(role, ARRAY['add_pseudonym_secret', 'drop_pseudonym_secret']);
     PERFORM tenancy._grant_functions(role, ARRAY[
         'guarded_count', 'guarded_sum', 'guarded_avg', 'guarded_percentile', 'guard_status',

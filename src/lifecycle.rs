@@ -19,6 +19,7 @@ use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 
 use crate::infra::args;
+use crate::infra::catalog;
 use crate::infra::errors::{self, SpiOrBug};
 use crate::infra::spi;
 use crate::protection::policy;
@@ -178,11 +179,54 @@ fn _export_plan(
     crate::identity::tenants::require_registered(tenant);
     require_rls_bypass();
     let (tables, _) = tables_in_fk_order(tenant);
+    refuse_citus_owners(&tables, false);
     TableIterator::new(
         tables
             .into_iter()
             .filter_map(|t| Some((t.name, t.oid, t.source, t.predicate?))),
     )
+}
+
+/// Export and purge read and delete each table as its owner, and Citus reads a distributed or
+/// reference table's placements by connecting to the nodes as the current user: an owner
+/// without LOGIN fails half-way with a connection error, and the owner step's exemption from
+/// forced row level security is this backend's alone, so on the workers the policies hide the
+/// tenant's rows from an owner that is neither a superuser nor BYPASSRLS: the export would be
+/// short and the purge would delete nothing, both silently. In one transaction Citus also
+/// refuses to touch placements another role has modified (25001), so a purge of tables owned
+/// by different roles fails at the second owner. All are refused up front, before anything is
+/// read or deleted, with what to change.
+fn refuse_citus_owners(tables: &[TenantTable], deletes: bool) {
+    if !catalog::citus_present() {
+        return;
+    }
+    let oids: Vec<pg_sys::Oid> = tables.iter().map(|t| t.oid).collect();
+    let (no_login, owners) = spi::select_row(
+        "SELECT pg_catalog.string_agg(DISTINCT pg_catalog.quote_ident(r.rolname), ', ')
+                  FILTER (WHERE NOT (r.rolcanlogin AND (r.rolsuper OR r.rolbypassrls))),
+                pg_catalog.count(DISTINCT c.relowner)
+           FROM pg_catalog.unnest($1::pg_catalog.oid[]) t(oid)
+           JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.oid
+           JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) c.relowner
+          WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d
+                         WHERE d.logicalrelid OPERATOR(pg_catalog.=) c.oid)",
+        &[oids.into()],
+        |r| Ok((r.get::<String>(1)?, r.get::<i64>(2)?.unwrap_or(0))),
+    )
+    .or_bug("reading the owners of the Citus tables")
+    .unwrap_or((None, 0));
+    if let Some(roles) = no_login {
+        errors::not_supported(
+            format!("the Citus tables of this tenant are owned by {roles}, without both LOGIN and BYPASSRLS; Citus reads their shards on the workers as their owner, where forced row level security would hide the tenant's rows; nothing was read or deleted"),
+            Some("make a role with LOGIN and BYPASSRLS own the distributed and reference tables (ALTER ROLE ... LOGIN BYPASSRLS on the coordinator: Citus propagates it), or a superuser"),
+        );
+    }
+    if deletes && owners > 1 {
+        errors::not_supported(
+            "the Citus tables of this tenant have different owners, and Citus refuses to change placements of one transaction as several roles; nothing was deleted".into(),
+            Some("make one role own every distributed and reference table of the tenant (ALTER TABLE ... OWNER TO), then purge again"),
+        );
+    }
 }
 
 /// The string `purge_tenant` must be given to act.
@@ -276,6 +320,7 @@ fn purge_tenant(
             Some("delete this tenant's rows of one table of the cycle yourself (or make the constraint DEFERRABLE and defer it), then purge again"),
         );
     }
+    refuse_citus_owners(&tables, true);
     let deferred = deferred_triggers(&tables);
     if !deferred.is_empty() {
         errors::not_supported(
@@ -432,6 +477,7 @@ fn rename_tenant(old: Option<&str>, new: Option<&str>) {
             Some("make one foreign key of the cycle DEFERRABLE or ON UPDATE CASCADE, then rename again"),
         );
     }
+    refuse_citus_owners(&tables, true);
     let deferred = deferred_triggers(&tables);
     if !deferred.is_empty() {
         errors::not_supported(

@@ -273,6 +273,7 @@ fn audit(event: Option<&str>, detail: default!(Option<JsonB>, "'{}'")) -> i64 {
     let Some(resolved) = crate::context::tenant_context::current() else {
         errors::no_context()
     };
+    refuse_on_citus_worker();
     check_event(event);
     if is_reserved(event) {
         errors::bad_argument(
@@ -293,6 +294,27 @@ fn audit(event: Option<&str>, detail: default!(Option<JsonB>, "'{}'")) -> i64 {
         event,
         detail,
     })
+}
+
+/// On Citus the trail is the coordinator's: its audit_log and chain heads are local tables
+/// there, and every event pg_tenancy raises through the coordinator lands in them. A worker
+/// has its own copies from its `CREATE EXTENSION`; an event written there would start a second
+/// chain of the tenant that `audit()` and `verify_audit()` on the coordinator never see.
+fn refuse_on_citus_worker() {
+    if !crate::infra::catalog::citus_present() {
+        return;
+    }
+    let worker = spi::select_one::<bool>(
+        "SELECT groupid OPERATOR(pg_catalog.<>) 0 FROM pg_catalog.pg_dist_local_group",
+        &[],
+    )
+    .or_bug("reading Citus's local group");
+    if worker == Some(true) {
+        errors::not_supported(
+            "the audit trail lives on the Citus coordinator, and this is a worker".into(),
+            Some("connect to the coordinator to record events: a worker's copy of the audit log is not the tenant's chain"),
+        );
+    }
 }
 
 /// Whether the acting role may read every chain: the admin tier (`grant_admin` gives

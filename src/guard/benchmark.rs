@@ -184,6 +184,17 @@ fn _create_benchmark_view(
             Some("benchmark views pool protected tables; run tenancy.protect() on it first"),
         )
     };
+    // Citus runs the shard queries of a view as the session's user, not as the view's owner:
+    // on a distributed table the workers apply the reader's row security, so every cell would
+    // pool the reader's own rows only, and on a reference table the reader has no right on
+    // the placement at all. A benchmark must see every tenant, so it is refused rather than
+    // made to look empty (docs/scale-out.md).
+    if catalog::citus_table(&src.schema, &src.name) {
+        errors::not_supported(
+            format!("a benchmark view cannot pool {qsource}, a Citus distributed or reference table"),
+            Some("Citus reads the shards as the reader, whose row security shows one tenant; pool the table with the guarded aggregates in a SECURITY DEFINER function owned by a role that reads every tenant (docs/scale-out.md)"),
+        );
+    }
 
     // The view's name: schema-qualified, or in the source's schema.
     let parts = spi::select_one::<Vec<String>>("SELECT pg_catalog.parse_ident($1)", &[name.into()])

@@ -39,25 +39,25 @@ fn grant_feature(
     if valid_window != Some(true) {
         errors::bad_argument("enabled_until must be later than enabled_from".into(), None);
     }
-    // now() read first: Citus refuses a function that is not IMMUTABLE inside COALESCE in a
-    // write to its tables (entitlements are one under Citus, scale/citus.rs).
-    let enabled_from = match enabled_from {
-        Some(t) => Some(t),
-        None => spi::select_one::<TimestampWithTimeZone>("SELECT now()", &[])
-            .or_bug("reading the transaction's time"),
-    };
+    // now() read first: Citus refuses a function that is not IMMUTABLE inside COALESCE or an
+    // ON CONFLICT's SET in a write to its tables (entitlements are one under Citus,
+    // scale/citus.rs).
+    let now = spi::select_one::<TimestampWithTimeZone>("SELECT now()", &[])
+        .or_bug("reading the transaction's time");
+    let enabled_from = enabled_from.or(now);
     Spi::run_with_args(
         "INSERT INTO tenancy.entitlements (tenant, feature, enabled_from, enabled_until, config)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (tenant, feature) DO UPDATE
             SET enabled_from = EXCLUDED.enabled_from, enabled_until = EXCLUDED.enabled_until,
-                config = EXCLUDED.config, granted_at = now()",
+                config = EXCLUDED.config, granted_at = $6",
         &[
             tenant.into(),
             feature.into(),
             enabled_from.into(),
             enabled_until.into(),
             config.into(),
+            now.into(),
         ],
     )
     .or_bug("granting a feature");

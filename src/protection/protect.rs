@@ -56,6 +56,18 @@ fn validate(root: &Rel, p: &Protection) {
     }
     if let Some(f) = &p.feature {
         args::feature(f);
+        // Citus re-creates a table's policies on its shards from its own deparse, which drops
+        // AS RESTRICTIVE: the feature gate would be ORed with the isolation policy there, and
+        // an entitled tenant would read the other tenants' rows of its shard.
+        if catalog::citus_table(&root.schema, &root.name) {
+            errors::not_supported(
+                format!(
+                    "{} is a Citus distributed or reference table, and feature-gated tables are not supported on Citus",
+                    root.qualified()
+                ),
+                Some("Citus copies the feature policy to the shards as a permissive policy, which would widen what tenants see; protect it without feature, or keep the table local (docs/scale-out.md)"),
+            );
+        }
     }
     if let Some(existing) = entry(root.oid) {
         if existing.protection.tenant_column != p.tenant_column {

@@ -244,6 +244,21 @@ fn quota_table(tbl: pg_sys::Oid) -> QuotaTable {
     }
 }
 
+/// Quotas are statement triggers on the table, which Citus refuses on its tables (and would
+/// fire on the workers, where the quota registry is not): refused before any DDL, with what
+/// to do instead. Removing a quota stays allowed.
+fn refuse_citus_table(rel: &Rel) {
+    if catalog::citus_table(&rel.schema, &rel.name) {
+        errors::not_supported(
+            format!(
+                "row quotas cannot be set on {}, a Citus distributed or reference table",
+                rel.qualified()
+            ),
+            Some("quotas count rows with statement triggers, which Citus does not run on its tables; limit the tenant's rows in the application, or keep the table local (docs/scale-out.md)"),
+        );
+    }
+}
+
 /// The quota triggers run as the extension's owner (they write the slots) and turn the tenant
 /// column into text: for a type a user defined (an enum, a composite, a range), that may be a
 /// cast the type's owner wrote, which would run with the extension's rights. Built-in types
@@ -302,6 +317,7 @@ fn _set_quota(tenant: Option<&str>, tbl: Option<pg_sys::Oid>, max_rows: Option<i
             }
         }
         Some(max) => {
+            refuse_citus_table(&q.rel);
             refuse_user_defined_type(&q);
             install_triggers(&q.rel, &q.column);
             Spi::run_with_args(
