@@ -652,16 +652,16 @@ fn citus_row(oid: pg_sys::Oid) -> Option<(Option<Entry>, Vec<String>)> {
     .or_bug("reading tenancy.citus_guarded")
 }
 
-fn save_citus_row(oid: pg_sys::Oid, shell: Option<&Entry>, state: &[String]) {
+fn save_citus_row(oid: pg_sys::Oid, shell: Option<&Entry>, state: &[String], building: bool) {
     Spi::run_with_args(
         "INSERT INTO tenancy.citus_guarded AS g
-                (rel, tenant_column, column_type, isolation_qual, shared_column, feature_qual, feature_check, guard_state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                (rel, tenant_column, column_type, isolation_qual, shared_column, feature_qual, feature_check, guard_state, building)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (rel) DO UPDATE
             SET tenant_column = EXCLUDED.tenant_column, column_type = EXCLUDED.column_type,
                 isolation_qual = EXCLUDED.isolation_qual, shared_column = EXCLUDED.shared_column,
                 feature_qual = EXCLUDED.feature_qual, feature_check = EXCLUDED.feature_check,
-                guard_state = EXCLUDED.guard_state",
+                guard_state = EXCLUDED.guard_state, building = EXCLUDED.building",
         &[
             oid.into(),
             shell.map(|e| e.protection.tenant_column.clone()).into(),
@@ -671,6 +671,7 @@ fn save_citus_row(oid: pg_sys::Oid, shell: Option<&Entry>, state: &[String]) {
             shell.and_then(|e| e.feature_qual.clone()).into(),
             shell.and_then(|e| e.feature_check.clone()).into(),
             state.to_vec().into(),
+            building.into(),
         ],
     )
     .or_bug("recording a shard's protection");
@@ -769,13 +770,13 @@ fn citus_guard(rel: &Rel, c: &CitusRel) {
         // pg_tenancy's own DDL (or a superuser's): what it leaves is the protection.
         if c.shard {
             if citus_expected(c, None).is_some() {
-                save_citus_row(rel.oid, None, &[]);
+                save_citus_row(rel.oid, None, &[], false);
             } else {
                 forget_citus_row(rel.oid);
             }
         } else {
             match derived_entry(rel) {
-                Some(e) => save_citus_row(rel.oid, Some(&e), &[]),
+                Some(e) => save_citus_row(rel.oid, Some(&e), &[], false),
                 None => forget_citus_row(rel.oid),
             }
         }
@@ -795,10 +796,7 @@ fn citus_guard(rel: &Rel, c: &CitusRel) {
     let Some(expected) = citus_expected(c, own) else {
         return;
     };
-    let mut now = violations(rel, &expected);
-    if c.shard {
-        now.extend(shard_violations(rel, c.logical));
-    }
+    let now = citus_violations(rel, c, &expected);
     let created = created_in_this_transaction(rel.oid);
     // A shard never seen before must be whole, unless Citus is building it now (CREATE TABLE,
     // then its flags and policies, one command each).
@@ -813,7 +811,45 @@ fn citus_guard(rel: &Rel, c: &CitusRel) {
     }
     let codes: Vec<String> = now.iter().map(|(code, _)| code.clone()).collect();
     let shell = if c.shard { None } else { Some(&expected) };
-    save_citus_row(rel.oid, shell, &codes);
+    save_citus_row(rel.oid, shell, &codes, created && !codes.is_empty());
+}
+
+fn citus_violations(rel: &Rel, c: &CitusRel, expected: &Entry) -> Vec<(String, String)> {
+    let mut now = violations(rel, expected);
+    if c.shard {
+        now.extend(shard_violations(rel, c.logical));
+    }
+    now
+}
+
+/// At the commit of a transaction that created a shard or shell (the deferred trigger on
+/// tenancy.citus_guarded): it must now hold its table's protection whole.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _citus_built(rel: pg_sys::Oid) {
+    spi::citus_shards_visible(|| {
+        let Some(r) = catalog::relation_opt(rel).filter(Rel::is_table) else {
+            return;
+        };
+        let Some(c) = citus_rel(rel) else { return };
+        let own = citus_row(rel).and_then(|(e, _)| e);
+        let Some(expected) = citus_expected(&c, own) else {
+            return;
+        };
+        let now = citus_violations(&r, &c, &expected);
+        if !now.is_empty() {
+            let problems: Vec<&str> = now.iter().map(|(_, m)| m.as_str()).collect();
+            report(
+                &r.qualified(),
+                &[format!(
+                    "this transaction created it without its table's protection ({})",
+                    problems.join("; ")
+                )],
+            );
+        }
+        let codes: Vec<String> = now.iter().map(|(code, _)| code.clone()).collect();
+        let shell = if c.shard { None } else { Some(&expected) };
+        save_citus_row(rel, shell, &codes, false);
+    })
 }
 
 /// sql_drop for a shard or shell: its isolation or entitlement policy, or its tenant column,
