@@ -112,6 +112,7 @@ quickstart-pg18: ## the same on PostgreSQL 18
 citus-test: ## the Citus suite (PostgreSQL 15): coordinator + 2 workers; skips without Citus (CITUS_SRC=tarball builds it)
 	@$(STEP) citus-pg15 tests/system/citus.sh
 	@$(STEP) citus-routing-pg15 tests/system/citus-routing.sh
+	@$(STEP) citus-shards-pg15 tests/system/citus-shards.sh
 
 citus-pg15: citus-test
 

@@ -741,7 +741,10 @@ fn shard_violations(rel: &Rel, logical: pg_sys::Oid) -> Vec<(String, String)> {
               WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 AND t.tgenabled OPERATOR(pg_catalog.=) 'D'
                 AND NOT t.tgisinternal
                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger l
-                                 WHERE l.tgrelid OPERATOR(pg_catalog.=) $2 AND l.tgname OPERATOR(pg_catalog.=) t.tgname
+                                 WHERE l.tgrelid OPERATOR(pg_catalog.=) $2
+                                   -- Citus names a table's trigger on its shards with the shard's id
+                                   AND l.tgname::pg_catalog.text IN (t.tgname::pg_catalog.text,
+                                        pg_catalog.regexp_replace(t.tgname::pg_catalog.text, '_[0-9]+$', ''))
                                    AND l.tgenabled OPERATOR(pg_catalog.=) 'D')
               ORDER BY 1",
             None,
