@@ -504,6 +504,25 @@ fn enrolled_column(schema: &str) -> Option<String> {
 // workers as a superuser for them, which no table owner can be. A superuser's DDL is taken as
 // it is (it can bypass anything); check() compares every placement with its table.
 
+/// Whether this node's shards and shells are to be guarded: Citus is installed whole (not
+/// half-way through its own CREATE EXTENSION, whose commands fire these triggers too), and no
+/// extension script is running (none is a table owner's attack).
+fn citus_ready() -> bool {
+    // SAFETY: reads a backend-global flag.
+    if unsafe { pg_sys::creating_extension } {
+        return false;
+    }
+    spi::select_one::<bool>(
+        "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL
+            AND pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL
+            AND pg_catalog.to_regprocedure('pg_catalog.relation_is_a_known_shard(pg_catalog.regclass)') IS NOT NULL
+            AND pg_catalog.to_regprocedure('pg_catalog.citus_is_coordinator()') IS NOT NULL",
+        &[],
+    )
+    .or_bug("looking for Citus")
+        == Some(true)
+}
+
 /// What this node holds of a Citus table: a shard (on any node) or, on a worker, the shell.
 struct CitusRel {
     logical: pg_sys::Oid,
@@ -886,7 +905,7 @@ fn _ddl_command_end() {
 
 fn ddl_command_end() {
     let own = own_ddl::in_own_ddl();
-    let citus = catalog::citus_present();
+    let citus = citus_ready();
     if own && !citus {
         return;
     }
@@ -1125,7 +1144,7 @@ fn sql_drop() {
     if own_ddl::in_own_ddl() {
         return;
     }
-    let citus = catalog::citus_present();
+    let citus = citus_ready();
     for (kind, objid, names) in &dropped {
         let (table_oid, what) = match kind.as_str() {
             "policy" if names.len() == 3 => {
