@@ -246,6 +246,8 @@ EXPECTED
 )" "$(shard_findings | sort)"
 expect_error "assert_isolated() refuses the cluster" 42501 "pg_tenancy: the database is not isolated" \
     on coord -c "SELECT tenancy.assert_isolated()" </dev/null
+same "... naming the tampered shards" yes \
+    "$(grep -q '\[critical\] citus_shard_unprotected: shard ' <<<"$expect_output" && echo yes || echo no)"
 fixes="$(value coord "SELECT string_agg(fix, E'\n') FROM tenancy.check() WHERE rule = 'citus_shard_unprotected'")"
 same "a fix drops the extra policy by its quoted name, through Citus" yes \
     "$(grep -qF "SELECT run_command_on_placements('public.invoices', 'DROP POLICY IF EXISTS open ON %s');" <<<"$fixes" && echo yes || echo no)"
