@@ -114,6 +114,7 @@ citus-test: ## the Citus suite (PostgreSQL 15): coordinator + 2 workers; skips w
 	@$(STEP) citus-routing-pg15 tests/system/citus-routing.sh
 	@$(STEP) citus-isolate-pg15 tests/system/citus-isolate.sh
 	@$(STEP) citus-features-pg15 tests/system/citus-features.sh
+	@$(STEP) citus-shards-pg15 tests/system/citus-shards.sh
 
 citus-pg15: citus-test
 

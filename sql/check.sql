@@ -26,9 +26,78 @@ RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $citus$
+DECLARE
+    -- citus_shard_unprotected: what a placement must share with its table, read on the
+    -- placement's node by run_command_on_placements() (%s: the shard's name) and here (%s: the
+    -- table's OID): the row level security flags, the owner, and the policies pg_tenancy made
+    -- or that widen what tenants see (permissive ones).
+    placement_state CONSTANT text := $s$SELECT pg_catalog.jsonb_build_object(
+        'rls', c.relrowsecurity, 'force', c.relforcerowsecurity, 'owner', pg_catalog.pg_get_userbyid(c.relowner),
+        'policies', coalesce((SELECT pg_catalog.jsonb_object_agg(p.polname, pg_catalog.jsonb_build_object(
+                                  'permissive', p.polpermissive, 'cmd', p.polcmd,
+                                  'roles', (SELECT pg_catalog.jsonb_agg(CASE WHEN r OPERATOR(pg_catalog.=) 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r)::pg_catalog.text END ORDER BY 1)
+                                              FROM pg_catalog.unnest(p.polroles) r),
+                                  'using', pg_catalog.pg_get_expr(p.polqual, p.polrelid),
+                                  'check', pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)))
+                                FROM pg_catalog.pg_policy p
+                               WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid
+                                 AND (p.polpermissive OR p.polname::pg_catalog.text IN ('tenancy_isolation', 'tenancy_shared', 'tenancy_feature'))),
+                              '{}'::pg_catalog.jsonb))::pg_catalog.text
+          FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) '%s'::pg_catalog.regclass::pg_catalog.oid$s$;
+    t record;
+    mine jsonb;
 BEGIN
     IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
         RETURN;
+    END IF;
+    -- A placement of a protected distributed or reference table that differs from its table
+    -- (docs/checker.md, citus_shard_unprotected): the workers enforce the shards' policies, so
+    -- a shard without them leaks whatever the coordinator's table says. Asked from the
+    -- coordinator, through Citus's own API, as the caller.
+    IF citus_is_coordinator() THEN
+        FOR t IN
+            SELECT p.tbl, format('%I.%I', n.nspname, c.relname) AS name, p.tenant_column, p.shared_column, p.feature
+              FROM tenancy.protected_tables p
+              JOIN pg_dist_partition d ON d.logicalrelid = p.tbl
+              JOIN pg_class c ON c.oid = p.tbl
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE (schema IS NULL OR n.nspname = schema)
+             ORDER BY 2
+        LOOP
+            EXECUTE format(placement_state, t.tbl::oid) INTO mine;
+            RETURN QUERY
+            SELECT 'critical'::text, 'citus_shard_unprotected'::text,
+                   format('shard %s of %s on %s:%s', w.shardid, t.name, w.nodename, w.nodeport),
+                   CASE WHEN s.st IS NULL
+                        THEN format('could not be read (%s): whether its policies isolate tenants is unknown', w.result)
+                        ELSE 'differs from its table, and the workers enforce the shard''s policies, not the table''s: '
+                             || concat_ws('; ',
+                                  CASE WHEN (s.st ->> 'rls') IS DISTINCT FROM (mine ->> 'rls') THEN
+                                       format('row level security is %s', CASE WHEN (s.st ->> 'rls')::boolean THEN 'enabled' ELSE 'disabled' END) END,
+                                  CASE WHEN (s.st ->> 'force') IS DISTINCT FROM (mine ->> 'force') THEN
+                                       format('row level security is %s', CASE WHEN (s.st ->> 'force')::boolean THEN 'forced' ELSE 'not forced' END) END,
+                                  CASE WHEN (s.st ->> 'owner') IS DISTINCT FROM (mine ->> 'owner') THEN
+                                       format('it is owned by %I, its table by %I', s.st ->> 'owner', mine ->> 'owner') END,
+                                  (SELECT string_agg(CASE WHEN NOT (s.st -> 'policies') ? k THEN format('policy %I is missing', k)
+                                                          WHEN NOT (mine -> 'policies') ? k THEN format('policy %I is not on its table', k)
+                                                          ELSE format('policy %I differs', k) END, '; ' ORDER BY k)
+                                     FROM (SELECT jsonb_object_keys(mine -> 'policies') UNION SELECT jsonb_object_keys(s.st -> 'policies')) AS keys(k)
+                                    WHERE (s.st -> 'policies' -> k) IS DISTINCT FROM (mine -> 'policies' -> k)))
+                   END,
+                   concat_ws(' ',
+                       format('SELECT tenancy.protect(%L, %L%s%s);', t.name, t.tenant_column,
+                              CASE WHEN t.shared_column IS NOT NULL OR t.feature IS NOT NULL THEN format(', %L', t.shared_column) ELSE '' END,
+                              CASE WHEN t.feature IS NOT NULL THEN format(', %L', t.feature) ELSE '' END),
+                       CASE WHEN (s.st ->> 'owner') IS DISTINCT FROM (mine ->> 'owner') THEN
+                            format('SELECT run_command_on_placements(%L, %L);', t.name, format('ALTER TABLE %%s OWNER TO %I', mine ->> 'owner')) END,
+                       (SELECT string_agg(format('SELECT run_command_on_placements(%L, %L);', t.name, format('DROP POLICY IF EXISTS %I ON %%s', k)), ' ' ORDER BY k)
+                          FROM jsonb_object_keys(s.st -> 'policies') AS keys(k)
+                         WHERE NOT (mine -> 'policies') ? k))
+              FROM run_command_on_placements(t.tbl, placement_state) w
+             CROSS JOIN LATERAL (SELECT CASE WHEN w.success AND left(w.result, 1) = '{' THEN w.result::jsonb END AS st) s
+             WHERE s.st IS DISTINCT FROM mine
+             ORDER BY w.shardid, w.nodename, w.nodeport;
+        END LOOP;
     END IF;
     -- The registry left local while the cluster has workers: each worker verifies contexts
     -- against its own tenants and keys, and its own carrier key.

@@ -177,6 +177,7 @@ extension_sql_file!(
         "tenancy_dump",
         protection::ddl_guard::_ddl_command_end,
         protection::ddl_guard::_sql_drop,
+        protection::ddl_guard::_citus_built,
     ]
 );
 

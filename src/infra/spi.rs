@@ -207,6 +207,16 @@ pub fn citus_ddl<R>(f: impl FnOnce() -> R) -> R {
     with_setting(c"citus.enable_ddl_propagation", c"on", f)
 }
 
+/// Runs `f` with the shards of Citus tables visible in `pg_class`: Citus hides them from
+/// the catalog queries of ordinary sessions (`citus.override_table_visibility`), and the DDL
+/// guard must see a shard that such a session alters. Without Citus, `f()`.
+pub fn citus_shards_visible<R>(f: impl FnOnce() -> R) -> R {
+    if !citus_loaded() {
+        return f();
+    }
+    with_setting(c"citus.override_table_visibility", c"off", f)
+}
+
 /// Runs `f`, which reads the registry, with Citus allowing it inside a query on a shard.
 ///
 /// Under Citus the registry is made of reference tables (scale/citus.rs), and a policy on a

@@ -486,10 +486,427 @@ fn enrolled_column(schema: &str) -> Option<String> {
     .or_bug("reading tenancy.enrolled_schemas")
 }
 
+// ---- Citus: the guard on the shards, and on a worker on the shells ----
+//
+// Citus keeps a distributed table's rows in shards (`orders_102008`) on the workers and a
+// reference table's in a copy on every node; a worker also holds a shell, its copy of the
+// coordinator's table. Policies on the shards are what the workers enforce, so a change of a
+// shard is a change of the protection, whichever way it arrives: Citus propagating DDL from the
+// coordinator, `run_command_on_shards()` and its siblings, or a session on the worker itself.
+// Each node runs this guard on what it holds (docs/scale-out.md).
+//
+// What a shard must keep is its table's protection: on the coordinator the registry row, on a
+// worker the shell's row in `tenancy.citus_guarded`. A shell's row is taken from the shell
+// itself (its policies as protect() made them) when pg_tenancy's own DDL reaches it, or when
+// Citus creates it with the table's policies. pg_tenancy's own DDL is recognised on the
+// coordinator by the in-process marker, and on a worker by the session's role: protect() and
+// unprotect() run their DDL on Citus tables as the extension's owner, so Citus connects to the
+// workers as a superuser for them, which no table owner can be. A superuser's DDL is taken as
+// it is (it can bypass anything); check() compares every placement with its table.
+
+/// Whether this node's shards and shells are to be guarded: Citus is installed whole (not
+/// half-way through its own CREATE EXTENSION, whose commands fire these triggers too), and no
+/// extension script is running (none is a table owner's attack).
+fn citus_ready() -> bool {
+    // SAFETY: reads a backend-global flag.
+    if unsafe { pg_sys::creating_extension } {
+        return false;
+    }
+    spi::select_one::<bool>(
+        "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL
+            AND pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL
+            AND pg_catalog.to_regprocedure('pg_catalog.relation_is_a_known_shard(pg_catalog.regclass)') IS NOT NULL
+            AND pg_catalog.to_regprocedure('pg_catalog.citus_is_coordinator()') IS NOT NULL",
+        &[],
+    )
+    .or_bug("looking for Citus")
+        == Some(true)
+}
+
+/// What this node holds of a Citus table: a shard (on any node) or, on a worker, the shell.
+struct CitusRel {
+    logical: pg_sys::Oid,
+    shard: bool,
+}
+
+fn citus_rel(oid: pg_sys::Oid) -> Option<CitusRel> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT s.logicalrelid::pg_catalog.oid, true
+               FROM pg_catalog.pg_class k
+               JOIN pg_catalog.pg_dist_shard s
+                 ON s.shardid OPERATOR(pg_catalog.=)
+                    pg_catalog.substring(k.relname::pg_catalog.text, '_([0-9]+)$')::pg_catalog.int8
+              WHERE k.oid OPERATOR(pg_catalog.=) $1
+                AND pg_catalog.relation_is_a_known_shard(k.oid::pg_catalog.regclass)
+             UNION ALL
+             SELECT p.logicalrelid::pg_catalog.oid, false
+               FROM pg_catalog.pg_dist_partition p
+              WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass
+                AND NOT pg_catalog.citus_is_coordinator()
+             LIMIT 1",
+            Some(1),
+            &[oid.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>(r.get::<pg_sys::Oid>(1)?.map(|logical| CitusRel {
+            logical,
+            shard: r.get::<bool>(2).ok().flatten().unwrap_or(false),
+        }))
+    })
+    .or_bug("reading Citus's shard metadata")
+}
+
+/// Whether the DDL now running is pg_tenancy's own: the marker in this backend (the
+/// coordinator, Citus executing a shard's DDL locally), or a session of a superuser (a worker,
+/// where Citus connects as the role that ran the DDL on the coordinator: the extension's owner
+/// for protect() and unprotect()).
+fn trusted_ddl() -> bool {
+    // SAFETY: reads the backend's session user and its role's superuser flag.
+    own_ddl::in_own_ddl() || unsafe { pg_sys::superuser_arg(pg_sys::GetSessionUserId()) }
+}
+
+/// Whether `oid` was created by the current transaction (the relcache knows).
+fn created_in_this_transaction(oid: pg_sys::Oid) -> bool {
+    // SAFETY: opens and closes a relcache reference of a relation the command just touched;
+    // a NULL return (gone meanwhile) is handled.
+    unsafe {
+        let r = pg_sys::RelationIdGetRelation(oid);
+        if r.is_null() {
+            return false;
+        }
+        let created = (*r).rd_createSubid != 0;
+        pg_sys::RelationClose(r);
+        created
+    }
+}
+
+/// A relation's protection as its own policies say (the isolation policy's column is the
+/// tenant column), or `None` when it has no isolation policy.
+fn derived_entry(rel: &Rel) -> Option<Entry> {
+    let col_of = |policy: &str| {
+        spi::select_one::<String>(
+            "SELECT a.attname::pg_catalog.text
+               FROM pg_catalog.pg_policy p
+               JOIN pg_catalog.pg_depend d
+                 ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_policy'::pg_catalog.regclass
+                AND d.objid OPERATOR(pg_catalog.=) p.oid
+                AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                AND d.refobjid OPERATOR(pg_catalog.=) p.polrelid
+                AND d.refobjsubid OPERATOR(pg_catalog.>) 0
+               JOIN pg_catalog.pg_attribute a
+                 ON a.attrelid OPERATOR(pg_catalog.=) p.polrelid AND a.attnum OPERATOR(pg_catalog.=) d.refobjsubid
+              WHERE p.polrelid OPERATOR(pg_catalog.=) $1 AND p.polname OPERATOR(pg_catalog.=) $2::pg_catalog.name
+              ORDER BY a.attnum LIMIT 1",
+            &[rel.oid.into(), policy.into()],
+        )
+        .or_bug("reading a policy's columns")
+    };
+    let pols = policies(rel.oid);
+    let iso = pols.iter().find(|p| p.name == ISOLATION_POLICY)?;
+    let tenant_column = col_of(ISOLATION_POLICY)?;
+    let column_type = catalog::column_opt(rel.oid, &tenant_column)?.type_sql;
+    let feature = pols.iter().find(|p| p.name == FEATURE_POLICY);
+    let shared_column = if pols.iter().any(|p| p.name == SHARED_POLICY) {
+        col_of(SHARED_POLICY)
+    } else {
+        None
+    };
+    Some(Entry {
+        protection: Protection {
+            tenant_column,
+            shared_column,
+            feature: None,
+        },
+        column_type,
+        index_name: None,
+        shared_index_name: None,
+        set_not_null: false,
+        isolation_qual: iso.qual.clone().unwrap_or_default(),
+        feature_qual: feature.and_then(|f| f.qual.clone()),
+        feature_check: feature.and_then(|f| f.check.clone()),
+        guard_state: Some(Vec::new()),
+    })
+}
+
+/// This node's row for a shard or shell: (the shell's protection, if it is a shell's row with
+/// one; the guard's last view).
+fn citus_row(oid: pg_sys::Oid) -> Option<(Option<Entry>, Vec<String>)> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT tenant_column::pg_catalog.text, column_type, isolation_qual, shared_column::pg_catalog.text,
+                    feature_qual, feature_check, guard_state
+               FROM tenancy.citus_guarded WHERE rel OPERATOR(pg_catalog.=) $1",
+            Some(1),
+            &[oid.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        let state = r.get::<Vec<String>>(7)?.unwrap_or_default();
+        let entry = match (r.get::<String>(1)?, r.get::<String>(3)?) {
+            (Some(tenant_column), Some(isolation_qual)) => Some(Entry {
+                protection: Protection {
+                    tenant_column,
+                    shared_column: r.get::<String>(4)?,
+                    feature: None,
+                },
+                column_type: r.get::<String>(2)?.unwrap_or_default(),
+                index_name: None,
+                shared_index_name: None,
+                set_not_null: false,
+                isolation_qual,
+                feature_qual: r.get::<String>(5)?,
+                feature_check: r.get::<String>(6)?,
+                guard_state: Some(state.clone()),
+            }),
+            _ => None,
+        };
+        Ok::<_, pgrx::spi::Error>(Some((entry, state)))
+    })
+    .or_bug("reading tenancy.citus_guarded")
+}
+
+fn save_citus_row(oid: pg_sys::Oid, shell: Option<&Entry>, state: &[String], building: bool) {
+    Spi::run_with_args(
+        "INSERT INTO tenancy.citus_guarded AS g
+                (rel, tenant_column, column_type, isolation_qual, shared_column, feature_qual, feature_check, guard_state, building)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (rel) DO UPDATE
+            SET tenant_column = EXCLUDED.tenant_column, column_type = EXCLUDED.column_type,
+                isolation_qual = EXCLUDED.isolation_qual, shared_column = EXCLUDED.shared_column,
+                feature_qual = EXCLUDED.feature_qual, feature_check = EXCLUDED.feature_check,
+                guard_state = EXCLUDED.guard_state, building = EXCLUDED.building",
+        &[
+            oid.into(),
+            shell.map(|e| e.protection.tenant_column.clone()).into(),
+            shell.map(|e| e.column_type.clone()).into(),
+            shell.map(|e| e.isolation_qual.clone()).into(),
+            shell.and_then(|e| e.protection.shared_column.clone()).into(),
+            shell.and_then(|e| e.feature_qual.clone()).into(),
+            shell.and_then(|e| e.feature_check.clone()).into(),
+            state.to_vec().into(),
+            building.into(),
+        ],
+    )
+    .or_bug("recording a shard's protection");
+}
+
+fn forget_citus_row(oid: pg_sys::Oid) {
+    Spi::run_with_args(
+        "DELETE FROM tenancy.citus_guarded WHERE rel OPERATOR(pg_catalog.=) $1",
+        &[oid.into()],
+    )
+    .or_bug("forgetting a shard's protection");
+}
+
+/// The protection a shard or shell must keep: a shard its table's (the registry's row on the
+/// coordinator, the shell's on a worker), a shell its own row's. A shell that has no row yet
+/// (Citus created it, and its metadata after it, in one command the guard could not place)
+/// takes the protection of one of its shards on this node, which one command does not change
+/// together with the shell; a shard in that case its shell's.
+fn citus_expected(c: &CitusRel, own: Option<Entry>) -> Option<Entry> {
+    if !c.shard {
+        return own.or_else(|| {
+            let shard = spi::select_one::<pg_sys::Oid>(
+                "SELECT k.oid FROM pg_catalog.pg_dist_shard s
+                   JOIN pg_catalog.pg_class l ON l.oid OPERATOR(pg_catalog.=) s.logicalrelid
+                   JOIN pg_catalog.pg_class k
+                     ON k.relnamespace OPERATOR(pg_catalog.=) l.relnamespace
+                    AND k.relname OPERATOR(pg_catalog.=) (l.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_' OPERATOR(pg_catalog.||) s.shardid::pg_catalog.text)::pg_catalog.name
+                  WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass
+                  ORDER BY s.shardid LIMIT 1",
+                &[c.logical.into()],
+            )
+            .or_bug("finding a shard of the table")?;
+            derived_entry(&catalog::relation_opt(shard)?)
+        });
+    }
+    protected_tables::entry(c.logical)
+        .or_else(|| citus_row(c.logical).and_then(|(e, _)| e))
+        .or_else(|| derived_entry(&catalog::relation_opt(c.logical)?))
+}
+
+/// What a shard must also share with its table: the owner, and its triggers enabled.
+fn shard_violations(rel: &Rel, logical: pg_sys::Oid) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    let owners = spi::select_row(
+        "SELECT pg_catalog.pg_get_userbyid(s.relowner)::pg_catalog.text, pg_catalog.pg_get_userbyid(l.relowner)::pg_catalog.text
+           FROM pg_catalog.pg_class s, pg_catalog.pg_class l
+          WHERE s.oid OPERATOR(pg_catalog.=) $1 AND l.oid OPERATOR(pg_catalog.=) $2",
+        &[rel.oid.into(), logical.into()],
+        |r| Ok((r.get::<String>(1)?, r.get::<String>(2)?)),
+    )
+    .or_bug("reading the shard's owner");
+    if let Some((Some(shard_owner), Some(table_owner))) = owners {
+        if shard_owner != table_owner {
+            v.push((
+                "shard_owner".into(),
+                format!(
+                    "the shard is owned by {} and its table by {}",
+                    quote_identifier(&shard_owner),
+                    quote_identifier(&table_owner)
+                ),
+            ));
+        }
+    }
+    let disabled = Spi::connect(|c| {
+        c.select(
+            "SELECT t.tgname::pg_catalog.text FROM pg_catalog.pg_trigger t
+              WHERE t.tgrelid OPERATOR(pg_catalog.=) $1 AND t.tgenabled OPERATOR(pg_catalog.=) 'D'
+                AND NOT t.tgisinternal
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger l
+                                 WHERE l.tgrelid OPERATOR(pg_catalog.=) $2
+                                   -- Citus names a table's trigger on its shards with the shard's id
+                                   AND l.tgname::pg_catalog.text IN (t.tgname::pg_catalog.text,
+                                        pg_catalog.regexp_replace(t.tgname::pg_catalog.text, '_[0-9]+$', ''))
+                                   AND l.tgenabled OPERATOR(pg_catalog.=) 'D')
+              ORDER BY 1",
+            None,
+            &[rel.oid.into(), logical.into()],
+        )?
+        .map(|r| r.get::<String>(1))
+        .collect::<Result<Vec<_>, _>>()
+    })
+    .or_bug("reading the shard's triggers");
+    for t in disabled.into_iter().flatten() {
+        v.push((
+            format!("trigger_disabled:{t}"),
+            format!("trigger {} is disabled", quote_identifier(&t)),
+        ));
+    }
+    v
+}
+
+/// The guard for a shard or shell touched by a command (ddl_command_end).
+fn citus_guard(rel: &Rel, c: &CitusRel) {
+    if catalog::relation_opt(c.logical).is_some_and(|l| l.schema == "tenancy") {
+        return;
+    }
+    let row = citus_row(rel.oid);
+    if trusted_ddl() {
+        // pg_tenancy's own DDL (or a superuser's): what it leaves is the protection.
+        if c.shard {
+            if citus_expected(c, None).is_some() {
+                save_citus_row(rel.oid, None, &[], false);
+            } else {
+                forget_citus_row(rel.oid);
+            }
+        } else {
+            match derived_entry(rel) {
+                Some(e) => save_citus_row(rel.oid, Some(&e), &[], false),
+                None => forget_citus_row(rel.oid),
+            }
+        }
+        return;
+    }
+    let (own, before) = match row {
+        Some((e, state)) => (e, Some(state)),
+        None => (None, None),
+    };
+    // A shell that Citus creates now (a table distributed after protect()) arrives with the
+    // table's policies: they are its protection.
+    let own = if !c.shard && own.is_none() && created_in_this_transaction(rel.oid) {
+        derived_entry(rel)
+    } else {
+        own
+    };
+    let Some(expected) = citus_expected(c, own) else {
+        return;
+    };
+    let now = citus_violations(rel, c, &expected);
+    let created = created_in_this_transaction(rel.oid);
+    // A shard never seen before must be whole, unless Citus is building it now (CREATE TABLE,
+    // then its flags and policies, one command each).
+    let before = before.unwrap_or_default();
+    if !created {
+        let added: Vec<String> = now
+            .iter()
+            .filter(|(code, _)| !before.contains(code))
+            .map(|(_, msg)| msg.clone())
+            .collect();
+        report(&rel.qualified(), &added);
+    }
+    let codes: Vec<String> = now.iter().map(|(code, _)| code.clone()).collect();
+    let shell = if c.shard { None } else { Some(&expected) };
+    save_citus_row(rel.oid, shell, &codes, created && !codes.is_empty());
+}
+
+fn citus_violations(rel: &Rel, c: &CitusRel, expected: &Entry) -> Vec<(String, String)> {
+    let mut now = violations(rel, expected);
+    if c.shard {
+        now.extend(shard_violations(rel, c.logical));
+    }
+    now
+}
+
+/// At the commit of a transaction that created a shard or shell (the deferred trigger on
+/// tenancy.citus_guarded): it must now hold its table's protection whole.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _citus_built(rel: pg_sys::Oid) {
+    spi::citus_shards_visible(|| {
+        let Some(r) = catalog::relation_opt(rel).filter(Rel::is_table) else {
+            return;
+        };
+        let Some(c) = citus_rel(rel) else { return };
+        let own = citus_row(rel).and_then(|(e, _)| e);
+        let Some(expected) = citus_expected(&c, own) else {
+            return;
+        };
+        let now = citus_violations(&r, &c, &expected);
+        if !now.is_empty() {
+            let problems: Vec<&str> = now.iter().map(|(_, m)| m.as_str()).collect();
+            report(
+                &r.qualified(),
+                &[format!(
+                    "this transaction created it without its table's protection ({})",
+                    problems.join("; ")
+                )],
+            );
+        }
+        let codes: Vec<String> = now.iter().map(|(code, _)| code.clone()).collect();
+        let shell = if c.shard { None } else { Some(&expected) };
+        save_citus_row(rel, shell, &codes, false);
+    })
+}
+
+/// sql_drop for a shard or shell: its isolation or entitlement policy, or its tenant column,
+/// dropped while it stays.
+fn citus_drop_guard(table_oid: pg_sys::Oid, c: &CitusRel, what: &str, column: Option<&str>) {
+    if trusted_ddl() {
+        return;
+    }
+    let own = if c.shard {
+        None
+    } else {
+        citus_row(table_oid).and_then(|(e, _)| e)
+    };
+    let Some(expected) = citus_expected(c, own) else {
+        return;
+    };
+    if column.is_some_and(|col| col != expected.protection.tenant_column) {
+        return;
+    }
+    let Some(rel) = catalog::relation_opt(table_oid) else {
+        return;
+    };
+    report(&rel.qualified(), &[what.to_string()]);
+}
+
 /// ddl_command_end: protect what arrived, check what was protected.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _ddl_command_end() {
-    if own_ddl::in_own_ddl() {
+    spi::citus_shards_visible(ddl_command_end);
+}
+
+fn ddl_command_end() {
+    let own = own_ddl::in_own_ddl();
+    let citus = citus_ready();
+    if own && !citus {
         return;
     }
     let touched = Spi::connect(|c| {
@@ -512,6 +929,32 @@ fn _ddl_command_end() {
         .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .or_bug("reading pg_event_trigger_ddl_commands()");
+    // Shards, and shells on a worker, have a guard of their own; the rest of this function is
+    // about the tables the registry of this node knows.
+    let touched: Vec<(String, Option<pg_sys::Oid>)> = if citus {
+        let mut rest = Vec::new();
+        let mut seen = Vec::new();
+        for (tag, relid) in touched {
+            let c = relid.and_then(citus_rel);
+            match (relid, c) {
+                (Some(oid), Some(c)) => {
+                    if !seen.contains(&oid) {
+                        seen.push(oid);
+                        if let Some(rel) = catalog::relation_opt(oid).filter(Rel::is_table) {
+                            citus_guard(&rel, &c);
+                        }
+                    }
+                }
+                _ => rest.push((tag, relid)),
+            }
+        }
+        rest
+    } else {
+        touched
+    };
+    if own {
+        return;
+    }
     // A domain's constraints run wherever a value is cast to it: a CHECK added to a domain a
     // protected table uses (as a column type, or in a stored expression) is owner code over
     // its rows like a CHECK on the table. ALTER/CREATE DOMAIN is rare, so every protected
@@ -660,6 +1103,10 @@ fn _ddl_command_end() {
 /// isolation or entitlement policy, or its tenant column, while the table stays is not.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _sql_drop() {
+    spi::citus_shards_visible(sql_drop);
+}
+
+fn sql_drop() {
     let dropped = Spi::connect(|c| {
         c.select(
             "SELECT d.object_type, d.objid, d.address_names FROM pg_catalog.pg_event_trigger_dropped_objects() d",
@@ -692,10 +1139,12 @@ fn _sql_drop() {
             &[(*oid).into()],
         )
         .or_bug("forgetting a dropped table's quotas");
+        forget_citus_row(*oid);
     }
     if own_ddl::in_own_ddl() {
         return;
     }
+    let citus = citus_ready();
     for (kind, objid, names) in &dropped {
         let (table_oid, what) = match kind.as_str() {
             "policy" if names.len() == 3 => {
@@ -730,6 +1179,14 @@ fn _sql_drop() {
         let Some(table_oid) = table_oid else { continue };
         if dropped_tables.contains(&table_oid) {
             continue;
+        }
+        if citus {
+            if let Some(c) = citus_rel(table_oid) {
+                let column = (kind == "table column")
+                    .then(|| names.get(2).cloned().flatten().unwrap_or_default());
+                citus_drop_guard(table_oid, &c, &what, column.as_deref());
+                continue;
+            }
         }
         let Some(e) = protected_tables::entry(table_oid) else {
             continue;

@@ -180,6 +180,7 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
     if let (true, Some(s), None) = (is_root, &shared, &shared_index_name) {
         // Lets `tenant = $t OR shared` become a BitmapOr of two index scans, not a scan.
         let name = catalog::free_name(&rel.schema, &format!("{}_tenancy_shared_idx", rel.name));
+        let _owner = citus_owner(rel);
         Spi::run(&format!(
             "CREATE INDEX {} ON {table} ({qcol}) WHERE {s}",
             quote_identifier(&name)
@@ -189,6 +190,7 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
     }
     if shared.is_none() {
         if let Some(old) = shared_index_name.take() {
+            let _owner = citus_owner(rel);
             Spi::run(&format!(
                 "DROP INDEX IF EXISTS {}.{}",
                 quote_identifier(&rel.schema),
@@ -253,7 +255,7 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
             quote_identifier(SUPPORT_TRIGGER)
         ));
     }
-    run_each(&sql, "applying row level security");
+    run_each(rel, &sql, "applying row level security");
 
     let isolation_qual = policy_qual(rel.oid, ISOLATION_POLICY).unwrap_or_default();
     let feature_qual = p
@@ -314,9 +316,11 @@ fn drop_our_policies(rel: &Rel) -> Vec<String> {
     [ISOLATION_POLICY, SHARED_POLICY, FEATURE_POLICY]
         .into_iter()
         .filter(|name| catalog::has_policy(rel.oid, name))
+        // IF EXISTS: on Citus the statement reaches every shard, and one that lost the
+        // policy must not stop protect() from restoring it.
         .map(|name| {
             format!(
-                "DROP POLICY {} ON {}",
+                "DROP POLICY IF EXISTS {} ON {}",
                 quote_identifier(name),
                 rel.qualified()
             )
@@ -324,12 +328,34 @@ fn drop_our_policies(rel: &Rel) -> Vec<String> {
         .collect()
 }
 
-fn run_each(statements: &[String], what: &str) {
+fn run_each(rel: &Rel, statements: &[String], what: &str) {
+    let _owner = citus_owner(rel);
     crate::infra::spi::citus_ddl(|| {
         for s in statements {
             Spi::run(s).or_bug(what);
         }
     })
+}
+
+/// On a Citus table (distributed or reference), protection's DDL runs as the extension's
+/// owner, after checking here what PostgreSQL would check (the caller owns the table): Citus
+/// sends DDL to the workers over connections of the role running it, and the DDL guard of a
+/// worker takes a superuser's DDL on a shard as pg_tenancy's own and refuses a table owner's
+/// that weakens it (docs/scale-out.md). Elsewhere, the caller's rights, as before.
+fn citus_owner(rel: &Rel) -> Option<crate::infra::owner::AsExtensionOwner> {
+    if !crate::infra::spi::citus_loaded() || !catalog::citus_table(&rel.schema, &rel.name) {
+        return None;
+    }
+    let owns = spi::select_one::<bool>(
+        "SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE') FROM pg_catalog.pg_class c
+          WHERE c.oid OPERATOR(pg_catalog.=) $1",
+        &[rel.oid.into()],
+    )
+    .or_bug("checking the table's owner");
+    if owns != Some(true) {
+        errors::forbidden(format!("must be owner of table {}", rel.qualified()), None);
+    }
+    Some(crate::infra::owner::AsExtensionOwner::enter())
 }
 
 /// Tenant column first, then the primary key, so a lookup by key within the tenant is one
@@ -343,6 +369,7 @@ fn create_tenant_index(rel: &Rel, col: &str) -> String {
             .map(quote_identifier),
     );
     let name = catalog::free_name(&rel.schema, &format!("{}_{}_tenancy_idx", rel.name, col));
+    let _owner = citus_owner(rel);
     crate::infra::spi::citus_ddl(|| {
         Spi::run(&format!(
             "CREATE INDEX {} ON {} ({})",
@@ -427,7 +454,7 @@ fn _unprotect(tbl: pg_sys::Oid) {
                 quote_identifier(&idx)
             ));
         }
-        run_each(&sql, "removing row level security");
+        run_each(&rel, &sql, "removing row level security");
         // As the extension's owner, like protect()'s registry write (the caller owns the table).
         crate::infra::owner::as_extension_owner(|| {
             Spi::run_with_args(
