@@ -181,22 +181,26 @@ fn protect_one(rel: &Rel, is_root: bool, p: &Protection, placement: Placement) {
         // Lets `tenant = $t OR shared` become a BitmapOr of two index scans, not a scan.
         let name = catalog::free_name(&rel.schema, &format!("{}_tenancy_shared_idx", rel.name));
         let _owner = citus_owner(rel);
-        Spi::run(&format!(
-            "CREATE INDEX {} ON {table} ({qcol}) WHERE {s}",
-            quote_identifier(&name)
-        ))
-        .or_bug("creating the shared-rows index");
+        crate::infra::spi::citus_ddl(|| {
+            Spi::run(&format!(
+                "CREATE INDEX {} ON {table} ({qcol}) WHERE {s}",
+                quote_identifier(&name)
+            ))
+            .or_bug("creating the shared-rows index")
+        });
         shared_index_name = Some(name);
     }
     if shared.is_none() {
         if let Some(old) = shared_index_name.take() {
             let _owner = citus_owner(rel);
-            Spi::run(&format!(
-                "DROP INDEX IF EXISTS {}.{}",
-                quote_identifier(&rel.schema),
-                quote_identifier(&old)
-            ))
-            .or_bug("dropping the shared-rows index");
+            crate::infra::spi::citus_ddl(|| {
+                Spi::run(&format!(
+                    "DROP INDEX IF EXISTS {}.{}",
+                    quote_identifier(&rel.schema),
+                    quote_identifier(&old)
+                ))
+                .or_bug("dropping the shared-rows index")
+            });
         }
     }
 

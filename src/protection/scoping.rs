@@ -85,6 +85,12 @@ fn col_list(cols: &[String]) -> String {
 /// Makes a unique key on `columns` unique per tenant: (tenant_column, columns...).
 #[pg_extern(volatile, parallel_unsafe)]
 fn _scope_unique(tbl: pg_sys::Oid, columns: Vec<Option<String>>) {
+    // Citus propagates the key's DDL to every shard whatever the caller set (review of
+    // session 5: with citus.enable_ddl_propagation off the key reached no shard).
+    crate::infra::spi::citus_ddl(|| scope_unique(tbl, columns))
+}
+
+fn scope_unique(tbl: pg_sys::Oid, columns: Vec<Option<String>>) {
     let _own = OwnDdl::enter();
     let rel = catalog::relation(tbl);
     let entry = protected(&rel);
@@ -212,6 +218,17 @@ fn fk_action(code: &str, cols: &[String], on_delete: bool) -> String {
 /// another tenant or nowhere.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _scope_foreign_key(
+    tbl: pg_sys::Oid,
+    columns: Vec<Option<String>>,
+    ref_tbl: pg_sys::Oid,
+    ref_columns: Option<Vec<Option<String>>>,
+) {
+    // Citus propagates the key's DDL to every shard whatever the caller set (review of
+    // session 5: with citus.enable_ddl_propagation off the key reached no shard).
+    crate::infra::spi::citus_ddl(|| scope_foreign_key(tbl, columns, ref_tbl, ref_columns))
+}
+
+fn scope_foreign_key(
     tbl: pg_sys::Oid,
     columns: Vec<Option<String>>,
     ref_tbl: pg_sys::Oid,

@@ -543,6 +543,50 @@ late -c "SELECT tenancy.protect('public.early', 'tenant_id')" -c "SELECT create_
 same "after protect() again it is distributed, and check() is clean" "none 1" \
     "$(late_findings) $(late -c "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'early'::regclass")"
 
+say "scoped keys: a unique key scoped before distributing, a foreign key scoped on distributed tables (also with DDL propagation off)"
+on coord -q >/dev/null <<'SQL'
+CREATE TABLE members (id bigint NOT NULL, tenant_id text NOT NULL, email text, PRIMARY KEY (tenant_id, id), UNIQUE (email));
+SELECT tenancy.protect('members');
+SELECT tenancy.scope_unique('members', ARRAY['email']);
+SELECT create_distributed_table('members', 'tenant_id', colocate_with => 'orders');
+CREATE TABLE emp (tenant_id text NOT NULL, id bigint NOT NULL, PRIMARY KEY (tenant_id, id));
+SELECT create_distributed_table('emp', 'tenant_id', colocate_with => 'orders');
+SELECT tenancy.protect('emp');
+CREATE TABLE pay (tenant_id text NOT NULL, id bigint NOT NULL, emp_id bigint, PRIMARY KEY (tenant_id, id));
+SELECT create_distributed_table('pay', 'tenant_id', colocate_with => 'emp');
+SELECT tenancy.protect('pay');
+INSERT INTO emp VALUES ('acme', 1), ('globex', 2);
+SET citus.enable_ddl_propagation = off;
+SELECT tenancy.scope_foreign_key('pay', ARRAY['emp_id'], 'emp', ARRAY['id']);
+RESET citus.enable_ddl_propagation;
+GRANT SELECT, INSERT ON members, emp, pay TO citus_app;
+SQL
+same "the scoped foreign key is on every shard of pay" "t" \
+    "$(value coord "SELECT bool_and(result = '1') AND count(*) > 0 FROM run_command_on_shards('pay', \$\$SELECT count(*) FROM pg_constraint WHERE conrelid = '%s'::regclass AND contype = 'f'\$\$)")"
+session coord citus_app -v acme="$acme" -v globex="$globex" >"$out" <<'SQL'
+BEGIN;
+SELECT tenancy.set_context(:'acme') IS NOT NULL AS acme \g /dev/null
+INSERT INTO members VALUES (1, 'acme', 'ann@example.com');
+SAVEPOINT s;
+INSERT INTO members VALUES (2, 'acme', 'ann@example.com');
+ROLLBACK TO s;
+INSERT INTO pay VALUES ('acme', 1, 1);
+SAVEPOINT s2;
+INSERT INTO pay VALUES ('acme', 2, 2);
+ROLLBACK TO s2;
+COMMIT;
+BEGIN;
+SELECT tenancy.set_context(:'globex') IS NOT NULL AS globex \g /dev/null
+INSERT INTO members VALUES (3, 'globex', 'ann@example.com');
+SELECT 'globex members: ' || count(*) FROM members;
+COMMIT;
+SQL
+expect "a tenant's duplicate refused (23505), another tenant's same email accepted; a reference to another tenant's row refused (23503)" <<'EOF'
+ERROR:  23505
+ERROR:  23503
+globex members: 1
+EOF
+
 # Last, as it breaks worker2: pg_tenancy removed there is reported by check().
 on worker2 -q -c "SET citus.enable_ddl_propagation = off" -c "DROP EXTENSION pg_tenancy CASCADE" 2>/dev/null
 same "check() reports a worker without pg_tenancy" \
