@@ -57,6 +57,8 @@ fn begin_support(
             None,
         );
     }
+    // Its support_begun, reads and support_ended belong in the coordinator's chain.
+    trail::refuse_on_citus_worker();
     crate::context::tenant_context::require_active(
         crate::context::reason::Attempt::Support,
         "support context",
@@ -325,6 +327,7 @@ fn close_support_sessions() -> i64 {
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn end_support() {
+    trail::refuse_on_citus_worker();
     let Some(ctx) = crate::context::tenant_context::peek_unexpired_or_not()
         .filter(|c| c.source == Source::Support)
     else {

@@ -300,7 +300,7 @@ fn audit(event: Option<&str>, detail: default!(Option<JsonB>, "'{}'")) -> i64 {
 /// there, and every event pg_tenancy raises through the coordinator lands in them. A worker
 /// has its own copies from its `CREATE EXTENSION`; an event written there would start a second
 /// chain of the tenant that `audit()` and `verify_audit()` on the coordinator never see.
-fn refuse_on_citus_worker() {
+pub fn refuse_on_citus_worker() {
     if !crate::infra::catalog::citus_present() {
         return;
     }

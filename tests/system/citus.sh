@@ -427,6 +427,13 @@ support on a worker: acme
 ERROR:  28000
 EOF
 
+session worker1 citus_support >"$out" <<'SQL'
+SELECT tenancy.begin_support('acme', 'ticket 44', 10);
+SQL
+expect "a support session cannot begin on a worker (its trail is the coordinator's)" <<'EOF'
+ERROR:  0A000
+EOF
+
 say "a support read of a distributed table through the coordinator is on the record (the policy runs on the workers)"
 on coord -q -c "GRANT SELECT ON orders TO citus_support"
 session coord citus_support >"$out" <<'SQL'
