@@ -36,3 +36,30 @@ install_released_scripts() {
 catalog_listing() {
     cluster_psql -v ON_ERROR_STOP=1 -At -d "$1" -f "$REPO_ROOT/scripts/catalog-listing.sql"
 }
+
+# release_commit V: the commit V was released from (its install script's header names it).
+release_commit() {
+    sed -n 's/.*at commit \([0-9a-f]\{7,40\}\).*/\1/p' "$REPO_ROOT/sql/pg_tenancy--$1.sql" | head -n 1
+}
+
+# install_release_build V MAJOR: builds release V's own library from its commit (git archive
+# into target/release-src/V, so no worktree is touched; its own target/release-build, so that
+# its library never takes the place of today's in target/debug) and installs it, with V's control file and script, into PostgreSQL MAJOR: a
+# server as it was before the package of the next version arrived. install_extension MAJOR
+# puts today's back.
+install_release_build() {
+    local v="$1" major="$2" commit src pgc sudo_flag
+    commit="$(release_commit "$v")"
+    [ -n "$commit" ] || die "sql/pg_tenancy--$v.sql names no commit ('at commit <sha>')"
+    # One fixed place per release: its build is reused by the next run (git archive keeps the
+    # commit's file times, so cargo sees nothing changed).
+    src="$REPO_ROOT/target/release-src/$v"
+    rm -rf "$src"
+    mkdir -p "$src"
+    git -C "$REPO_ROOT" archive "$commit" | tar -x -C "$src"
+    pgc="$(pg_config_for "$major")"
+    sudo_flag="$(install_flags "$pgc")"
+    say "building pg_tenancy $v (commit $commit) and installing it into PostgreSQL $major"
+    CARGO_TARGET_DIR="$REPO_ROOT/target/release-build" cargo pgrx install --manifest-path "$src/Cargo.toml" \
+        --pg-config "$pgc" --no-default-features --features "pg$major" ${sudo_flag:+"$sudo_flag"} >/dev/null
+}

@@ -30,7 +30,7 @@ install_released_scripts "$pg_config"
 "$(dirname "$0")/check-symbols.sh" "$("$pg_config" --pkglibdir)/pg_tenancy.so"
 
 CL_PGDATA="$RUN_DIR/schema-check-pg18"
-CL_PORT=$((ROOT_REGRESS_PORT_BASE + 440))
+CL_PORT=$((ROOT_REGRESS_PORT_BASE + 280))
 work="$(mktemp -d)"
 trap 'cluster_down; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
