@@ -25,7 +25,7 @@ STEP := scripts/step.sh
 export STEP_LOG := $(CURDIR)/target/make-steps.log
 
 .PHONY: bench fuzz help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
-	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 upgrade-pg15 upgrade-pg18 pg-upgrade citus-test citus-pg15 demo install clean-demo timings-reset
+	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 upgrade-pg15 upgrade-pg18 pg-upgrade package package-pg15 package-pg18 citus-test citus-pg15 demo install clean-demo timings-reset
 
 help: ## list the targets
 	@echo "pg_tenancy make targets:"
@@ -121,6 +121,15 @@ upgrade-pg18: ## the same on PostgreSQL 18
 pg-upgrade: ## pg_upgrade of a database using pg_tenancy from PostgreSQL 15 to 18: isolation, keys, contexts, audit chains, pseudonyms hold
 	@$(STEP) pg-upgrade-15-18 tests/system/pg-upgrade.sh 15
 
+package: ## release artifacts for PostgreSQL 15 and 18 in target/package/: tarballs (install.sh, file copies only) and .debs (scripts/package.sh)
+	@$(STEP) package scripts/package.sh 15 18
+
+package-pg15: ## the package (debug build) installed by plain file copy into a clean PostgreSQL 15 runs the demo
+	@$(STEP) package-pg15 tests/system/package.sh 15
+
+package-pg18: ## the same on PostgreSQL 18
+	@$(STEP) package-pg18 tests/system/package.sh 18
+
 citus-test: ## the Citus suite (PostgreSQL 15): coordinator + 2 workers; skips without Citus (CITUS_SRC=tarball builds it)
 	@$(STEP) citus-pg15 tests/system/citus.sh
 	@$(STEP) citus-routing-pg15 tests/system/citus-routing.sh
@@ -130,7 +139,7 @@ citus-pg15: citus-test
 timings-reset:
 	@mkdir -p target && rm -f "$$STEP_LOG"
 
-test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 upgrade-pg15 upgrade-pg18 pg-upgrade citus-pg15 ## everything CI runs; stops at the first failing suite
+test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 upgrade-pg15 upgrade-pg18 pg-upgrade package-pg15 package-pg18 citus-pg15 ## everything CI runs; stops at the first failing suite
 	@echo; echo "==> make test: all suites passed"; cat "$$STEP_LOG"
 	@# One closing line CI can read: every suite that ran, none failed (make stops at a failure).
 	@echo "suites: $$(grep -c ' ok$$' "$$STEP_LOG") passed, 0 failed"

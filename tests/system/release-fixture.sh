@@ -142,22 +142,32 @@ SELECT line FROM (
       LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
      WHERE c.relnamespace = 'app'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
     UNION ALL
-    SELECT format('registry %s %s', p.tbl, (to_jsonb(p) - 'tbl' - 'protected_at')::text)
+    -- protected_at and protected_by are history (0.1.0 recorded the definer where 0.2.0 records
+    -- the role that acted), not what protection makes.
+    SELECT format('registry %s %s', p.tbl, (to_jsonb(p) - 'tbl' - 'protected_at' - 'protected_by')::text)
       FROM tenancy.protected_tables p
 ) l ORDER BY line COLLATE "C";
 SQL
 }
 
-# fixture_reprotect DB: the documented call that brings what an older protect() made on the
-# application's tables to what this version's protect() makes (docs/upgrading.md): protect()
-# again, with the options it was given, on each protected table that is not a partition
-# (protect() walks the partitions itself).
+# fixture_regrant DB: docs/upgrading.md, after ALTER EXTENSION UPDATE (or restoring an older
+# release's dump): each admin role gets the tier as this version defines it.
+fixture_regrant() {
+    db "$1" -c "SELECT tenancy.grant_admin('fx_admin')" >/dev/null
+}
+
+# fixture_reprotect DB: docs/upgrading.md's calls that bring what an older protect() made on
+# the application's tables to what this version's protect() makes: protect() again, with the
+# options it was given, on each protected table that is not a partition (protect() walks the
+# partitions itself); then scope_unique() again on each scoped key (0.2.0's drops protect()'s
+# tenant index once the key covers it).
 fixture_reprotect() {
     db "$1" >/dev/null <<'SQL'
 SELECT tenancy.protect(p.tbl, p.tenant_column, p.shared_column, p.feature)
   FROM tenancy.protected_tables p
  WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid = p.tbl)
  ORDER BY p.tbl::text;
+SELECT tenancy.scope_unique('app.people', '{id}');
 SQL
 }
 

@@ -17,9 +17,10 @@
 #          updated (its setup.sql runs CREATE EXTENSION ... VERSION 'V'; ALTER EXTENSION UPDATE);
 #      (c) audit chains verify and continue, the token and API key issued under V still work,
 #          pseudonyms are unchanged, the support session V ended is not recorded again;
+#      (after docs/upgrading.md's tenancy.grant_admin() again for each admin role);
 #   4. what V's protect() made on the application's tables differs from today's only until the
-#      documented call (protect() again over tenancy.protected_tables): after it, equal to the
-#      fresh database's;
+#      documented calls (protect() again over tenancy.protected_tables, scope_unique() again):
+#      after them, equal to the fresh database's;
 #   5. the dump from V restores into the current version with the same checks passing.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
@@ -83,6 +84,7 @@ for v in $(released_versions); do
     restart_after todays_library
     db "$dbv" -c "ALTER EXTENSION pg_tenancy UPDATE"
     check "$v: version after the update" "$cur" "$(db "$dbv" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'")"
+    fixture_regrant "$dbv"
 
     # (a) the extension's catalog, as a fresh install makes it.
     catalog_listing "$dbv" >"$work/up.catalog"
@@ -125,6 +127,7 @@ for v in $(released_versions); do
     db postgres -c "CREATE DATABASE ${dbv}_restored"
     pg pg_restore --exit-on-error -d "${dbv}_restored" "$work/dump-$v"
     check "$v dump restored: version" "$cur" "$(db "${dbv}_restored" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'")"
+    fixture_regrant "${dbv}_restored"
     out="$(fixture_checks "${dbv}_restored" "$token" "$api_key")" || { printf '*** checks stopped on an error:\n%s\n' "$out" >&2; fail=1; }
     fixture_verify "$v dump restored" "$out"
     check "$v dump restored: pseudonyms unchanged" "$pseudonyms" "$(fixture_pseudonyms "${dbv}_restored")"
@@ -143,12 +146,13 @@ for v in $(released_versions); do
         name="$(basename "$f" .sql)"
         [ "$name" = setup ] || tests+=("$name")
     done
-    db postgres -c "CREATE DATABASE up_regress_${v//./_}"
+    # The suite names its database (GRANT ... ON DATABASE pg_tenancy_regress).
+    db postgres -c "DROP DATABASE IF EXISTS pg_tenancy_regress" -c "CREATE DATABASE pg_tenancy_regress"
     printf '#! /bin/bash\n$* -v VERBOSITY=terse\n' >"$work/launcher"
     chmod 700 "$work/launcher"
     pg_regress="$(dirname "$("$pg_config" --pgxs)")/../test/regress/pg_regress"
     if (cd "$rdir" && PGOPTIONS="-c client_min_messages=warning" "$pg_regress" --bindir="$CL_BINDIR" --host=localhost --port="$CL_PORT" \
-        --user=postgres --use-existing --dbname="up_regress_${v//./_}" --inputdir="$rdir" --outputdir="$rdir" \
+        --user=postgres --use-existing --dbname=pg_tenancy_regress --inputdir="$rdir" --outputdir="$rdir" \
         --launcher="$work/launcher" "${tests[@]}" >"$rdir/pg_regress.log" 2>&1); then
         say "ok: the regress suite passes on pg_tenancy created at $v and updated ($(grep -c '^ok\|^ *ok ' "$rdir/pg_regress.log" || true) tests)"
     else
