@@ -96,7 +96,7 @@ Description: tenant isolation for PostgreSQL $major (pg_tenancy $version)
  aggregates and a hash-chained audit trail, enforced by the database.
  Add pg_tenancy to shared_preload_libraries, restart, CREATE EXTENSION pg_tenancy.
 CTL
-        dpkg-deb --root-owner-group --build "$deb" "$out/postgresql-$major-pg-tenancy_${version}_$arch.deb" >/dev/null
+        dpkg-deb --root-owner-group -Zgzip --build "$deb" "$out/postgresql-$major-pg-tenancy_${version}_$arch.deb" >/dev/null
         say "built $out/postgresql-$major-pg-tenancy_${version}_$arch.deb"
     fi
 done
