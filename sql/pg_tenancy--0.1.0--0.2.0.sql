@@ -3,9 +3,10 @@
 -- to it; scripts/schema-check.sh in make lint says what is missing) until 0.2.0 is released,
 -- then never edited again. Hand-checked against the catalog listing of a fresh 0.2.0 install
 -- (scripts/catalog-listing.sql); tests/system/upgrade.sh runs it on a database in use.
--- Objects protect() made on the application's tables under 0.1.0 keep working; bringing them
--- to 0.2.0's form is one call, documented in docs/upgrading.md (protect() again over
--- tenancy.protected_tables).
+-- What this script cannot do, docs/upgrading.md (0.1.0 -> 0.2.0) asks after it: grant_admin()
+-- again for each admin role; protect() again over tenancy.protected_tables (objects protect()
+-- made on the application's tables under 0.1.0 keep working until then); scope_unique() again
+-- for keys scoped under 0.1.0.
 \echo Use "ALTER EXTENSION pg_tenancy UPDATE" to load this file. \quit
 
 -- Registry columns (added last, as the 0.2.0 install script declares them).
