@@ -249,7 +249,12 @@ fixture_expected_notices=("quota: refused" "cross_tenant_write: refused" "featur
 fixture_verify() {
     local line
     for line in "${fixture_expected[@]}"; do
-        if grep -qxF -- "$line" <<<"$2"; then say "ok ($1): $line"; else printf '*** %s: expected: %s\n' "$1" "$line" >&2; fail=1; fi
+        if grep -qxF -- "$line" <<<"$2"; then
+            say "ok ($1): $line"
+        else
+            printf '*** %s: expected: %s, got: [%s]\n' "$1" "$line" "$(grep -F -- "${line%%: *}: " <<<"$2" | tr '\n' ' ')" >&2
+            fail=1
+        fi
     done
     for line in "${fixture_expected_notices[@]}"; do
         if grep -qF -- "NOTICE:  $line" <<<"$2"; then say "ok ($1): $line"; else printf '*** %s: expected notice: %s\n' "$1" "$line" >&2; fail=1; fi

@@ -154,7 +154,7 @@ for v in $(released_versions); do
     if (cd "$rdir" && PGOPTIONS="-c client_min_messages=warning" "$pg_regress" --bindir="$CL_BINDIR" --host=localhost --port="$CL_PORT" \
         --user=postgres --use-existing --dbname=pg_tenancy_regress --inputdir="$rdir" --outputdir="$rdir" \
         --launcher="$work/launcher" "${tests[@]}" >"$rdir/pg_regress.log" 2>&1); then
-        say "ok: the regress suite passes on pg_tenancy created at $v and updated ($(grep -c '^ok\|^ *ok ' "$rdir/pg_regress.log" || true) tests)"
+        say "ok: the regress suite passes on pg_tenancy created at $v and updated ($(grep -cE '^ok [0-9]|\.\.\. ok' "$rdir/pg_regress.log" || true) tests)"
     else
         cat "$rdir/pg_regress.log" "$rdir/regression.diffs" >&2 || true
         printf '*** the regress suite fails on pg_tenancy created at %s and updated\n' "$v" >&2
