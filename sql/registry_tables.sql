@@ -67,10 +67,12 @@ CREATE TABLE tenancy.protected_tables (
     feature       text,
     isolation_qual text NOT NULL, -- the isolation policy as PostgreSQL deparses it (DDL guard)
     feature_qual  text,           -- likewise for the entitlement policy's USING
-    feature_check text,           -- and its WITH CHECK
     guard_state   text[],         -- DDL guard: violations after the last command; NULL = unknown
     protected_at  timestamptz NOT NULL DEFAULT now(),
-    protected_by  name NOT NULL DEFAULT current_user
+    protected_by  name NOT NULL DEFAULT current_user,
+    -- Columns added after 0.1.0 come last, where ALTER EXTENSION UPDATE's ADD COLUMN puts them,
+    -- so that an upgraded database and a fresh install have the same table.
+    feature_check text            -- the entitlement policy's WITH CHECK (0.2.0)
 );
 
 -- Schemas whose new tables (with the tenant column) are protected as they are created.
