@@ -8,9 +8,14 @@
 //! not at all. The job's context is a carrier bound to the claiming transaction's id
 //! (`context::tenant_context`), refused anywhere else.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::prelude::*;
-use pgrx::JsonB;
+use pgrx::spi::{OwnedPreparedStatement, SpiClient};
+use pgrx::{JsonB, PgOid};
 use serde_json::json;
 use tenancy_core::carrier::{Context, JobClaim, Source};
 use tenancy_core::ident;
@@ -29,6 +34,42 @@ const MAX_ATTEMPTS: i32 = 100;
 /// The default backoff after the n-th failed attempt: 5 s · 2^(n-1), at most an hour.
 const BACKOFF_BASE: i64 = 5;
 const BACKOFF_CAP: i64 = 3600;
+
+thread_local! {
+    static PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// The backend's kept plan of `sql`: a claim and a completion run once per job, and parsing
+/// and planning them each time cost more than running them. Every name in them is
+/// schema-qualified, and a kept plan is revalidated by PostgreSQL when what it reads changes.
+fn kept(
+    c: &SpiClient<'_>,
+    sql: &'static str,
+    args: &[PgOid],
+) -> Result<Rc<OwnedPreparedStatement>, pgrx::spi::Error> {
+    if let Some(p) = PLANS.with(|m| m.borrow().get(sql).cloned()) {
+        return Ok(p);
+    }
+    let p = Rc::new(c.prepare_mut(sql, args)?.keep());
+    PLANS.with(|m| m.borrow_mut().insert(sql, p.clone()));
+    Ok(p)
+}
+
+const CLAIM: &str = "UPDATE tenancy.jobs j SET attempts = j.attempts + 1
+      WHERE j.id = (SELECT c.id FROM tenancy.jobs c
+                     WHERE c.queue = $1 AND c.status = 'queued' AND c.run_at <= pg_catalog.now()
+                       AND EXISTS (SELECT FROM tenancy.tenants t
+                                    WHERE t.id = c.tenant AND t.status = 'active')
+                     ORDER BY c.run_at, c.id
+                     LIMIT 1
+                     FOR UPDATE OF c SKIP LOCKED)
+     RETURNING j.id, j.tenant, j.actor, j.roles, j.payload, j.attempts, j.max_attempts";
+
+const COMPLETE: &str =
+    "UPDATE tenancy.jobs SET status = 'done', finished_at = pg_catalog.clock_timestamp(),
+            last_error = NULL
+      WHERE id = $1 AND status = 'queued' RETURNING id";
 
 fn check_queue(queue: &str) {
     if !ident::valid_event(queue) {
@@ -160,19 +201,8 @@ fn claim_job(
         );
     }
     let row = Spi::connect_mut(|c| {
-        let t = c.update(
-            "UPDATE tenancy.jobs j SET attempts = j.attempts + 1
-              WHERE j.id = (SELECT c.id FROM tenancy.jobs c
-                             WHERE c.queue = $1 AND c.status = 'queued' AND c.run_at <= pg_catalog.now()
-                               AND EXISTS (SELECT FROM tenancy.tenants t
-                                            WHERE t.id = c.tenant AND t.status = 'active')
-                             ORDER BY c.run_at, c.id
-                             LIMIT 1
-                             FOR UPDATE OF c SKIP LOCKED)
-             RETURNING j.id, j.tenant, j.actor, j.roles, j.payload, j.attempts, j.max_attempts",
-            None,
-            &[queue.into()],
-        )?;
+        let plan = kept(c, CLAIM, &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)])?;
+        let t = c.update(&*plan, None, &[queue.into()])?;
         if t.is_empty() {
             return Ok::<_, pgrx::spi::Error>(None);
         }
@@ -274,12 +304,14 @@ fn current_job() -> Option<i64> {
 #[search_path(pg_catalog, pg_temp)]
 fn complete_job() -> i64 {
     let (id, _) = claimed_job("complete_job");
-    let done = spi::dml_returning::<i64>(
-        "UPDATE tenancy.jobs SET status = 'done', finished_at = pg_catalog.clock_timestamp(),
-                last_error = NULL
-          WHERE id = $1 AND status = 'queued' RETURNING id",
-        &[id.into()],
-    )
+    let done = Spi::connect_mut(|c| {
+        let plan = kept(c, COMPLETE, &[PgOid::BuiltIn(PgBuiltInOids::INT8OID)])?;
+        let t = c.update(&*plan, None, &[id.into()])?;
+        if t.is_empty() {
+            return Ok::<_, pgrx::spi::Error>(None);
+        }
+        t.first().get_one::<i64>()
+    })
     .or_bug("completing a job");
     tenant_context::clear();
     done.unwrap_or_else(|| errors::internal("completing a job", "claimed job not queued"))

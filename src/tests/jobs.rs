@@ -160,6 +160,11 @@ mod tests {
             "42501",
             "row-level security",
         );
+        // A job it enqueues is the job's tenant's, whatever the payload says.
+        let next = one::<i64>(&format!(
+            "SELECT tenancy.enqueue('{p}.next', '{{\"tenant_id\": \"job_confine_b\"}}')"
+        ))
+        .unwrap();
         assert_eq!(
             count(&format!(
                 "WITH u AS (UPDATE tests.{p}_docs SET body = body
@@ -167,6 +172,13 @@ mod tests {
                  SELECT count(*) FROM u"
             )),
             0
+        );
+        run("RESET ROLE");
+        assert_eq!(
+            text(&format!(
+                "SELECT tenant FROM tenancy.jobs WHERE id = {next}"
+            )),
+            "job_confine_a"
         );
     }
 
@@ -346,6 +358,23 @@ mod tests {
             true,
         );
         assert_eq!(count(&format!("SELECT count(*) FROM tests.{p}_docs")), 2);
+    }
+
+    #[pg_test]
+    fn a_support_context_cannot_enqueue() {
+        let p = "job_sup";
+        roles(p, &[("sup", Tier::Support)]);
+        tenants(p);
+        run(&format!("SET LOCAL ROLE {p}_sup"));
+        run(&format!(
+            "SELECT tenancy.begin_support('{p}_a', 'ticket 16', 10)"
+        ));
+        assert_fails(
+            &format!("SELECT tenancy.enqueue('{p}', '{{}}')"),
+            "42501",
+            "a support context cannot enqueue jobs",
+        );
+        run("SELECT tenancy.end_support()");
     }
 
     #[pg_test]

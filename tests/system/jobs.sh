@@ -64,9 +64,11 @@ check "every job carries the tenant it was enqueued under" 0 \
     "$(db -c "SELECT count(*) FROM tenancy.jobs WHERE tenant <> payload->>'tenant' OR actor <> 'svc'")"
 
 say "$WORKERS workers drain the queue while one more is killed mid-job"
+rc=0
 report="$(python3 "$REPO_ROOT/tests/system/client/job_workers.py" \
-    "$(conninfo jobs_test job_worker)" "$(conninfo jobs_test)" "$WORKERS")"
+    "$(conninfo jobs_test job_worker)" "$(conninfo jobs_test)" "$WORKERS")" || rc=$?
 say "workers: $report"
+[ "$rc" = 0 ] || die "a worker failed (exit $rc): see its errors above"
 field() { python3 -c 'import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print(str(v).lower() if isinstance(v,bool) else v)' "$report" "$1"; }
 victim="$(field victim_job)"
 check "the victim was terminated mid-job" true "$(field terminated)"
