@@ -129,7 +129,7 @@ CREATE TABLE payslips (
 );
 SELECT tenancy.protect('payslips');
 GRANT SELECT ON employees TO demo_worker;
-GRANT INSERT ON payslips TO demo_worker;
+GRANT SELECT, INSERT ON payslips TO demo_worker;
 SET ROLE demo_app;
 BEGIN;
 SELECT tenancy.set_context(:'acme_token') IS NOT NULL AS signed_in;
