@@ -25,7 +25,7 @@ STEP := scripts/step.sh
 export STEP_LOG := $(CURDIR)/target/make-steps.log
 
 .PHONY: bench bench-citus fuzz help setup fmt lint unit test test-pg15 test-pg18 pgrx-test-pg15 pgrx-test-pg18 \
-	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 upgrade-pg15 upgrade-pg18 pg-upgrade package package-pg15 package-pg18 citus-test citus-pg15 demo install clean-demo timings-reset
+	regress regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 jobs-pg15 jobs-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 upgrade-pg15 upgrade-pg18 pg-upgrade package package-pg15 package-pg18 citus-test citus-pg15 demo install clean-demo timings-reset
 
 help: ## list the targets
 	@echo "pg_tenancy make targets:"
@@ -94,6 +94,12 @@ quota-pg15: ## row quotas under 8 concurrent sessions: never exceeded, only SQLS
 quota-pg18: ## the same on PostgreSQL 18
 	@$(STEP) quota-pg18 tests/system/quota.sh 18
 
+jobs-pg15: ## jobs: 8 concurrent workers over 10,000 jobs of 50 tenants, each done once with its tenant, a worker killed mid-job, PostgreSQL 15
+	@$(STEP) jobs-pg15 tests/system/jobs.sh 15
+
+jobs-pg18: ## the same on PostgreSQL 18
+	@$(STEP) jobs-pg18 tests/system/jobs.sh 18
+
 audit-pg15: ## audit chains: 10,000 rows from 8 concurrent sessions + other tenants, tampering, support expiry, refusal log, dump/restore, PostgreSQL 15
 	@$(STEP) audit-pg15 tests/system/audit-concurrency.sh 15
 
@@ -142,7 +148,7 @@ citus-pg15: citus-test
 timings-reset:
 	@mkdir -p target && rm -f "$$STEP_LOG"
 
-test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 upgrade-pg15 upgrade-pg18 pg-upgrade package-pg15 package-pg18 citus-pg15 ## everything CI runs; stops at the first failing suite
+test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 regress-pg18 standby-pg15 standby-pg18 dump-restore-pg15 dump-restore-pg18 deid-restart-pg15 deid-restart-pg18 pooler-pg15 pooler-pg18 quota-pg15 quota-pg18 jobs-pg15 jobs-pg18 audit-pg15 audit-pg18 operator-locks-pg15 operator-locks-pg18 quickstart-pg15 quickstart-pg18 upgrade-pg15 upgrade-pg18 pg-upgrade package-pg15 package-pg18 citus-pg15 ## everything CI runs; stops at the first failing suite
 	@echo; echo "==> make test: all suites passed"; cat "$$STEP_LOG"
 	@# One closing line CI can read: every suite that ran, none failed (make stops at a failure).
 	@echo "suites: $$(grep -c ' ok$$' "$$STEP_LOG") passed, 0 failed"
@@ -150,6 +156,9 @@ test: timings-reset setup lint unit pgrx-test-pg15 pgrx-test-pg18 regress-pg15 r
 test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 dump-restore-pg15 deid-restart-pg15 pooler-pg15 quota-pg15 audit-pg15 operator-locks-pg15 quickstart-pg15 upgrade-pg15 ## pgrx tests + regress on PostgreSQL 15 only
 
 test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 dump-restore-pg18 deid-restart-pg18 pooler-pg18 quota-pg18 audit-pg18 operator-locks-pg18 quickstart-pg18 upgrade-pg18 ## pgrx tests + regress on PostgreSQL 18 only
+test-pg15: setup pgrx-test-pg15 regress-pg15 standby-pg15 dump-restore-pg15 deid-restart-pg15 pooler-pg15 quota-pg15 jobs-pg15 audit-pg15 operator-locks-pg15 quickstart-pg15 ## pgrx tests + regress on PostgreSQL 15 only
+
+test-pg18: setup pgrx-test-pg18 regress-pg18 standby-pg18 dump-restore-pg18 deid-restart-pg18 pooler-pg18 quota-pg18 jobs-pg18 audit-pg18 operator-locks-pg18 quickstart-pg18 ## pgrx tests + regress on PostgreSQL 18 only
 
 regress: setup regress-pg15 regress-pg18 ## regress suites on PostgreSQL 15 and 18
 
@@ -170,6 +179,7 @@ bench: setup ## what isolation and pseudonyms cost (release builds; not part of 
 
 bench-citus: ## Citus routing: routed vs explicit vs fan-out point lookups through the coordinator (PostgreSQL 15; skips without Citus)
 	scripts/bench-citus.sh
+	scripts/bench-jobs.sh 18
 
 fuzz: ## libFuzzer on the token, carrier, claim-path and API-key parsers (FUZZ_SECONDS=600 per target; not part of make test)
 	scripts/fuzz.sh $(or $(FUZZ_SECONDS),600)

@@ -117,7 +117,36 @@ RESET ROLE;
 SELECT seq, actor, event, support ->> 'reason' AS reason
   FROM tenancy.audit_log WHERE tenant_id = 'acme' AND event LIKE 'support%' ORDER BY seq;
 
--- == 10. The isolation checker finds nothing critical or high (CI runs this after migrations)
+-- == 10. A background job carries its tenant: enqueued under acme's token, processed by a
+-- worker that names no tenant (docs/jobs.md)
+CREATE ROLE demo_worker NOLOGIN;
+SELECT tenancy.grant_worker('demo_worker');
+CREATE TABLE payslips (
+    tenant_id text NOT NULL,
+    employee  text NOT NULL,
+    amount    numeric NOT NULL,
+    PRIMARY KEY (tenant_id, employee)
+);
+SELECT tenancy.protect('payslips');
+GRANT SELECT ON employees TO demo_worker;
+GRANT SELECT, INSERT ON payslips TO demo_worker;
+SET ROLE demo_app;
+BEGIN;
+SELECT tenancy.set_context(:'acme_token') IS NOT NULL AS signed_in;
+SELECT tenancy.enqueue('payroll.run', '{"month": "2026-11"}') > 0 AS enqueued;
+COMMIT;
+SET ROLE demo_worker;
+BEGIN;
+SELECT tenant, actor, payload FROM tenancy.claim_job('payroll.run');
+-- The claim made acme this transaction's context: acme's employees only, payslips stamped acme.
+INSERT INTO payslips (employee, amount)
+    SELECT name, round(salary / 12, 2) FROM employees RETURNING tenant_id, employee, amount;
+SELECT tenancy.complete_job() > 0 AS completed;
+COMMIT;
+RESET ROLE;
+SELECT tenant, actor, queue, status, attempts FROM tenancy.jobs;
+
+-- == 11. The isolation checker finds nothing critical or high (CI runs this after migrations)
 SELECT tenancy.assert_isolated();
 
 -- Done: each tenant saw only its rows; forged, missing and deactivated contexts saw none;

@@ -40,7 +40,7 @@ REVOKE EXECUTE ON FUNCTION tenancy._grant_functions(regrole, text[]) FROM PUBLIC
 SELECT tenancy._grant_functions(NULL, ARRAY[
     'current_tenant', 'current_tenant_uuid', 'current_tenant_int8', 'current_actor',
     'has_role', 'context', 'clear_context', '_resolve_context', '_registry_load', 'entitled',
-    '_entitled_to_write']);
+    '_entitled_to_write', 'current_job']);
 -- Whoever runs protect() must be able to attach the support-write trigger, and its WHEN clause
 -- (_support_active) runs with the writer's rights; the trigger function itself is SECURITY
 -- DEFINER and calls _audit_support_write, which is granted to nobody.
@@ -68,6 +68,9 @@ BEGIN
     END IF;
     PERFORM tenancy._grant_functions(role, ARRAY['set_context', 'set_context_from_key', 'postgrest_pre_request']);
     PERFORM tenancy._grant_functions(role, ARRAY['audit', 'verify_audit']);
+    -- Jobs: enqueued for the context's own tenant only; its own jobs readable (docs/jobs.md).
+    PERFORM tenancy._grant_functions(role, ARRAY['enqueue']);
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.jobs TO %s', role);
     PERFORM tenancy._grant_functions(role, ARRAY[
         'pseudonymize', 'pseudonymize_for_pool', '_load_pseudonym_key']);
     -- The guarded aggregates (their support functions run with the aggregate owner's rights).
@@ -85,6 +88,19 @@ AS $$
 BEGIN
     PERFORM tenancy.grant_app(role);
     PERFORM tenancy._grant_functions(role, ARRAY['set_tenant', 'sign_token']);
+    PERFORM tenancy._grants_to_workers(role);
+END
+$$;
+
+-- Workers (docs/jobs.md): the app tier plus claiming and ending jobs. A claim takes the
+-- job's context from the job's row and nothing else, so the tier names no tenant.
+CREATE FUNCTION tenancy.grant_worker(role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM tenancy.grant_app(role);
+    PERFORM tenancy._grant_functions(role, ARRAY['claim_job', 'complete_job', 'fail_job']);
     PERFORM tenancy._grants_to_workers(role);
 END
 $$;
@@ -149,6 +165,7 @@ END
 $$;
 
 REVOKE EXECUTE ON FUNCTION tenancy.grant_app(regrole), tenancy.grant_trusted(regrole),
+    tenancy.grant_worker(regrole),
     tenancy.grant_support(regrole), tenancy.grant_admin(regrole) FROM PUBLIC;
 -- Internal helpers revoked above stay revoked: protect/unprotect are granted by grant_admin.
 REVOKE EXECUTE ON FUNCTION tenancy.protect(regclass, name, name, text), tenancy.unprotect(regclass) FROM PUBLIC;

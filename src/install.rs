@@ -128,6 +128,21 @@ extension_sql_file!(
     requires = [context::tenant_context::set_context]
 );
 
+// The job queue: its table, indexes and read policy (the policy calls the getters).
+extension_sql_file!(
+    "../sql/jobs.sql",
+    name = "tenancy_jobs",
+    requires = [
+        "tenancy_registry_tables",
+        context::tenant_context::current_tenant,
+        jobs::current_job,
+        jobs::enqueue,
+        jobs::claim_job,
+        jobs::complete_job,
+        jobs::fail_job,
+    ]
+);
+
 // Cache invalidation on every registry table, support sessions (audit.sql) included.
 extension_sql_file!(
     "../sql/registry_triggers.sql",
@@ -175,6 +190,7 @@ extension_sql_file!(
         "tenancy_registry_triggers",
         "tenancy_carrier_key",
         "tenancy_dump",
+        "tenancy_jobs",
         protection::ddl_guard::_ddl_command_end,
         protection::ddl_guard::_sql_drop,
         protection::ddl_guard::_citus_built,

@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 // Domains are layers: each imports only from the layers before it on this line (checked by
 // scripts/check-layers.py in `make lint`; rustfmt sorts the `mod` lines below, so the order
 // lives here).
-// layers: infra registry context audit identity protection scale checker guard deid lifecycle install
+// layers: infra registry context audit jobs identity protection scale checker guard deid lifecycle install
 mod audit;
 mod checker;
 mod context;
@@ -17,6 +17,7 @@ mod deid;
 mod guard;
 mod identity;
 mod infra;
+mod jobs;
 mod lifecycle;
 mod protection;
 mod registry;

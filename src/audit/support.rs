@@ -83,6 +83,7 @@ fn begin_support(
         kid: None,
         support_reason: Some(reason.to_string()),
         support_session: Some(sid.clone()),
+        job: None,
     };
     let shown = ctx.to_json();
     // Support events go to the tenant's own chain, the one the tenant reads, never to the

@@ -65,6 +65,7 @@ const RESERVED_EVENTS: &[&str] = &[
     "table_unprotected",
     "ddl_guard_override",
     "audit_purged",
+    "job_dead_lettered",
 ];
 
 fn check_event(event: &str) {

@@ -79,6 +79,8 @@ reasons! {
     SupportSessionEnded => "support_session_ended",
     SupportSessionOtherRole => "support_session_other_role",
     SupportGrantRevoked => "support_grant_revoked",
+    // a job's context (tenancy.claim_job()) used outside the transaction that claimed the job
+    JobContextElsewhere => "job_context_elsewhere",
 }
 
 impl From<&Refusal> for Reason {

@@ -156,6 +156,7 @@ fn set_context(token: Option<&str>, is_local: default!(Option<bool>, true)) -> J
             kid: Some(kid),
             support_reason: None,
             support_session: None,
+            job: None,
         },
         limits,
         is_local,
@@ -228,6 +229,7 @@ fn set_context_from_key(api_key: Option<&str>, is_local: default!(Option<bool>, 
             kid: None,
             support_reason: None,
             support_session: None,
+            job: None,
         },
         limits,
         is_local,
@@ -274,6 +276,7 @@ fn set_tenant(
             kid: None,
             support_reason: None,
             support_session: None,
+            job: None,
         },
         limits,
         is_local.unwrap_or(true),
@@ -452,6 +455,28 @@ fn context_expired(tenant: &str) -> ! {
     )
 }
 
+/// Whether a job context was claimed by the running transaction. Checked on every read, not
+/// only on verification: the verified-carrier cache outlives transactions, and a carrier
+/// copied out of the claiming transaction (into a later one, or another session) must not
+/// carry the job's tenant there. A full transaction id is never reused, and a transaction
+/// without one has claimed nothing.
+fn claimed_in_this_transaction(ctx: &Context) -> bool {
+    // SAFETY: reads the transaction state; parallel workers inherit the leader's top-level id.
+    let xid = unsafe { pg_sys::GetTopFullTransactionIdIfAny() }.value;
+    ctx.job.is_some_and(|j| xid != 0 && j.xid == xid)
+}
+
+fn job_context_elsewhere(tenant: &str) -> ! {
+    refusal::refuse(
+        Attempt::Context,
+        Reason::JobContextElsewhere,
+        Some(tenant),
+        "tenant context",
+        "it is a job's context, valid only in the transaction that claimed the job",
+        "claim the job again with tenancy.claim_job(); a job is processed in the transaction that claims it",
+    )
+}
+
 enum Probe {
     Empty,
     Hit(Rc<Resolved>),
@@ -494,6 +519,9 @@ pub fn current() -> Option<Rc<Resolved>> {
     if let Some(r) = &value {
         if r.ctx.expired_at(cache::clock_now()) {
             context_expired(&r.ctx.tenant);
+        }
+        if r.ctx.source == Source::Job && !claimed_in_this_transaction(&r.ctx) {
+            job_context_elsewhere(&r.ctx.tenant);
         }
         if r.ctx.source == Source::Support {
             cache::saw_support(r);

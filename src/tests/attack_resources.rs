@@ -18,6 +18,7 @@ mod tests {
             &[
                 ("app", Tier::App),
                 ("job", Tier::Trusted),
+                ("worker", Tier::Worker),
                 ("admin", Tier::Admin),
                 ("nobody", Tier::None),
             ],
@@ -64,7 +65,7 @@ mod tests {
             list("arin_nobody"),
             "_audit_purging,_castable,_entitled_to_write,_k_anonymity,_k_anonymity_report,_owner_step_leave,\
              _registry_load,_resolve_context,_support_active,_support_write_trigger,age_band,band,band_label,clear_context,context,\
-             current_actor,current_tenant,current_tenant_int8,current_tenant_uuid,entitled,\
+             current_actor,current_job,current_tenant,current_tenant_int8,current_tenant_uuid,entitled,\
              generalize_date,has_role,k_anonymity,k_anonymity_report,top_code"
         );
         let public = list("arin_nobody");
@@ -75,7 +76,7 @@ mod tests {
             .collect();
         assert_eq!(
             app.join(","),
-            "_load_pseudonym_key,audit,guard_status,guarded_avg,guarded_count,guarded_percentile,\
+            "_load_pseudonym_key,audit,enqueue,guard_status,guarded_avg,guarded_count,guarded_percentile,\
              guarded_sum,postgrest_pre_request,pseudonymize,pseudonymize_for_pool,set_context,\
              set_context_from_key,verify_audit"
         );
@@ -116,6 +117,9 @@ mod tests {
             format!("SELECT tenancy._load_pseudonym_key({big}, false)"),
             format!("SELECT tenancy.audit({big})"),
             format!("SELECT tenancy.audit('x', jsonb_build_object('k', {big}))"),
+            format!("SELECT tenancy.enqueue({big})"),
+            format!("SELECT tenancy.enqueue('q', jsonb_build_object('k', {big}))"),
+            format!("SELECT tenancy.enqueue('q', '{{}}', dedup_key => {big})"),
             format!(
                 "SELECT set_config('request.headers', {big}, true), tenancy.postgrest_pre_request()"
             ),
@@ -128,6 +132,13 @@ mod tests {
             format!("SELECT tenancy.sign_token(jsonb_build_object('tenant_id', {big}))"),
         ] {
             short_or_ok("arov_job", &sql, &errs);
+        }
+        for sql in [
+            format!("SELECT * FROM tenancy.claim_job({big})"),
+            format!("SELECT tenancy.fail_job({big})"),
+            "SELECT tenancy.current_job()".to_string(),
+        ] {
+            short_or_ok("arov_worker", &sql, &errs);
         }
         for sql in [
             format!("SELECT tenancy.create_tenant({big})"),

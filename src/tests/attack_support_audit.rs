@@ -230,6 +230,7 @@ mod tests {
                 kid: None,
                 support_reason: Some("ticket 13".into()),
                 support_session: Some(sid),
+                job: None,
             },
             None,
             false,

@@ -811,6 +811,7 @@ mod tests {
                 kid: None,
                 support_reason: Some("ticket 9".into()),
                 support_session: Some("sup_exp_s1".into()),
+                job: None,
             },
             None,
             false,

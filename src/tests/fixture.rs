@@ -18,6 +18,7 @@ pub enum Tier {
     Trusted,
     Admin,
     Support,
+    Worker,
     /// No tier: a plain role.
     None,
 }
@@ -39,6 +40,7 @@ pub fn roles(p: &str, roles: &[(&str, Tier)]) {
             Tier::Trusted => "grant_trusted",
             Tier::Admin => "grant_admin",
             Tier::Support => "grant_support",
+            Tier::Worker => "grant_worker",
             Tier::None => continue,
         };
         sql.push_str(&format!(" SELECT tenancy.{grant}('{role}');"));

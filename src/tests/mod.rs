@@ -24,6 +24,7 @@ pub mod fixture;
 mod guard;
 mod hostile;
 mod identity;
+mod jobs;
 mod lifecycle;
 mod protection;
 mod scale;

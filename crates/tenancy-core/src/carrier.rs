@@ -20,6 +20,9 @@ pub enum Source {
     ApiKey,
     Trusted,
     Support,
+    /// Set by `tenancy.claim_job()` from a job's row: only as valid as the transaction that
+    /// claimed it ([`JobClaim`]).
+    Job,
 }
 
 impl Source {
@@ -29,6 +32,7 @@ impl Source {
             Source::ApiKey => "api_key",
             Source::Trusted => "trusted",
             Source::Support => "support",
+            Source::Job => "job",
         }
     }
 }
@@ -58,6 +62,22 @@ pub struct Context {
     /// every copy of the carrier.
     #[serde(rename = "sid", default, skip_serializing_if = "Option::is_none")]
     pub support_session: Option<String>,
+    /// The job a `job` context was claimed for, and the transaction that claimed it: the
+    /// carrier is refused in any other transaction, so a worker cannot keep or copy the
+    /// job's tenant beyond the job.
+    #[serde(rename = "j", default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobClaim>,
+}
+
+/// The claim behind a `job` context: the job's id and the claiming transaction's full
+/// (epoch-qualified, never reused) transaction id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobClaim {
+    #[serde(rename = "id")]
+    pub id: i64,
+    #[serde(rename = "x")]
+    pub xid: u64,
 }
 
 impl Context {
@@ -79,6 +99,9 @@ impl Context {
         });
         if let (Some(mark), Value::Object(m)) = (self.support_mark(), &mut v) {
             m.insert("support".into(), mark);
+        }
+        if let (Some(job), Source::Job, Value::Object(m)) = (self.job, self.source, &mut v) {
+            m.insert("job".into(), json!(job.id));
         }
         v
     }
@@ -145,6 +168,7 @@ mod tests {
             kid: Some("k1".into()),
             support_reason: None,
             support_session: None,
+            job: None,
         }
     }
 
@@ -176,6 +200,10 @@ mod tests {
             kid: None,
             support_reason: Some("ticket 42".into()),
             support_session: Some("s1".into()),
+            job: Some(JobClaim {
+                id: 7,
+                xid: 1 << 40,
+            }),
         };
         assert_eq!(decode(&encode(&full, KEY), KEY).unwrap(), full);
     }
@@ -192,6 +220,7 @@ mod tests {
             (Source::ApiKey, "api_key"),
             (Source::Trusted, "trusted"),
             (Source::Support, "support"),
+            (Source::Job, "job"),
         ] {
             assert_eq!(serde_json::to_value(source).unwrap(), name);
             assert_eq!(source.as_str(), name);
