@@ -25,5 +25,6 @@ mod guard;
 mod hostile;
 mod identity;
 mod lifecycle;
+mod organizations;
 mod protection;
 mod scale;
