@@ -429,4 +429,45 @@ mod tests {
             l1
         );
     }
+
+    #[pg_test]
+    fn check_reports_a_tree_broken_behind_the_extension() {
+        orgs("orgk");
+        // The owner edits the registry directly: a cycle o1 -> l1 -> o1, and a chain of five.
+        run(
+            "UPDATE tenancy.tenants SET parent = 'orgk_l1' WHERE id = 'orgk_o1';
+             SELECT tenancy.create_tenant('orgk_d' || g) FROM generate_series(1, 5) g;
+             UPDATE tenancy.tenants SET parent = 'orgk_d' || (substr(id, 7)::int - 1)
+              WHERE id IN ('orgk_d2', 'orgk_d3', 'orgk_d4', 'orgk_d5');",
+        );
+        let mine: Vec<Finding> = findings("tests")
+            .into_iter()
+            .filter(|f| f.rule.starts_with("tenant_tree") && f.object.contains("orgk_"))
+            .collect();
+        let names: Vec<(String, String)> = mine
+            .iter()
+            .map(|f| (f.rule.clone(), f.object.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (
+                    "tenant_tree_cycle".to_string(),
+                    "tenant 'orgk_l1'".to_string()
+                ),
+                (
+                    "tenant_tree_too_deep".to_string(),
+                    "tenant 'orgk_d5'".to_string()
+                ),
+            ],
+            "{mine:#?}"
+        );
+        for f in &mine {
+            apply_fix("tests", f, || {});
+        }
+        assert_eq!(
+            text("SELECT parent FROM tenancy.tenants WHERE id = 'orgk_d5'"),
+            "orgk_d3"
+        );
+    }
 }
