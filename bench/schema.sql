@@ -19,6 +19,11 @@ SELECT tenancy.add_signing_key('bench', decode(repeat('ab', 32), 'hex'));
 CREATE TABLE bench_tenant (n int PRIMARY KEY, i8 bigint NOT NULL, u uuid NOT NULL);
 INSERT INTO bench_tenant SELECT n, n, md5('tenant ' || n)::uuid FROM generate_series(1, :tenants) n;
 SELECT count(tenancy.create_tenant(i8::text)) + count(tenancy.create_tenant(u::text)) AS tenants_registered FROM bench_tenant;
+-- An organization (id tenants + 1) whose locations are the first 40 bigint tenants: the
+-- orgcount arm (docs/organizations.md). The other arms' tenants are leaves, as before.
+SELECT tenancy.create_tenant((:tenants + 1)::text, 'bench organization');
+SELECT count(tenancy.move_tenant(i8::text, (:tenants + 1)::text)) AS locations
+  FROM bench_tenant WHERE n <= 40;
 CREATE TABLE bench_tokens (n int PRIMARY KEY, token text NOT NULL);
 INSERT INTO bench_tokens SELECT n, tenancy.sign_token(jsonb_build_object('tenant_id', i8::text, 'sub', 'user' || n,
        'exp', extract(epoch FROM now() + interval '1 day')::bigint)) FROM bench_tenant;
