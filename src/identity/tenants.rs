@@ -273,9 +273,8 @@ fn check_attach(id: &str, parent: &str, height: usize) {
         if current == id {
             errors::bad_argument(
                 format!(
-                    "tenant {} cannot be placed below {}: {} is in its own subtree, which would make a cycle",
+                    "tenant {} cannot be placed below {}: that is the tenant itself or one of its descendants, which would make a cycle",
                     errors::quoted(id),
-                    errors::quoted(parent),
                     errors::quoted(parent)
                 ),
                 Some("move the tenant below one outside its subtree, or move that tenant first"),
