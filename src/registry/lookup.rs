@@ -181,7 +181,10 @@ fn load_signing_keys() {
 
 fn load_tenant(id: &str) {
     let row = crate::infra::spi::select_row(
-        "SELECT t.status, p.limits, t.settings
+        // Whether it has a parent or children comes with the row: a tenant outside any tree
+        // (the common case) costs one read, as before organizations.
+        "SELECT t.status, p.limits, t.settings, t.parent IS NOT NULL,
+                EXISTS (SELECT 1 FROM tenancy.tenants c WHERE c.parent = t.id)
                FROM tenancy.tenants t LEFT JOIN tenancy.plans p ON p.plan = t.plan
               WHERE t.id = $1",
         &[id.into()],
@@ -190,14 +193,20 @@ fn load_tenant(id: &str) {
                 r.get::<String>(1)?,
                 r.get::<pgrx::JsonB>(2)?,
                 r.get::<pgrx::JsonB>(3)?,
+                r.get::<bool>(4)?.unwrap_or(false),
+                r.get::<bool>(5)?.unwrap_or(false),
             ))
         },
     )
     .or_bug("reading the tenant registry");
     let entry = match row {
         None => unregistered(id),
-        Some((status, plan, settings)) => {
-            let (ancestors_active, root) = ancestors(id);
+        Some((status, plan, settings, has_parent, has_children)) => {
+            let (ancestors_active, root) = if has_parent {
+                ancestors(id)
+            } else {
+                (true, id.to_string())
+            };
             TenantEntry {
                 status: if status.as_deref() == Some("active") && ancestors_active {
                     TenantStatus::Active
@@ -209,7 +218,11 @@ fn load_tenant(id: &str) {
                     settings.as_ref().map(|j| &j.0),
                 )
                 .map(Rc::new),
-                subtree: Rc::new(descendants(id)),
+                subtree: Rc::new(if has_children {
+                    descendants(id)
+                } else {
+                    vec![id.to_string()]
+                }),
                 root: Rc::from(root.as_str()),
             }
         }
