@@ -4,7 +4,11 @@
 -- (hand-rolled policy wrapped in a sub-select). Each in a bigint-tenant and a uuid-tenant set.
 \set ON_ERROR_STOP 1
 CREATE EXTENSION pg_tenancy;
+-- pgcrypto only for the PL/pgSQL comparison below (some PostgreSQL builds lack it).
+SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto') AS have_pgcrypto \gset
+\if :have_pgcrypto
 CREATE EXTENSION pgcrypto;
+\endif
 CREATE ROLE bench_app LOGIN;
 CREATE ROLE bench_trusted LOGIN;
 -- the app role again, with the carrier stored by a SET LOCAL statement (the Citus path)
@@ -19,9 +23,14 @@ SELECT tenancy.add_signing_key('bench', decode(repeat('ab', 32), 'hex'));
 CREATE TABLE bench_tenant (n int PRIMARY KEY, i8 bigint NOT NULL, u uuid NOT NULL);
 INSERT INTO bench_tenant SELECT n, n, md5('tenant ' || n)::uuid FROM generate_series(1, :tenants) n;
 SELECT count(tenancy.create_tenant(i8::text)) + count(tenancy.create_tenant(u::text)) AS tenants_registered FROM bench_tenant;
+-- An organization (id tenants + 1) whose locations are the first 40 bigint tenants: the
+-- orgcount arm (docs/organizations.md). The other arms' tenants are leaves, as before.
+SELECT tenancy.create_tenant((:tenants + 1)::text, 'bench organization');
+SELECT count(tenancy.move_tenant(i8::text, (:tenants + 1)::text)) AS locations
+  FROM bench_tenant WHERE n <= 40;
 CREATE TABLE bench_tokens (n int PRIMARY KEY, token text NOT NULL);
 INSERT INTO bench_tokens SELECT n, tenancy.sign_token(jsonb_build_object('tenant_id', i8::text, 'sub', 'user' || n,
-       'exp', extract(epoch FROM now() + interval '1 day')::bigint)) FROM bench_tenant;
+       'exp', extract(epoch FROM now() + interval '55 minutes')::bigint)) FROM bench_tenant;
 
 DO $$
 DECLARE

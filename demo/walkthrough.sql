@@ -146,7 +146,35 @@ COMMIT;
 RESET ROLE;
 SELECT tenant, actor, queue, status, attempts FROM tenancy.jobs;
 
--- == 11. The isolation checker finds nothing critical or high (CI runs this after migrations)
+-- == 11. Organizations: a company with two locations (docs/organizations.md)
+SELECT tenancy.create_tenant('initech', 'Initech');
+SELECT tenancy.create_tenant('initech_east', 'Initech East', parent => 'initech');
+SELECT tenancy.create_tenant('initech_west', 'Initech West', parent => 'initech');
+SELECT id, parent, depth, root FROM tenancy.tenant_tree WHERE root = 'initech' ORDER BY path;
+INSERT INTO employees (tenant_id, name, salary) VALUES
+    ('initech', 'Bill', 150000), ('initech_east', 'Peter', 70000), ('initech_west', 'Milton', 40000);
+SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'initech_east', 'sub', 'peter',
+         'exp', extract(epoch FROM now() + interval '1 hour')::bigint)) AS east_token \gset
+SELECT tenancy.sign_token(jsonb_build_object('tenant_id', 'initech', 'sub', 'bill',
+         'exp', extract(epoch FROM now() + interval '1 hour')::bigint)) AS initech_token \gset
+SET ROLE demo_app;
+-- A location sees its own rows, not its sibling's or its company's.
+BEGIN;
+SELECT tenancy.set_context(:'east_token') ->> 'sub' AS signed_in_as;
+SELECT tenant_id, name FROM employees ORDER BY id;
+COMMIT;
+-- The company sees its own rows and both locations', nothing of acme or globex ...
+BEGIN;
+SELECT tenancy.set_context(:'initech_token') ->> 'sub' AS signed_in_as;
+SELECT tenant_id, name FROM employees ORDER BY id;
+-- ... and writes only its own: a row for a location is refused.
+\set ON_ERROR_STOP off
+INSERT INTO employees (tenant_id, name, salary) VALUES ('initech_west', 'Lumbergh', 1);
+\set ON_ERROR_STOP on
+ROLLBACK;
+RESET ROLE;
+
+-- == 12. The isolation checker finds nothing critical or high (CI runs this after migrations)
 SELECT tenancy.assert_isolated();
 
 -- Done: each tenant saw only its rows; forged, missing and deactivated contexts saw none;

@@ -4,6 +4,8 @@
 # a throwaway cluster with JIT and autovacuum off; every comparison interleaved (A B C D, A B C
 # D, ...), median and min-max of each arm, and the ratio to `explicit` (no RLS, the query carries
 # WHERE tenant_id = $1). Prints a markdown table; keeps the raw figures in target/bench/.
+# The orgcount arm: an organization of 40 locations counting its rows, against the explicit
+# WHERE tenant_id = ANY (ids) (docs/organizations.md).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
@@ -19,13 +21,16 @@ mkdir -p "$out_dir"
 raw="$out_dir/raw.tsv"
 : >"$raw"
 
-CL_BINDIR="$("$PG15_PG_CONFIG" --bindir)"
+# BENCH_PG=18 runs the same on PostgreSQL 18.
+pg_ver="${BENCH_PG:-15}"
+bench_pg_config="$(pg_config_for "$pg_ver")"
+CL_BINDIR="$("$bench_pg_config" --bindir)"
 CL_PGDATA="$RUN_DIR/bench"
 CL_PORT=$((ROOT_REGRESS_PORT_BASE + 100))
-sudo_flag="$(install_flags "$PG15_PG_CONFIG")"
-say "building (release) and installing pg_tenancy into PostgreSQL 15"
-cargo pgrx install --release --manifest-path "$REPO_ROOT/Cargo.toml" --pg-config "$PG15_PG_CONFIG" \
-    --no-default-features --features pg15 ${sudo_flag:+"$sudo_flag"} >/dev/null
+sudo_flag="$(install_flags "$bench_pg_config")"
+say "building (release) and installing pg_tenancy into PostgreSQL $pg_ver"
+cargo pgrx install --release --manifest-path "$REPO_ROOT/Cargo.toml" --pg-config "$bench_pg_config" \
+    --no-default-features --features "pg$pg_ver" ${sudo_flag:+"$sudo_flag"} >/dev/null
 trap cluster_down EXIT
 trap 'exit 130' INT TERM
 # protect_schema() on 2,000 tables locks all of them (and their indexes) in one transaction
@@ -118,6 +123,25 @@ for wl in point latest50 count join insert; do
     done
 done
 
+# An organization's context (40 locations, docs/organizations.md) counting its events, against
+# the same count with the subtree's ids given explicitly (no RLS): one index condition each.
+org=$((tenants + 1))
+locs="$(python3 -c "print(','.join(str(i) for i in range(1, min(40, $tenants) + 1)))")"
+printf 'SELECT count(*) FROM pt_ev_int8 WHERE tenant_id = ANY (%s);\n' "'{$locs}'::bigint[]" >"$scripts_dir/org-explicit.sql"
+printf '\\if :init = 0\nSELECT tenancy.set_tenant(%s, is_local => false);\n\\set init 1\n\\endif\nSELECT count(*) FROM pt_ev_int8;\n' \
+    "'$org'" >"$scripts_dir/org-pg_tenancy.sql"
+cluster_psql -d bench -U bench_trusted -q >>"$out_dir/plans.txt" <<SQL
+SELECT tenancy.set_tenant('$org', is_local => false) IS NOT NULL AS organization_ctx;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM pt_ev_int8;
+SQL
+for c in 2 8; do
+    say "orgcount / int8 / $c clients"
+    for r in $(seq 1 "$rounds"); do
+        run orgcount int8 "$c" explicit "$r" bench_bypass "$scripts_dir/org-explicit.sql"
+        run orgcount int8 "$c" pg_tenancy "$r" bench_trusted "$scripts_dir/org-pg_tenancy.sql"
+    done
+done
+
 # Context cost: a transaction that verifies a token and reads, against one that sets a
 # forgeable `SET LOCAL app.tenant_id` and reads (the hand-rolled way). The client holds the
 # credential, as an application does: one script per tenant with its token (or id) as a literal,
@@ -166,8 +190,10 @@ micro "uncached set_context (token verified, context set), us" "$n_tok" \
     "SELECT count(tenancy.set_context(token)) FROM bench_tokens, generate_series(1, 10)"
 micro "the same, carrier stored by SET LOCAL through SPI (the Citus path), us" "$n_tok" \
     "SELECT count(tenancy.set_context(token)) FROM bench_tokens, generate_series(1, 10)" bench_app_stmt
-micro "PL/pgSQL + pgcrypto HS256 verification, us" "$n_tok" \
-    "SELECT count(bench_plpgsql_verify(token, decode(repeat('ab', 32), 'hex'))) FROM bench_tokens, generate_series(1, 10)"
+if [ "$(cluster_psql -d bench -At -c "SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'")" = 1 ]; then
+    micro "PL/pgSQL + pgcrypto HS256 verification, us" "$n_tok" \
+        "SELECT count(bench_plpgsql_verify(token, decode(repeat('ab', 32), 'hex'))) FROM bench_tokens, generate_series(1, 10)"
+fi
 micro "cached tenancy.current_tenant(), us" 1000000 \
     "SELECT tenancy.set_context(token) IS NULL FROM bench_tokens WHERE n = 1; SELECT count(tenancy.current_tenant()) FROM generate_series(1, 1000000)"
 micro "current_setting('app.tenant_id') for comparison, us" 1000000 \

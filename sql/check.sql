@@ -1309,6 +1309,36 @@ SELECT 'high', 'security_definer_lends_tier', f.sig,
  GROUP BY f.sig, f.proowner
 
 UNION ALL
+-- Organizations (docs/organizations.md). create_tenant() and move_tenant() keep the tenant tree
+-- acyclic and at most 4 levels deep; a row of tenancy.tenants changed behind them (an UPDATE by
+-- its owner, a restore of hand-edited data) can break both. On a cycle every member is an
+-- ancestor of the others, so each one's context reads the others' rows; reported once per
+-- cycle, on its smallest id, whose move to the top breaks it.
+SELECT 'high', 'tenant_tree_cycle', format('tenant %L', w.start),
+       format('tenant %L is its own ancestor (%s): every tenant on the cycle reads the others'' rows',
+              w.start, array_to_string(w.path, ' -> ')),
+       format('SELECT tenancy.move_tenant(%L, NULL);', w.start)
+  FROM (WITH RECURSIVE up (start, cur, path, steps) AS (
+            SELECT t.id, t.parent, ARRAY[t.id], 1 FROM tenancy.tenants t WHERE t.parent IS NOT NULL
+            UNION ALL
+            SELECT up.start, t.parent, up.path || t.id, up.steps + 1
+              FROM up JOIN tenancy.tenants t ON t.id = up.cur
+             WHERE up.cur <> up.start AND up.steps < 16 AND t.parent IS NOT NULL)
+        SELECT up.start, up.path || up.cur AS path FROM up WHERE up.cur = up.start) w
+ WHERE w.start = (SELECT min(x) FROM unnest(w.path) x)
+
+UNION ALL
+-- A tenant more than 4 levels down is outside what the top of its tree reads (organizations
+-- read 4 levels): that organization silently misses its rows. The fix attaches it to its
+-- ancestor on level 3.
+SELECT 'medium', 'tenant_tree_too_deep', format('tenant %L', d.id),
+       format('tenant %L is %s levels deep (%s); an organization reads at most 4 levels, so %L does not read its rows',
+              d.id, d.depth, array_to_string(d.path, ' -> '), d.root),
+       format('SELECT tenancy.move_tenant(%L, %L);', d.id, d.path[3])
+  FROM tenancy.tenant_tree d
+ WHERE d.depth > 4
+
+UNION ALL
 -- Rules on Citus's metadata (none without Citus).
 SELECT cf.severity, cf.rule, cf.object, cf.detail, cf.fix FROM tenancy._citus_findings($1) cf
 

@@ -40,7 +40,7 @@ REVOKE EXECUTE ON FUNCTION tenancy._grant_functions(regrole, text[]) FROM PUBLIC
 SELECT tenancy._grant_functions(NULL, ARRAY[
     'current_tenant', 'current_tenant_uuid', 'current_tenant_int8', 'current_actor',
     'has_role', 'context', 'clear_context', '_resolve_context', '_registry_load', 'entitled',
-    '_entitled_to_write', 'current_job']);
+    '_entitled_to_write', 'current_job', 'current_subtree', 'current_subtree_uuid', 'current_subtree_int8']);
 -- Whoever runs protect() must be able to attach the support-write trigger, and its WHEN clause
 -- (_support_active) runs with the writer's rights; the trigger function itself is SECURITY
 -- DEFINER and calls _audit_support_write, which is granted to nobody.
@@ -125,7 +125,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'pg_tenancy: role must not be NULL';
     END IF;
     PERFORM tenancy._grant_functions(role, ARRAY[
-        'create_tenant', 'deactivate_tenant', 'reactivate_tenant',
+        'create_tenant', 'deactivate_tenant', 'reactivate_tenant', 'move_tenant',
         'add_signing_key', 'retire_signing_key', 'sign_token',
         'create_api_key', 'revoke_api_key',
         'protect', 'unprotect', '_protect', '_unprotect',
@@ -146,7 +146,7 @@ BEGIN
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.benchmark_views TO %s', role);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (id, created_at) ON tenancy.pseudonym_secrets TO %s', role);
-    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.tenants TO %s', role);
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.tenants, tenancy.tenant_tree TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.support_sessions TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.plans, tenancy.quotas, tenancy.quota_slots TO %s', role);
     EXECUTE pg_catalog.format(

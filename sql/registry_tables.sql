@@ -14,8 +14,31 @@ CREATE TABLE tenancy.tenants (
     status      text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),
     settings    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
     created_at  timestamptz NOT NULL DEFAULT now(),
-    deactivated_at timestamptz
+    deactivated_at timestamptz,
+    -- The organization this tenant belongs to (docs/organizations.md): its context reads this
+    -- tenant's rows. Written by create_tenant() and move_tenant(), which refuse cycles and
+    -- trees deeper than 4 levels; a rename carries the children along.
+    parent      text REFERENCES tenancy.tenants (id) ON UPDATE CASCADE,
+    CHECK (parent IS DISTINCT FROM id)
 );
+CREATE INDEX tenants_parent_idx ON tenancy.tenants (parent);
+
+-- The tenant tree, one row per tenant: its depth (1 at the top), its root (the organization
+-- pooled rules count) and its path from the root. Bounded like every walk of the tree, so a
+-- cycle made behind the extension's back ends the recursion (tenancy.check() reports it).
+CREATE VIEW tenancy.tenant_tree WITH (security_invoker = true) AS
+WITH RECURSIVE tree (id, parent, depth, root, path) AS (
+    SELECT t.id, t.parent, 1, t.id, ARRAY[t.id]
+      FROM tenancy.tenants t WHERE t.parent IS NULL
+    UNION ALL
+    SELECT t.id, t.parent, tree.depth + 1, tree.root, tree.path || t.id
+      FROM tenancy.tenants t JOIN tree ON t.parent = tree.id
+     WHERE tree.depth < 8
+)
+SELECT tree.id, tree.parent, tree.depth, tree.root, tree.path,
+       t.name, t.status,
+       NOT EXISTS (SELECT 1 FROM tenancy.tenants c WHERE c.parent = tree.id) AS is_leaf
+  FROM tree JOIN tenancy.tenants t ON t.id = tree.id;
 
 -- HMAC keys that sign tokens. The secret column is readable by the extension owner only.
 CREATE TABLE tenancy.signing_keys (

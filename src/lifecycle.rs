@@ -569,12 +569,14 @@ fn rename_tenant(old: Option<&str>, new: Option<&str>) {
             Some("find the rule or trigger on those tables that skips updates or inserts rows, drop or disable it, then rename again"),
         );
     }
-    // The registry: a new row, its dependants moved, the old row gone (foreign keys from
-    // api_keys, entitlements and quotas to tenants are not ON UPDATE CASCADE).
+    // The registry: a new row (in the old one's place in the tenant tree), its dependants and
+    // children moved, the old row gone (foreign keys from api_keys, entitlements and quotas to
+    // tenants are not ON UPDATE CASCADE).
     Spi::run_with_args(
-        "INSERT INTO tenancy.tenants (id, name, plan, status, settings, created_at, deactivated_at)
-         SELECT $2, name, plan, status, settings, created_at, deactivated_at
+        "INSERT INTO tenancy.tenants (id, name, plan, status, settings, created_at, deactivated_at, parent)
+         SELECT $2, name, plan, status, settings, created_at, deactivated_at, parent
            FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1;
+         UPDATE tenancy.tenants SET parent = $2 WHERE parent OPERATOR(pg_catalog.=) $1;
          UPDATE tenancy.api_keys SET tenant = $2 WHERE tenant OPERATOR(pg_catalog.=) $1;
          UPDATE tenancy.entitlements SET tenant = $2 WHERE tenant OPERATOR(pg_catalog.=) $1;
          INSERT INTO tenancy.quotas (tenant, tbl, max_rows, slots, set_at)

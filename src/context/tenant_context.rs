@@ -64,7 +64,8 @@ pub fn install(ctx: Context, limits: Option<Rc<Limits>>, is_local: bool) -> Rc<R
     }
     let key = lookup::carrier_key();
     let value = carrier::encode(&ctx, &key);
-    let resolved = Rc::new(Resolved::new(ctx));
+    let organization = organization_of(&ctx);
+    let resolved = Rc::new(Resolved::new(ctx).organization(organization));
     // Known as verified before it is set: the carrier's assign hook can then tell which
     // tenant it names (routed plans survive a new carrier of the same tenant).
     cache::remember_verified(value.as_bytes(), resolved.clone());
@@ -352,7 +353,11 @@ fn _resolve_context(carrier_value: &str) -> bool {
             );
         }
     }
-    cache::remember_verified(carrier_value.as_bytes(), Rc::new(Resolved::new(ctx)));
+    let organization = organization_of(&ctx);
+    cache::remember_verified(
+        carrier_value.as_bytes(),
+        Rc::new(Resolved::new(ctx).organization(organization)),
+    );
     true
 }
 
@@ -606,6 +611,50 @@ fn current_tenant_uuid() -> Option<pgrx::Uuid> {
 #[pg_extern(stable, parallel_safe)]
 fn current_tenant_int8() -> Option<i64> {
     required().and_then(|r| r.tenant_int8)
+}
+
+/// The tenants a context reads: its tenant and every descendant (docs/organizations.md); its
+/// tenant alone for a leaf and for a support context (support opens one tenant, never a tree).
+pub fn subtree(r: &Resolved) -> Rc<Vec<String>> {
+    if r.ctx.source == Source::Support {
+        return Rc::new(vec![r.ctx.tenant.clone()]);
+    }
+    lookup::tenant(&r.ctx.tenant).subtree
+}
+
+/// Whether a context reads more than its own tenant.
+pub fn organization_of(ctx: &Context) -> bool {
+    ctx.source != Source::Support && lookup::tenant(&ctx.tenant).is_organization()
+}
+
+/// The tenants the current context reads (its tenant and every descendant), NULL without a
+/// context. What an organization context's isolation predicate compares with
+/// (`scale::organizations`); a leaf's is its own tenant alone.
+#[pg_extern(stable, parallel_safe)]
+fn current_subtree() -> Option<Vec<String>> {
+    required().map(|r| subtree(&r).as_ref().clone())
+}
+
+/// [`current_subtree`] as uuids (tenants whose id is not a canonical uuid are left out).
+#[pg_extern(stable, parallel_safe)]
+fn current_subtree_uuid() -> Option<Vec<pgrx::Uuid>> {
+    required().map(|r| {
+        subtree(&r)
+            .iter()
+            .filter_map(|t| cache::parse_uuid(t).map(pgrx::Uuid::from_bytes))
+            .collect()
+    })
+}
+
+/// [`current_subtree`] as bigints (tenants whose id is not a canonical integer are left out).
+#[pg_extern(stable, parallel_safe)]
+fn current_subtree_int8() -> Option<Vec<i64>> {
+    required().map(|r| {
+        subtree(&r)
+            .iter()
+            .filter_map(|t| cache::parse_int8(t))
+            .collect()
+    })
 }
 
 /// Who the context acts for (the token's `sub`, `api_key:<id>`, or set_tenant's actor).

@@ -204,6 +204,14 @@ unsafe fn new_state(
     unsafe { &mut *ptr }
 }
 
+/// The top of the named tenant's tree when it is a registered tenant below an organization;
+/// None otherwise (the name is pooled as it is).
+fn pool_tenant(name: &[u8]) -> Option<std::rc::Rc<str>> {
+    let name = std::str::from_utf8(name).ok()?;
+    let entry = crate::registry::lookup::tenant(name);
+    (&*entry.root != name).then_some(entry.root)
+}
+
 /// One row: NULL contributor (or tenant) — ignored entirely; NULL value — skipped, and its
 /// contributor does not count.
 unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo, layout: Layout) -> Internal {
@@ -262,10 +270,19 @@ unsafe fn transition(fcinfo: pg_sys::FunctionCallInfo, layout: Layout) -> Intern
         let mut person: Key = 0;
         if s.core.wants_contributor() || percentile {
             let key = contributor_key(ctype, pg_getarg_datum_raw(fcinfo, cpos));
-            let tenant = tpos.map(|t| hash_tenant(text_bytes(pg_getarg_datum_raw(fcinfo, t))));
+            let named = tpos.map(|t| text_bytes(pg_getarg_datum_raw(fcinfo, t)));
+            let tenant = named.map(hash_tenant);
             // The same contributor id in two tenants is two people (tenant keys are 64-bit,
             // so the upper half keeps bigint ids apart; a collision only merges people).
             person = tenant.map_or(key, |t| key ^ (t << 64));
+            // The pooled rules count companies, not locations (docs/organizations.md): the
+            // tenant a contributor is pooled under is the top of its tree, so one company's
+            // five locations are one tenant of the pool, and its weight is theirs together.
+            // People stay apart per location (`person` above).
+            let (key, tenant) = match named.and_then(pool_tenant) {
+                Some(root) => (person, Some(hash_tenant(root.as_bytes()))),
+                None => (key, tenant),
+            };
             if s.core.wants_contributor() {
                 let magnitude = if tenant.is_some() {
                     match (vtype, &numeric) {

@@ -54,10 +54,15 @@ fn create_tenant(
     name: default!(Option<&str>, "NULL"),
     plan: default!(Option<&str>, "NULL"),
     settings: default!(Option<JsonB>, "'{}'"),
+    parent: default!(Option<&str>, "NULL"),
 ) -> String {
     args::tenant_id(id);
     refuse_other_uuid_spelling(id);
     require_no_chain(id);
+    if let Some(p) = parent {
+        args::tenant_id(p);
+        check_attach(id, p, 1);
+    }
     if let Some(p) = plan {
         crate::registry::plans::check_plan_name(p);
     }
@@ -67,17 +72,23 @@ fn create_tenant(
     }
     crate::registry::plans::check_json_size("a tenant's settings", &settings);
     let inserted = crate::infra::spi::dml_returning::<String>(
-        "INSERT INTO tenancy.tenants (id, name, plan, settings) VALUES ($1, $2, $3, $4)
+        "INSERT INTO tenancy.tenants (id, name, plan, settings, parent) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO NOTHING RETURNING id",
-        &[id.into(), name.into(), plan.into(), settings.into()],
+        &[
+            id.into(),
+            name.into(),
+            plan.into(),
+            settings.into(),
+            parent.into(),
+        ],
     );
     match inserted {
         Ok(Some(id)) => {
-            crate::audit::trail::record(
-                &id,
-                "tenant_created",
-                serde_json::json!({ "name": name, "plan": plan }),
-            );
+            let mut detail = serde_json::json!({ "name": name, "plan": plan });
+            if let Some(p) = parent {
+                detail["parent"] = p.into();
+            }
+            crate::audit::trail::record(&id, "tenant_created", detail);
             id
         }
         Ok(None) => errors::duplicate(
@@ -242,4 +253,104 @@ pub fn require_unused(id: &str) {
         );
     }
     require_no_chain(id);
+}
+
+// ---- The tenant tree (issue 16, docs/organizations.md) ----
+
+/// 42704 unless `parent` exists; 22023 when attaching `id` below `parent` would make a cycle;
+/// 54000 when the tree would be deeper than `lookup::MAX_DEPTH`. `height` is how many levels
+/// `id`'s own subtree has (1 for a leaf).
+///
+/// The chain above `parent` is read one row at a time `FOR UPDATE`: two concurrent moves that
+/// would close a cycle between them (a under b, b under a) then meet on a row, and the second
+/// reads the first's committed parent (READ COMMITTED) or fails to serialize (REPEATABLE
+/// READ, SERIALIZABLE) instead of both passing on snapshots that predate each other.
+fn check_attach(id: &str, parent: &str, height: usize) {
+    let max = crate::registry::lookup::MAX_DEPTH;
+    let mut current = parent.to_string();
+    let mut depth = 0;
+    loop {
+        if current == id {
+            errors::bad_argument(
+                format!(
+                    "tenant {} cannot be placed below {}: that is the tenant itself or one of its descendants, which would make a cycle",
+                    errors::quoted(id),
+                    errors::quoted(parent)
+                ),
+                Some("move the tenant below one outside its subtree, or move that tenant first"),
+            );
+        }
+        depth += 1;
+        let above = spi::dml_returning::<String>(
+            "SELECT COALESCE(t.parent, '') FROM tenancy.tenants t
+              WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+            &[current.as_str().into()],
+        )
+        .unwrap_or_else(|e| errors::internal("reading the tenant tree", e));
+        match above {
+            None if depth == 1 => errors::not_found(
+                format!("parent tenant {} does not exist", errors::quoted(parent)),
+                Some("register it with tenancy.create_tenant() first"),
+            ),
+            None => errors::internal("reading the tenant tree", "a parent vanished"),
+            Some(p) if p.is_empty() => break,
+            Some(p) => current = p,
+        }
+        if depth > max {
+            break;
+        }
+    }
+    if depth + height > max {
+        errors::too_large(
+            format!(
+                "placing tenant {} below {} would make the tenant tree {} levels deep; at most {max} are allowed",
+                errors::quoted(id),
+                errors::quoted(parent),
+                depth + height
+            ),
+            Some("attach it higher up, or flatten the levels below it"),
+        );
+    }
+}
+
+/// Moves a tenant (with everything below it) below another organization, or to the top
+/// (`parent` NULL). From the next transaction on every backend, the old organization's
+/// contexts no longer read its rows and the new one's do.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn move_tenant(id: Option<&str>, parent: Option<&str>) {
+    let id = errors::required(id, "id");
+    args::tenant_id(id);
+    // The moved row first: a concurrent attach below it waits for this move, then sees it.
+    let old = spi::dml_returning::<String>(
+        "SELECT COALESCE(t.parent, '') FROM tenancy.tenants t
+          WHERE t.id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+        &[id.into()],
+    )
+    .unwrap_or_else(|e| errors::internal("reading the tenant tree", e));
+    let Some(old) = old else {
+        errors::not_found(
+            format!("tenant {} does not exist", errors::quoted(id)),
+            None,
+        )
+    };
+    if let Some(p) = parent {
+        args::tenant_id(p);
+        let (_, height) =
+            crate::registry::lookup::tree_below(id, crate::registry::lookup::MAX_DEPTH + 1);
+        check_attach(id, p, height);
+    }
+    update_tenant(
+        id,
+        "UPDATE tenancy.tenants SET parent = $2 WHERE id OPERATOR(pg_catalog.=) $1 RETURNING id",
+        parent.into(),
+    );
+    crate::audit::trail::record(
+        id,
+        "tenant_moved",
+        serde_json::json!({
+            "from": (!old.is_empty()).then_some(old),
+            "to": parent,
+        }),
+    );
 }

@@ -72,6 +72,25 @@ impl Getter {
         }
     }
 
+    /// The getter an organization context's predicate compares with (`col = ANY (...)`,
+    /// scale::organizations): the tenant and its descendants, as an array of the same type.
+    pub fn subtree_call(self) -> &'static str {
+        match self {
+            Getter::Text | Getter::Cast => "tenancy.current_subtree",
+            Getter::Uuid => "tenancy.current_subtree_uuid",
+            Getter::Int8 => "tenancy.current_subtree_int8",
+        }
+    }
+
+    /// The array type [`Getter::subtree_call`] returns.
+    pub fn array_type(self) -> pg_sys::Oid {
+        match self {
+            Getter::Text | Getter::Cast => pg_sys::TEXTARRAYOID,
+            Getter::Uuid => pg_sys::UUIDARRAYOID,
+            Getter::Int8 => pg_sys::INT8ARRAYOID,
+        }
+    }
+
     fn call(self) -> &'static str {
         match self {
             Getter::Text | Getter::Cast => "tenancy.current_tenant()",

@@ -29,6 +29,10 @@ pub struct Resolved {
     /// context holds only for the role that opened it, so a cached one is verified again
     /// after a `SET ROLE` (`context::current`).
     pub verified_for: pg_sys::Oid,
+    /// Its tenant has descendants (and it is no support context): it reads their rows too.
+    /// Known when it is verified, so that the carrier's assign hook, which may not read the
+    /// registry, can tell which plans a new carrier makes stale (scale::routing).
+    pub organization: bool,
 }
 
 impl Resolved {
@@ -40,7 +44,13 @@ impl Resolved {
             tenant_uuid,
             tenant_int8,
             verified_for: outer_user(),
+            organization: false,
         }
+    }
+
+    pub fn organization(mut self, organization: bool) -> Self {
+        self.organization = organization;
+        self
     }
 }
 
@@ -212,6 +222,9 @@ unsafe extern "C-unwind" fn relcache_changed(_arg: pg_sys::Datum, relid: pg_sys:
     if ours {
         bump_generation();
         CHANGED_IN_XACT.with(|c| c.set(true));
+        if let Some(listener) = REGISTRY_LISTENER.with(Cell::get) {
+            listener();
+        }
     }
 }
 
@@ -259,6 +272,19 @@ thread_local! {
     /// the new one: `scale::routing` invalidates the plans it made for the old tenant here.
     /// It runs inside the GUC assign hook (also at transaction end), so it must not raise.
     static CARRIER_LISTENER: Cell<Option<CarrierListener>> = const { Cell::new(None) };
+}
+
+thread_local! {
+    /// Told of every registry change as this backend learns of it: a tenant that gains its
+    /// first child (or loses its last) changes what its context reads without any change of
+    /// carrier, so `scale::routing` drops the plans made for either kind of context. Runs
+    /// inside a relcache callback: must not raise.
+    static REGISTRY_LISTENER: Cell<Option<fn()>> = const { Cell::new(None) };
+}
+
+/// Registers the one listener of registry changes (from `_PG_init`).
+pub fn on_registry_change(listener: fn()) {
+    REGISTRY_LISTENER.with(|l| l.set(Some(listener)));
 }
 
 /// Registers the one listener of carrier changes (from `_PG_init`); it gets the new carrier.

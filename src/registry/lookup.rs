@@ -36,9 +36,27 @@ pub enum TenantStatus {
 /// its effective limits (`registry::plans`).
 #[derive(Clone)]
 pub struct TenantEntry {
+    /// Inactive also when an ancestor is: deactivating an organization stops its subtree.
     pub status: TenantStatus,
     pub limits: Option<Rc<Limits>>,
+    /// The tenant and every descendant (sorted, the tenant itself included); one id for a
+    /// leaf. Descendants are listed whatever their status: an organization's rows of a
+    /// deactivated location stay its own to read.
+    pub subtree: Rc<Vec<String>>,
+    /// The top of the tenant's tree (the tenant itself when it has no parent).
+    pub root: Rc<str>,
 }
+
+impl TenantEntry {
+    pub fn is_organization(&self) -> bool {
+        self.subtree.len() > 1
+    }
+}
+
+/// How deep the tenant tree may be: an organization, its divisions, their locations and one
+/// level below. Bounded so that every walk of the tree is a fixed number of steps, and so
+/// that a cycle made behind the extension's back (a direct UPDATE) cannot loop.
+pub const MAX_DEPTH: usize = 4;
 
 #[derive(Clone)]
 pub struct ApiKeyRow {
@@ -163,7 +181,10 @@ fn load_signing_keys() {
 
 fn load_tenant(id: &str) {
     let row = crate::infra::spi::select_row(
-        "SELECT t.status, p.limits, t.settings
+        // Whether it has a parent or children comes with the row: a tenant outside any tree
+        // (the common case) costs one read, as before organizations.
+        "SELECT t.status, p.limits, t.settings, t.parent IS NOT NULL,
+                EXISTS (SELECT 1 FROM tenancy.tenants c WHERE c.parent = t.id)
                FROM tenancy.tenants t LEFT JOIN tenancy.plans p ON p.plan = t.plan
               WHERE t.id = $1",
         &[id.into()],
@@ -172,24 +193,39 @@ fn load_tenant(id: &str) {
                 r.get::<String>(1)?,
                 r.get::<pgrx::JsonB>(2)?,
                 r.get::<pgrx::JsonB>(3)?,
+                r.get::<bool>(4)?.unwrap_or(false),
+                r.get::<bool>(5)?.unwrap_or(false),
             ))
         },
     )
     .or_bug("reading the tenant registry");
     let entry = match row {
-        None => TenantEntry {
-            status: TenantStatus::Unregistered,
-            limits: None,
-        },
-        Some((status, plan, settings)) => TenantEntry {
-            status: if status.as_deref() == Some("active") {
-                TenantStatus::Active
+        None => unregistered(id),
+        Some((status, plan, settings, has_parent, has_children)) => {
+            let (ancestors_active, root) = if has_parent {
+                ancestors(id)
             } else {
-                TenantStatus::Inactive
-            },
-            limits: plans::effective(plan.as_ref().map(|j| &j.0), settings.as_ref().map(|j| &j.0))
+                (true, id.to_string())
+            };
+            TenantEntry {
+                status: if status.as_deref() == Some("active") && ancestors_active {
+                    TenantStatus::Active
+                } else {
+                    TenantStatus::Inactive
+                },
+                limits: plans::effective(
+                    plan.as_ref().map(|j| &j.0),
+                    settings.as_ref().map(|j| &j.0),
+                )
                 .map(Rc::new),
-        },
+                subtree: Rc::new(if has_children {
+                    descendants(id)
+                } else {
+                    vec![id.to_string()]
+                }),
+                root: Rc::from(root.as_str()),
+            }
+        }
     };
     fresh(|l| {
         if l.tenants.len() >= MAX_CACHED_ROWS {
@@ -197,6 +233,76 @@ fn load_tenant(id: &str) {
         }
         l.tenants.insert(id.to_string(), entry);
     });
+}
+
+fn unregistered(id: &str) -> TenantEntry {
+    TenantEntry {
+        status: TenantStatus::Unregistered,
+        limits: None,
+        subtree: Rc::new(vec![id.to_string()]),
+        root: Rc::from(id),
+    }
+}
+
+/// Whether every ancestor of `id` is active, and the top of its tree. One row at a time, at
+/// most [`MAX_DEPTH`] steps (no recursive query: the registry is a set of reference tables
+/// under Citus, scale/citus.rs); a cycle ends the walk where it began.
+fn ancestors(id: &str) -> (bool, String) {
+    let mut active = true;
+    let mut current = id.to_string();
+    let mut seen = vec![id.to_string()];
+    for _ in 0..MAX_DEPTH {
+        let parent = spi::select_row(
+            "SELECT p.id, p.status OPERATOR(pg_catalog.=) 'active'
+               FROM tenancy.tenants t JOIN tenancy.tenants p ON p.id OPERATOR(pg_catalog.=) t.parent
+              WHERE t.id OPERATOR(pg_catalog.=) $1",
+            &[current.as_str().into()],
+            |r| Ok((r.get::<String>(1)?, r.get::<bool>(2)?)),
+        )
+        .or_bug("reading the tenant tree");
+        let Some((Some(p), parent_active)) = parent else {
+            break;
+        };
+        active &= parent_active == Some(true);
+        if seen.contains(&p) {
+            break;
+        }
+        seen.push(p.clone());
+        current = p;
+    }
+    (active, current)
+}
+
+/// `id` and every tenant below it, at most [`MAX_DEPTH`] levels, sorted.
+fn descendants(id: &str) -> Vec<String> {
+    tree_below(id, MAX_DEPTH).0
+}
+
+/// `id` and every tenant below it down to `levels` levels (`id` is level 1), sorted, and how
+/// many levels the tree below `id` has within that bound.
+pub fn tree_below(id: &str, levels: usize) -> (Vec<String>, usize) {
+    let mut all = vec![id.to_string()];
+    let mut level = vec![id.to_string()];
+    let mut height = 1;
+    for _ in 1..levels {
+        if level.is_empty() {
+            break;
+        }
+        let next = spi::select_one::<Vec<String>>(
+            "SELECT pg_catalog.array_agg(t.id) FROM tenancy.tenants t
+              WHERE t.parent OPERATOR(pg_catalog.=) ANY ($1)",
+            &[level.clone().into()],
+        )
+        .or_bug("reading the tenant tree")
+        .unwrap_or_default();
+        level = next.into_iter().filter(|c| !all.contains(c)).collect();
+        if !level.is_empty() {
+            height += 1;
+        }
+        all.extend(level.iter().cloned());
+    }
+    all.sort();
+    (all, height)
 }
 
 fn load_tenant_min_n(id: &str) {
@@ -320,10 +426,7 @@ pub fn signing_keys() -> Rc<Vec<SigningKey>> {
 
 pub fn tenant(id: &str) -> TenantEntry {
     if !loadable("tenant", id) {
-        return TenantEntry {
-            status: TenantStatus::Unregistered,
-            limits: None,
-        };
+        return unregistered(id);
     }
     cached("tenant", Some(id), |l| l.tenants.get(id).cloned())
 }

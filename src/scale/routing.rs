@@ -42,6 +42,7 @@ use crate::context::tenant_context;
 use crate::infra::errors;
 use crate::infra::spi;
 use crate::registry::cache::{self, Resolved};
+use crate::scale::organizations::{self, Kind};
 
 pub static CITUS_ROUTING: GucSetting<bool> = GucSetting::<bool>::new(true);
 
@@ -58,18 +59,33 @@ const INVAL_CACHE: u32 = pg_sys::SysCacheIdentifier::FOREIGNDATAWRAPPEROID;
 const ROUTED_HASH: u32 = 0x7e4a_17c3;
 /// Carried by plans made without a context that would route with one.
 const UNROUTED_HASH: u32 = 0x7e4a_17c4;
+/// Carried by plans of protected tables made under a leaf's context (or none): stale under
+/// an organization's, which would read only its own rows through them.
+const LEAF_HASH: u32 = 0x7e4a_17c5;
+/// Carried by plans widened for an organization's context: correct under any context (the
+/// subtree is read when they run) but re-planned under a leaf's, so that a leaf always runs
+/// its own single-equality plan.
+const ORG_HASH: u32 = 0x7e4a_17c6;
+
+/// Citus was loaded before pg_tenancy: routing and its executor-start check are on.
+static mut CITUS_FIRST: bool = false;
 
 thread_local! {
     /// The tenant whose constant the valid routed plans carry; None when there is none.
     static PLANNED_FOR: RefCell<Option<String>> = const { RefCell::new(None) };
     /// A plan made without a context that would route with one may still be valid.
     static UNROUTED: Cell<bool> = const { Cell::new(false) };
+    /// Plans carrying LEAF_HASH / ORG_HASH may still be valid.
+    static LEAF_PLANS: Cell<bool> = const { Cell::new(false) };
+    static ORG_PLANS: Cell<bool> = const { Cell::new(false) };
     /// Relation → the attribute number of its hash distribution column (None: not a hash
     /// distributed table). Dropped by a relcache invalidation of the relation.
     static DISTRIBUTION: RefCell<HashMap<pg_sys::Oid, Option<i16>>> = RefCell::new(HashMap::new());
 }
 
-/// From `_PG_init`. The setting always exists; the hook only when Citus was loaded first.
+/// From `_PG_init`. The setting always exists. The planner hook is installed unless Citus
+/// is to be loaded after pg_tenancy (it refuses to load after another planner hook); routing
+/// and the executor-start check only when Citus was loaded first.
 pub fn init() {
     GucRegistry::define_bool_guc(
         c"tenancy.citus_routing",
@@ -79,21 +95,69 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    if !citus_loaded_first() {
+    let order = citus_order();
+    if order == CitusOrder::After {
         return;
     }
-    // SAFETY: _PG_init runs once, in the postmaster, before any backend plans a query.
+    // SAFETY: _PG_init runs once, in the postmaster (or at first use in a backend), before
+    // this backend plans a query.
     unsafe {
         PREV_PLANNER = pg_sys::planner_hook;
         pg_sys::planner_hook = Some(plan);
-        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
-        pg_sys::ExecutorStart_hook = Some(executor_start);
-        pg_sys::CacheRegisterRelcacheCallback(
-            Some(distribution_changed),
-            pg_sys::Datum::from(0usize),
-        );
+        if order == CitusOrder::Before {
+            CITUS_FIRST = true;
+            PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
+            pg_sys::ExecutorStart_hook = Some(executor_start);
+            pg_sys::CacheRegisterRelcacheCallback(
+                Some(distribution_changed),
+                pg_sys::Datum::from(0usize),
+            );
+        }
     }
     cache::on_carrier_change(carrier_changed);
+    cache::on_registry_change(registry_changed);
+}
+
+fn citus_first() -> bool {
+    // SAFETY: written once in _PG_init, before any query.
+    unsafe { CITUS_FIRST }
+}
+
+#[derive(PartialEq, Eq)]
+enum CitusOrder {
+    /// Citus was loaded first: its planner hook is the one this one wraps.
+    Before,
+    /// Citus comes later in shared_preload_libraries: no hook may be installed before it.
+    After,
+    /// No Citus in shared_preload_libraries.
+    Absent,
+}
+
+fn citus_order() -> CitusOrder {
+    if citus_loaded_first() {
+        return CitusOrder::Before;
+    }
+    // SAFETY: plain reads of postmaster globals during shared_preload_libraries processing.
+    let list = unsafe {
+        if !pg_sys::process_shared_preload_libraries_in_progress
+            || pg_sys::shared_preload_libraries_string.is_null()
+        {
+            return CitusOrder::Absent;
+        }
+        CStr::from_ptr(pg_sys::shared_preload_libraries_string)
+            .to_string_lossy()
+            .into_owned()
+    };
+    let citus = list.split(',').any(|n| {
+        let n = n.trim().trim_matches('"');
+        let n = n.rsplit('/').next().unwrap_or(n);
+        n.strip_suffix(".so").unwrap_or(n) == "citus"
+    });
+    if citus {
+        CitusOrder::After
+    } else {
+        CitusOrder::Absent
+    }
 }
 
 /// Citus installs its planner hook at load and refuses to load after another one: the hook is
@@ -134,8 +198,15 @@ unsafe extern "C-unwind" fn plan(
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
     let epoch = cache::carrier_epoch();
-    // SAFETY: the planner hands a valid, writable Query (a copy where it is cached).
-    let routing = if CITUS_ROUTING.get() && !parse.is_null() {
+    // SAFETY: the planner hands a valid, writable Query (a copy where it is cached). Widened
+    // first: a widened conjunct is no longer the equality routing adds a constant for, so an
+    // organization's query fans out instead of running on its own tenant's shard alone.
+    let kind = if parse.is_null() {
+        Kind::None
+    } else {
+        unsafe { organizations::widen(parse) }
+    };
+    let routing = if citus_first() && CITUS_ROUTING.get() && !parse.is_null() {
         unsafe { route(parse) }
     } else {
         Routing::None
@@ -144,12 +215,33 @@ unsafe extern "C-unwind" fn plan(
     // through the guarded boundary.
     let prev = unsafe { PREV_PLANNER };
     let result = unsafe {
-        pg_sys::ffi::pg_guard_ffi_boundary(|| match prev {
-            Some(p) => p(parse, query_string, cursor_options, bound_params),
+        // pgrx's own wrapper of standard_planner guards itself: inside a second boundary an
+        // ERROR would become a panic that cannot unwind (an abort), as the hook found on a
+        // server without Citus, where it is the first planner hook.
+        match prev {
+            Some(p) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                p(parse, query_string, cursor_options, bound_params)
+            }),
             None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
-        })
+        }
     };
-    if routing == Routing::None || result.is_null() {
+    if result.is_null() {
+        return result;
+    }
+    let kind_hash = match kind {
+        Kind::None => None,
+        Kind::Leaf => {
+            LEAF_PLANS.with(|l| l.set(true));
+            Some(LEAF_HASH)
+        }
+        Kind::Organization => {
+            ORG_PLANS.with(|o| o.set(true));
+            Some(ORG_HASH)
+        }
+    };
+    // SAFETY: see add_items().
+    unsafe { add_items(result, kind_hash) };
+    if routing == Routing::None {
         return result;
     }
     if cache::carrier_epoch() != epoch {
@@ -183,19 +275,28 @@ unsafe extern "C-unwind" fn plan(
             UNROUTED_HASH
         }
     };
-    // SAFETY: the items are nodes allocated in the planner's memory context, appended to the
-    // plan's own list (copied with the plan when the plan cache keeps it).
+    // SAFETY: see add_items().
     unsafe {
-        for value in std::iter::once(hash).chain(planned_for) {
-            let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>())
-                as *mut pg_sys::PlanInvalItem;
-            (*item).type_ = pg_sys::NodeTag::T_PlanInvalItem;
-            (*item).cacheId = INVAL_CACHE as c_int;
-            (*item).hashValue = value;
-            (*result).invalItems = pg_sys::lappend((*result).invalItems, item.cast());
-        }
+        add_items(result, Some(hash));
+        add_items(result, planned_for);
     }
     result
+}
+
+/// Appends a private plan-invalidation item to the plan. The items are nodes allocated in the
+/// planner's memory context, appended to the plan's own list (copied with the plan when the
+/// plan cache keeps it).
+unsafe fn add_items(result: *mut pg_sys::PlannedStmt, value: Option<u32>) {
+    let Some(value) = value else { return };
+    // SAFETY: see above.
+    unsafe {
+        let item = pg_sys::palloc0(std::mem::size_of::<pg_sys::PlanInvalItem>())
+            as *mut pg_sys::PlanInvalItem;
+        (*item).type_ = pg_sys::NodeTag::T_PlanInvalItem;
+        (*item).cacheId = INVAL_CACHE as c_int;
+        (*item).hashValue = value;
+        (*result).invalItems = pg_sys::lappend((*result).invalItems, item.cast());
+    }
 }
 
 /// The tenant a routed plan was made for, as it is recorded in the plan (the item after the
@@ -260,10 +361,11 @@ unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, e
     // SAFETY: a copy of the hook pointer set once in _PG_init.
     let prev = unsafe { PREV_EXECUTOR_START };
     unsafe {
-        pg_sys::ffi::pg_guard_ffi_boundary(|| match prev {
-            Some(p) => p(query_desc, eflags),
+        // As in plan(): pgrx's wrapper guards itself.
+        match prev {
+            Some(p) => pg_sys::ffi::pg_guard_ffi_boundary(|| p(query_desc, eflags)),
             None => pg_sys::standard_ExecutorStart(query_desc, eflags),
-        })
+        }
     };
 }
 
@@ -281,6 +383,18 @@ unsafe fn invalidate(hash: u32) {
 /// verified yet names an unknown tenant: the routed plans go.
 fn carrier_changed(carrier: &[u8]) {
     if carrier.is_empty() {
+        // No context: a leaf's plan and a widened one both read nothing.
+        return;
+    }
+    // A carrier not verified here yet may be an organization's or a leaf's: both kinds go.
+    let organization = cache::verified(carrier).map(|r| r.organization);
+    if organization != Some(false) {
+        drop_plans(&LEAF_PLANS, LEAF_HASH);
+    }
+    if organization != Some(true) {
+        drop_plans(&ORG_PLANS, ORG_HASH);
+    }
+    if !citus_first() {
         return;
     }
     if UNROUTED.with(|u| u.replace(false)) {
@@ -302,6 +416,22 @@ fn carrier_changed(carrier: &[u8]) {
         // SAFETY: see invalidate().
         unsafe { invalidate(ROUTED_HASH) };
     }
+}
+
+/// Invalidates the cached plans carrying `hash`, if any may be valid.
+fn drop_plans(flag: &'static std::thread::LocalKey<Cell<bool>>, hash: u32) {
+    if flag.with(|f| f.replace(false)) {
+        // SAFETY: see invalidate().
+        unsafe { invalidate(hash) };
+    }
+}
+
+/// Called when this backend learns of a registry change (must not raise): a tenant that
+/// gained its first child reads its children's rows from now on, and one that lost its last
+/// reads its own alone, with no change of carrier.
+fn registry_changed() {
+    drop_plans(&LEAF_PLANS, LEAF_HASH);
+    drop_plans(&ORG_PLANS, ORG_HASH);
 }
 
 #[pg_guard]

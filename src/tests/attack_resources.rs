@@ -65,7 +65,8 @@ mod tests {
             list("arin_nobody"),
             "_audit_purging,_castable,_entitled_to_write,_k_anonymity,_k_anonymity_report,_owner_step_leave,\
              _registry_load,_resolve_context,_support_active,_support_write_trigger,age_band,band,band_label,clear_context,context,\
-             current_actor,current_job,current_tenant,current_tenant_int8,current_tenant_uuid,entitled,\
+             current_actor,current_job,current_subtree,current_subtree_int8,current_subtree_uuid,current_tenant,\
+             current_tenant_int8,current_tenant_uuid,entitled,\
              generalize_date,has_role,k_anonymity,k_anonymity_report,top_code"
         );
         let public = list("arin_nobody");

@@ -26,5 +26,6 @@ mod hostile;
 mod identity;
 mod jobs;
 mod lifecycle;
+mod organizations;
 mod protection;
 mod scale;
