@@ -262,7 +262,7 @@ mod tests {
                 true,
             ),
             ("tenancy.set_tenant(text, text, text[], boolean)", false),
-            ("tenancy.create_tenant(text, text, text, jsonb)", false),
+            ("tenancy.create_tenant(text, text, text, jsonb, text)", false),
         ] {
             assert_eq!(
                 one::<bool>(&format!(
