@@ -78,17 +78,145 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rename_tenant_wrapper';
 
--- check()'s Citus rules (sql/check.sql), then check() itself, which calls them and has new
--- rules (tenant ids a column cannot hold, schemas mixing tenant column kinds, the entitlement
--- policy compared whole, the Citus rules).
+-- The registry trigger also names the registry table when it fires on a Citus node's copy of
+-- a reference table (sql/registry_triggers.sql).
+CREATE OR REPLACE FUNCTION tenancy._on_registry_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM tenancy._registry_changed(TG_RELID);
+    -- Under Citus (src/scale/citus.rs) this fires on a node's copy of a reference table,
+    -- tenancy.tenants_102008, while the caches watch tenancy.tenants: name it too.
+    IF TG_TABLE_NAME OPERATOR(pg_catalog.~) '_[0-9]+$' THEN
+        PERFORM tenancy._registry_changed(pg_catalog.to_regclass(pg_catalog.format('%I.%I',
+            TG_TABLE_SCHEMA, pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', ''))));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tenancy.grant_trusted(role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM tenancy.grant_app(role);
+    PERFORM tenancy._grant_functions(role, ARRAY['set_tenant', 'sign_token']);
+    PERFORM tenancy._grants_to_workers(role);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tenancy.grant_support(role regrole) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM tenancy.grant_app(role);
+    PERFORM tenancy._grant_functions(role, ARRAY['begin_support', 'end_support']);
+    PERFORM tenancy._grants_to_workers(role);
+END
+$$;
+
+-- ---- 0.2.0, merged in session 5 (organizations, jobs, Citus on every node) ----
+-- Organizations (docs/organizations.md): the tenant tree, added last as the install declares it.
+ALTER TABLE tenancy.tenants ADD COLUMN parent text REFERENCES tenancy.tenants (id) ON UPDATE CASCADE,
+    ADD CHECK (parent IS DISTINCT FROM id);
+CREATE INDEX tenants_parent_idx ON tenancy.tenants (parent);
+-- create_tenant() gained a parent argument.
+DROP FUNCTION tenancy.create_tenant(text, text, text, jsonb);
+
+CREATE VIEW tenancy.tenant_tree WITH (security_invoker = true) AS
+WITH RECURSIVE tree (id, parent, depth, root, path) AS (
+    SELECT t.id, t.parent, 1, t.id, ARRAY[t.id]
+      FROM tenancy.tenants t WHERE t.parent IS NULL
+    UNION ALL
+    SELECT t.id, t.parent, tree.depth + 1, tree.root, tree.path || t.id
+      FROM tenancy.tenants t JOIN tree ON t.parent = tree.id
+     WHERE tree.depth < 8
+)
+SELECT tree.id, tree.parent, tree.depth, tree.root, tree.path,
+       t.name, t.status,
+       NOT EXISTS (SELECT 1 FROM tenancy.tenants c WHERE c.parent = tree.id) AS is_leaf
+  FROM tree JOIN tenancy.tenants t ON t.id = tree.id;
+
 CREATE OR REPLACE FUNCTION tenancy._citus_findings(schema name)
 RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $citus$
+DECLARE
+    -- citus_shard_unprotected: what a placement must share with its table, read on the
+    -- placement's node by run_command_on_placements() (%s: the shard's name) and here (%s: the
+    -- table's OID): the row level security flags, the owner, and the policies pg_tenancy made
+    -- or that widen what tenants see (permissive ones).
+    placement_state CONSTANT text := $s$SELECT pg_catalog.jsonb_build_object(
+        'rls', c.relrowsecurity, 'force', c.relforcerowsecurity, 'owner', pg_catalog.pg_get_userbyid(c.relowner),
+        'policies', coalesce((SELECT pg_catalog.jsonb_object_agg(p.polname, pg_catalog.jsonb_build_object(
+                                  'permissive', p.polpermissive, 'cmd', p.polcmd,
+                                  'roles', (SELECT pg_catalog.jsonb_agg(CASE WHEN r OPERATOR(pg_catalog.=) 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r)::pg_catalog.text END ORDER BY 1)
+                                              FROM pg_catalog.unnest(p.polroles) r),
+                                  'using', pg_catalog.pg_get_expr(p.polqual, p.polrelid),
+                                  'check', pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)))
+                                FROM pg_catalog.pg_policy p
+                               WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid
+                                 AND (p.polpermissive OR p.polname::pg_catalog.text IN ('tenancy_isolation', 'tenancy_shared', 'tenancy_feature'))),
+                              '{}'::pg_catalog.jsonb))::pg_catalog.text
+          FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) '%s'::pg_catalog.regclass::pg_catalog.oid$s$;
+    t record;
+    mine jsonb;
 BEGIN
     IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
         RETURN;
+    END IF;
+    -- A placement of a protected distributed or reference table that differs from its table
+    -- (docs/checker.md, citus_shard_unprotected): the workers enforce the shards' policies, so
+    -- a shard without them leaks whatever the coordinator's table says. Asked from the
+    -- coordinator, through Citus's own API, as the caller.
+    IF citus_is_coordinator() THEN
+        FOR t IN
+            SELECT p.tbl, format('%I.%I', n.nspname, c.relname) AS name, p.tenant_column, p.shared_column, p.feature
+              FROM tenancy.protected_tables p
+              JOIN pg_dist_partition d ON d.logicalrelid = p.tbl
+              JOIN pg_class c ON c.oid = p.tbl
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE (schema IS NULL OR n.nspname = schema)
+             ORDER BY 2
+        LOOP
+            EXECUTE format(placement_state, t.tbl::oid) INTO mine;
+            RETURN QUERY
+            SELECT 'critical'::text, 'citus_shard_unprotected'::text,
+                   format('shard %s of %s on %s:%s', w.shardid, t.name, w.nodename, w.nodeport),
+                   CASE WHEN s.st IS NULL
+                        THEN format('could not be read (%s): whether its policies isolate tenants is unknown', w.result)
+                        ELSE 'differs from its table, and the workers enforce the shard''s policies, not the table''s: '
+                             || concat_ws('; ',
+                                  CASE WHEN (s.st ->> 'rls') IS DISTINCT FROM (mine ->> 'rls') THEN
+                                       format('row level security is %s', CASE WHEN (s.st ->> 'rls')::boolean THEN 'enabled' ELSE 'disabled' END) END,
+                                  CASE WHEN (s.st ->> 'force') IS DISTINCT FROM (mine ->> 'force') THEN
+                                       format('row level security is %s', CASE WHEN (s.st ->> 'force')::boolean THEN 'forced' ELSE 'not forced' END) END,
+                                  CASE WHEN (s.st ->> 'owner') IS DISTINCT FROM (mine ->> 'owner') THEN
+                                       format('it is owned by %I, its table by %I', s.st ->> 'owner', mine ->> 'owner') END,
+                                  (SELECT string_agg(CASE WHEN NOT (s.st -> 'policies') ? k THEN format('policy %I is missing', k)
+                                                          WHEN NOT (mine -> 'policies') ? k THEN format('policy %I is not on its table', k)
+                                                          ELSE format('policy %I differs', k) END, '; ' ORDER BY k)
+                                     FROM (SELECT jsonb_object_keys(mine -> 'policies') UNION SELECT jsonb_object_keys(s.st -> 'policies')) AS keys(k)
+                                    WHERE (s.st -> 'policies' -> k) IS DISTINCT FROM (mine -> 'policies' -> k)))
+                   END,
+                   concat_ws(' ',
+                       format('SELECT tenancy.protect(%L, %L%s%s);', t.name, t.tenant_column,
+                              CASE WHEN t.shared_column IS NOT NULL OR t.feature IS NOT NULL THEN format(', %L', t.shared_column) ELSE '' END,
+                              CASE WHEN t.feature IS NOT NULL THEN format(', %L', t.feature) ELSE '' END),
+                       CASE WHEN (s.st ->> 'owner') IS DISTINCT FROM (mine ->> 'owner') THEN
+                            format('SELECT run_command_on_placements(%L, %L);', t.name, format('ALTER TABLE %%s OWNER TO %I', mine ->> 'owner')) END,
+                       (SELECT string_agg(format('SELECT run_command_on_placements(%L, %L);', t.name, format('DROP POLICY IF EXISTS %I ON %%s', k)), ' ' ORDER BY k)
+                          FROM jsonb_object_keys(s.st -> 'policies') AS keys(k)
+                         WHERE NOT (mine -> 'policies') ? k))
+              FROM run_command_on_placements(t.tbl, placement_state) w
+             CROSS JOIN LATERAL (SELECT CASE WHEN w.success AND left(w.result, 1) = '{' THEN w.result::jsonb END AS st) s
+             WHERE s.st IS DISTINCT FROM mine
+             ORDER BY w.shardid, w.nodename, w.nodeport;
+        END LOOP;
     END IF;
     -- The registry left local while the cluster has workers: each worker verifies contexts
     -- against its own tenants and keys, and its own carrier key.
@@ -159,7 +287,75 @@ BEGIN
 END
 $citus$;
 
--- sql/check.sql
+CREATE OR REPLACE FUNCTION tenancy._citus_colocation_findings(schema name)
+RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $citus_colocation$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE $q$
+        WITH dist AS (
+            SELECT d.logicalrelid AS rel, d.colocationid,
+                   column_to_column_name(d.logicalrelid, d.partkey) AS distcol,
+                   (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = d.logicalrelid) AS shards
+              FROM pg_dist_partition d
+              JOIN tenancy.protected_tables p ON p.tbl = d.logicalrelid
+             WHERE d.partmethod = 'h'
+        )
+        SELECT 'high'::text, 'citus_not_colocated'::text,
+               format('%I.%I.%I', n.nspname, c.relname, k.conname),
+               CASE WHEN ch.colocationid <> pa.colocationid
+                    THEN format('references %s, which is distributed but not co-located with %I.%I: Citus checks the key on each shard against a shard of %s that holds other tenants, so the key does not hold per tenant, and joins along it go to every shard',
+                                k.confrelid::regclass, n.nspname, c.relname, k.confrelid::regclass)
+                    ELSE format('references %s without pairing the distribution columns (%I with %I): Citus checks the key on one shard, which holds only some tenants, so it does not hold per tenant; scope the key with tenancy.scope_foreign_key() (see the rule global_foreign_key)',
+                                k.confrelid::regclass, ch.distcol, pa.distcol)
+               END,
+               CASE WHEN ch.colocationid = pa.colocationid THEN NULL
+                    WHEN ch.shards = pa.shards
+                    THEN format('SELECT update_distributed_table_colocation(%L, colocate_with => %L);',
+                                format('%I.%I', n.nspname, c.relname), k.confrelid::regclass::text)
+                    ELSE format('SELECT alter_distributed_table(%L, shard_count := %s, colocate_with := %L);',
+                                format('%I.%I', n.nspname, c.relname), pa.shards, k.confrelid::regclass::text)
+               END
+          FROM pg_constraint k
+          JOIN dist ch ON ch.rel = k.conrelid
+          JOIN dist pa ON pa.rel = k.confrelid
+          JOIN pg_class c ON c.oid = k.conrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE k.contype = 'f'
+           AND k.conrelid <> k.confrelid
+           AND (ch.colocationid <> pa.colocationid
+                OR NOT EXISTS (SELECT 1 FROM generate_subscripts(k.conkey, 1) i
+                                WHERE k.conkey[i] = (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = k.conrelid AND a.attname = ch.distcol)
+                                  AND k.confkey[i] = (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = k.confrelid AND a.attname = pa.distcol)))
+           AND ($1 IS NULL OR n.nspname = $1)
+    $q$ USING schema;
+    -- A feature-gated table that is one of Citus's tables: Citus re-creates its policies on the
+    -- shards without AS RESTRICTIVE, so there the feature gate is ORed with the isolation
+    -- policy: a tenant entitled to the feature reads every tenant's rows of its shard, and one
+    -- that is not still reads its own. protect() refuses a feature on a Citus table; this is a
+    -- table gated first and distributed after.
+    RETURN QUERY EXECUTE $q$
+        SELECT 'critical'::text, 'citus_feature_gate'::text, format('%I.%I', n.nspname, c.relname),
+               format('is gated by feature %L and is a Citus table: Citus copies the feature policy to the shards as a permissive policy, so on the shards an entitled tenant reads every tenant''s rows and a tenant without the feature still reads its own', p.feature),
+               -- undistribute_table() re-creates the table from Citus's deparse (the gate stays
+               -- permissive, and the new table is not in the registry): protect() it again.
+               format('SELECT undistribute_table(%L); SELECT tenancy.protect(%L, %L, %L, %L);',
+                      format('%I.%I', n.nspname, c.relname), format('%I.%I', n.nspname, c.relname),
+                      p.tenant_column, p.shared_column, p.feature)
+          FROM tenancy.protected_tables p
+          JOIN pg_dist_partition d ON d.logicalrelid = p.tbl
+          JOIN pg_class c ON c.oid = p.tbl
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE p.feature IS NOT NULL AND NOT c.relispartition
+           AND ($1 IS NULL OR n.nspname = $1)
+    $q$ USING schema;
+END
+$citus_colocation$;
+
 CREATE OR REPLACE FUNCTION tenancy.check(schema name DEFAULT NULL)
 RETURNS TABLE (severity text, rule text, object text, detail text, fix text)
 LANGUAGE sql STABLE
@@ -1226,8 +1422,42 @@ SELECT 'high', 'security_definer_lends_tier', f.sig,
  GROUP BY f.sig, f.proowner
 
 UNION ALL
+-- Organizations (docs/organizations.md). create_tenant() and move_tenant() keep the tenant tree
+-- acyclic and at most 4 levels deep; a row of tenancy.tenants changed behind them (an UPDATE by
+-- its owner, a restore of hand-edited data) can break both. On a cycle every member is an
+-- ancestor of the others, so each one's context reads the others' rows; reported once per
+-- cycle, on its smallest id, whose move to the top breaks it.
+SELECT 'high', 'tenant_tree_cycle', format('tenant %L', w.start),
+       format('tenant %L is its own ancestor (%s): every tenant on the cycle reads the others'' rows',
+              w.start, array_to_string(w.path, ' -> ')),
+       format('SELECT tenancy.move_tenant(%L, NULL);', w.start)
+  FROM (WITH RECURSIVE up (start, cur, path, steps) AS (
+            SELECT t.id, t.parent, ARRAY[t.id], 1 FROM tenancy.tenants t WHERE t.parent IS NOT NULL
+            UNION ALL
+            SELECT up.start, t.parent, up.path || t.id, up.steps + 1
+              FROM up JOIN tenancy.tenants t ON t.id = up.cur
+             WHERE up.cur <> up.start AND up.steps < 16 AND t.parent IS NOT NULL)
+        SELECT up.start, up.path || up.cur AS path FROM up WHERE up.cur = up.start) w
+ WHERE w.start = (SELECT min(x) FROM unnest(w.path) x)
+
+UNION ALL
+-- A tenant more than 4 levels down is outside what the top of its tree reads (organizations
+-- read 4 levels): that organization silently misses its rows. The fix attaches it to its
+-- ancestor on level 3.
+SELECT 'medium', 'tenant_tree_too_deep', format('tenant %L', d.id),
+       format('tenant %L is %s levels deep (%s); an organization reads at most 4 levels, so %L does not read its rows',
+              d.id, d.depth, array_to_string(d.path, ' -> '), d.root),
+       format('SELECT tenancy.move_tenant(%L, %L);', d.id, d.path[3])
+  FROM tenancy.tenant_tree d
+ WHERE d.depth > 4
+
+UNION ALL
 -- Rules on Citus's metadata (none without Citus).
 SELECT cf.severity, cf.rule, cf.object, cf.detail, cf.fix FROM tenancy._citus_findings($1) cf
+
+UNION ALL
+-- Citus co-location and feature gates (none without Citus).
+SELECT cc.severity, cc.rule, cc.object, cc.detail, cc.fix FROM tenancy._citus_colocation_findings($1) cc
 )
 SELECT f.severity, f.rule, f.object, f.detail, f.fix
   FROM findings f
@@ -1237,27 +1467,181 @@ SELECT f.severity, f.rule, f.object, f.detail, f.fix
           f.rule, f.object
 $check$;
 
--- The registry trigger also names the registry table when it fires on a Citus node's copy of
--- a reference table (sql/registry_triggers.sql).
-CREATE OR REPLACE FUNCTION tenancy._on_registry_change() RETURNS trigger
+COMMENT ON FUNCTION tenancy.check(name) IS
+    'Every way the schema (or, with NULL, the database) can leak across tenants, with the SQL that fixes each; see docs/checker.md.';
+
+CREATE OR REPLACE FUNCTION tenancy."_citus_built"(
+	"rel" oid /* pg_sys :: Oid */
+) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_citus_built_wrapper';
+
+CREATE OR REPLACE FUNCTION tenancy."claim_job"(
+	"queue" TEXT, /* Option < & str > */
+	"lease" interval DEFAULT '5 minutes' /* Option < Interval > */
+) RETURNS TABLE (
+	"job_id" bigint,  /* i64 */
+	"tenant" TEXT,  /* String */
+	"actor" TEXT,  /* Option < String > */
+	"payload" jsonb,  /* JsonB */
+	"attempt" INT,  /* i32 */
+	"max_attempts" INT  /* i32 */
+)
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'claim_job_wrapper';
+
+CREATE OR REPLACE FUNCTION tenancy."complete_job"() RETURNS bigint /* i64 */
+STRICT VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'complete_job_wrapper';
+
+CREATE OR REPLACE FUNCTION tenancy."create_tenant"(
+	"id" TEXT, /* & str */
+	"name" TEXT DEFAULT NULL, /* Option < & str > */
+	"plan" TEXT DEFAULT NULL, /* Option < & str > */
+	"settings" jsonb DEFAULT '{}', /* Option < JsonB > */
+	"parent" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS TEXT /* String */
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'create_tenant_wrapper';
+
+CREATE OR REPLACE FUNCTION tenancy."current_job"() RETURNS bigint /* Option < i64 > */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'current_job_wrapper';
+
+CREATE OR REPLACE FUNCTION tenancy."current_subtree"() RETURNS TEXT[] /* :: std :: option :: Option < Vec < String > > */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'current_subtree_wrapper';
+
+CREATE OR REPLACE FUNCTION tenancy."current_subtree_int8"() RETURNS bigint[] /* :: std :: option :: Option < Vec < i64 > > */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'current_subtree_int8_wrapper';
+
+CREATE OR REPLACE FUNCTION tenancy."current_subtree_uuid"() RETURNS uuid[] /* :: std :: option :: Option < Vec < pgrx :: Uuid > > */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'current_subtree_uuid_wrapper';
+
+CREATE OR REPLACE FUNCTION tenancy.entitled(feature text) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET citus.allow_nested_distributed_execution = on
+AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM tenancy.entitlements e
+         WHERE e.tenant OPERATOR(pg_catalog.=) tenancy.current_tenant()
+           AND e.feature OPERATOR(pg_catalog.=) $1
+           AND e.enabled_from OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()
+           AND (e.enabled_until IS NULL OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.<) e.enabled_until))
+$$;
+
+CREATE OR REPLACE FUNCTION tenancy."enqueue"(
+	"queue" TEXT, /* Option < & str > */
+	"payload" jsonb DEFAULT '{}', /* Option < JsonB > */
+	"run_at" timestamp with time zone DEFAULT NULL, /* Option < TimestampWithTimeZone > */
+	"max_attempts" INT DEFAULT 5, /* Option < i32 > */
+	"dedup_key" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS bigint /* i64 */
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'enqueue_wrapper';
+
+CREATE OR REPLACE FUNCTION tenancy."fail_job"(
+	"error" TEXT, /* Option < & str > */
+	"retry_in" interval DEFAULT NULL /* Option < Interval > */
+) RETURNS TEXT /* String */
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'fail_job_wrapper';
+
+CREATE TABLE tenancy.jobs (
+    id           bigint GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME tenancy.jobs_id_seq) PRIMARY KEY,
+    tenant       text NOT NULL,
+    queue        text NOT NULL,
+    payload      jsonb NOT NULL DEFAULT '{}',
+    actor        text,
+    roles        text[] NOT NULL DEFAULT '{}',
+    status       text NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'done', 'dead')),
+    attempts     integer NOT NULL DEFAULT 0,
+    max_attempts integer NOT NULL DEFAULT 5 CHECK (max_attempts BETWEEN 1 AND 100),
+    run_at       timestamptz NOT NULL DEFAULT now(),
+    dedup_key    text,
+    enqueued_by  text NOT NULL,
+    enqueued_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz,
+    last_error   text,
+    -- A queue is no place for documents: a bounded row keeps a claim cheap.
+    CONSTRAINT jobs_payload_size CHECK (pg_catalog.pg_column_size(payload) <= 1048576)
+);
+
+CREATE INDEX jobs_ready ON tenancy.jobs (queue, run_at, id) WHERE status = 'queued';
+
+CREATE UNIQUE INDEX jobs_dedup ON tenancy.jobs (tenant, queue, dedup_key)
+    WHERE status = 'queued' AND dedup_key IS NOT NULL;
+
+CREATE INDEX jobs_tenant ON tenancy.jobs (tenant, id);
+
+ALTER TABLE tenancy.jobs ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE tenancy.jobs FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY jobs_read ON tenancy.jobs FOR SELECT
+    USING (tenant OPERATOR(pg_catalog.=) (SELECT tenancy.current_tenant())
+           AND id OPERATOR(pg_catalog.=) COALESCE((SELECT tenancy.current_job()), id));
+
+SELECT pg_catalog.pg_extension_config_dump('tenancy.jobs', '');
+
+SELECT pg_catalog.pg_extension_config_dump('tenancy.jobs_id_seq', '');
+
+CREATE OR REPLACE FUNCTION tenancy."move_tenant"(
+	"id" TEXT, /* Option < & str > */
+	"parent" TEXT /* Option < & str > */
+) RETURNS void
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'move_tenant_wrapper';
+
+CREATE TABLE tenancy.citus_guarded (
+    rel oid PRIMARY KEY,
+    tenant_column name,
+    column_type text,
+    isolation_qual text,
+    shared_column name,
+    feature_qual text,
+    feature_check text,
+    guard_state text[] NOT NULL DEFAULT '{}',
+    -- created by the current transaction and not whole yet: it must be by its commit
+    building boolean NOT NULL DEFAULT false
+);
+
+REVOKE ALL ON tenancy.citus_guarded FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION tenancy._on_citus_guarded_built() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM tenancy._registry_changed(TG_RELID);
-    -- Under Citus (src/scale/citus.rs) this fires on a node's copy of a reference table,
-    -- tenancy.tenants_102008, while the caches watch tenancy.tenants: name it too.
-    IF TG_TABLE_NAME OPERATOR(pg_catalog.~) '_[0-9]+$' THEN
-        PERFORM tenancy._registry_changed(pg_catalog.to_regclass(pg_catalog.format('%I.%I',
-            TG_TABLE_SCHEMA, pg_catalog.regexp_replace(TG_TABLE_NAME, '_[0-9]+$', ''))));
-    END IF;
+    PERFORM tenancy._citus_built(NEW.rel);
     RETURN NULL;
 END
 $$;
 
--- The role helpers (sql/privileges.sql): grants repeated on Citus workers; the admin tier
--- gains _citus_findings (check() calls it with the caller's rights), close_support_sessions,
--- rename_tenant and drop_tenant.
+CREATE CONSTRAINT TRIGGER tenancy_citus_built AFTER INSERT OR UPDATE ON tenancy.citus_guarded
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.building)
+    EXECUTE FUNCTION tenancy._on_citus_guarded_built();
+
 CREATE OR REPLACE FUNCTION tenancy.grant_app(role regrole) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -1268,6 +1652,9 @@ BEGIN
     END IF;
     PERFORM tenancy._grant_functions(role, ARRAY['set_context', 'set_context_from_key', 'postgrest_pre_request']);
     PERFORM tenancy._grant_functions(role, ARRAY['audit', 'verify_audit']);
+    -- Jobs: enqueued for the context's own tenant only; its own jobs readable (docs/jobs.md).
+    PERFORM tenancy._grant_functions(role, ARRAY['enqueue']);
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.jobs TO %s', role);
     PERFORM tenancy._grant_functions(role, ARRAY[
         'pseudonymize', 'pseudonymize_for_pool', '_load_pseudonym_key']);
     -- The guarded aggregates (their support functions run with the aggregate owner's rights).
@@ -1278,24 +1665,13 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION tenancy.grant_trusted(role regrole) RETURNS void
+CREATE OR REPLACE FUNCTION tenancy.grant_worker(role regrole) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM tenancy.grant_app(role);
-    PERFORM tenancy._grant_functions(role, ARRAY['set_tenant', 'sign_token']);
-    PERFORM tenancy._grants_to_workers(role);
-END
-$$;
-
-CREATE OR REPLACE FUNCTION tenancy.grant_support(role regrole) RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM tenancy.grant_app(role);
-    PERFORM tenancy._grant_functions(role, ARRAY['begin_support', 'end_support']);
+    PERFORM tenancy._grant_functions(role, ARRAY['claim_job', 'complete_job', 'fail_job']);
     PERFORM tenancy._grants_to_workers(role);
 END
 $$;
@@ -1309,7 +1685,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'pg_tenancy: role must not be NULL';
     END IF;
     PERFORM tenancy._grant_functions(role, ARRAY[
-        'create_tenant', 'deactivate_tenant', 'reactivate_tenant',
+        'create_tenant', 'deactivate_tenant', 'reactivate_tenant', 'move_tenant',
         'add_signing_key', 'retire_signing_key', 'sign_token',
         'create_api_key', 'revoke_api_key',
         'protect', 'unprotect', '_protect', '_unprotect',
@@ -1321,6 +1697,8 @@ BEGIN
     -- Issue 21: support endings nobody was present for, tenant rename and removal.
     PERFORM tenancy._grant_functions(role, ARRAY['close_support_sessions', 'rename_tenant', 'drop_tenant']);
     PERFORM tenancy._grant_functions(role, ARRAY['audit', 'verify_audit', 'stats']);
+    -- Issue 15: check()'s Citus co-location rules.
+    PERFORM tenancy._grant_functions(role, ARRAY['_citus_colocation_findings']);
     PERFORM tenancy._grant_functions(role, ARRAY['add_pseudonym_secret', 'drop_pseudonym_secret']);
     PERFORM tenancy._grant_functions(role, ARRAY[
         'guarded_count', 'guarded_sum', 'guarded_avg', 'guarded_percentile', 'guard_status',
@@ -1328,7 +1706,7 @@ BEGIN
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.benchmark_views TO %s', role);
     EXECUTE pg_catalog.format(
         'GRANT SELECT (id, created_at) ON tenancy.pseudonym_secrets TO %s', role);
-    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.tenants TO %s', role);
+    EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.tenants, tenancy.tenant_tree TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.support_sessions TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT ON tenancy.plans, tenancy.quotas, tenancy.quota_slots TO %s', role);
     EXECUTE pg_catalog.format(
@@ -1345,6 +1723,7 @@ BEGIN
     PERFORM tenancy._grants_to_workers(role);
 END
 $$;
+-- ---- end of session 5's block ----
 
 -- Privileges as a fresh 0.2.0 install sets them: nothing to PUBLIC but what the policies and
 -- getters need (the entitlement policy's WITH CHECK runs with the writer's rights).
@@ -1355,6 +1734,17 @@ REVOKE EXECUTE ON FUNCTION tenancy._citus_findings(name), tenancy._grants_to_wor
 -- that its ACL and pg_init_privs (what pg_dump compares with) are the same as a fresh install's.
 REVOKE EXECUTE ON FUNCTION tenancy._entitled_to_write(text) FROM PUBLIC;
 SELECT tenancy._grant_functions(NULL, ARRAY['_entitled_to_write']);
+
+-- The same for what session 5 merged: the tenant tree, jobs, Citus on every node.
+REVOKE EXECUTE ON FUNCTION tenancy._citus_built(oid), tenancy._citus_colocation_findings(name),
+    tenancy._on_citus_guarded_built(), tenancy.claim_job(text, interval), tenancy.complete_job(),
+    tenancy.create_tenant(text, text, text, jsonb, text), tenancy.enqueue(text, jsonb, timestamptz, integer, text),
+    tenancy.fail_job(text, interval), tenancy.grant_worker(regrole), tenancy.move_tenant(text, text)
+    FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tenancy.current_job(), tenancy.current_subtree(), tenancy.current_subtree_int8(),
+    tenancy.current_subtree_uuid() FROM PUBLIC;
+SELECT tenancy._grant_functions(NULL, ARRAY['current_job', 'current_subtree', 'current_subtree_uuid', 'current_subtree_int8']);
+REVOKE ALL ON tenancy.jobs, tenancy.tenant_tree FROM PUBLIC;
 
 -- Roles granted the admin tier under 0.1.0 do not get 0.2.0's new admin functions here: a GRANT
 -- made inside an extension script becomes part of the extension's initial privileges, which
