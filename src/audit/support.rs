@@ -533,7 +533,12 @@ unsafe extern "C-unwind" fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: c
     // Not under Citus: an instrumented statement makes Citus run its tasks the way EXPLAIN
     // ANALYZE does, which breaks the remote transaction of the first statement after a
     // context is set (support reads are not counted on Citus; docs/scale-out.md).
-    if possible && !crate::infra::spi::citus_loaded() {
+    // Nor in a parallel worker: the leader decided for the whole plan (a worker inherits its
+    // instrumentation), and a worker that instruments alone looks for shared instrumentation the
+    // leader never allocated ("could not find key ... in shm TOC" from a Parallel Hash).
+    // SAFETY: reads a backend global.
+    let worker = unsafe { pg_sys::ParallelWorkerNumber >= 0 };
+    if possible && !worker && !crate::infra::spi::citus_loaded() {
         // SAFETY: the executor hands a valid QueryDesc; the option is read by ExecInitNode.
         unsafe {
             (*qd).instrument_options |=

@@ -111,3 +111,20 @@ SELECT tenancy.clear_context();
 SELECT tenancy.current_tenant() AS after_clear_context, count(*) AS visible FROM people;
 RESET ROLE;
 RESET tenancy.carrier_as_statement;
+
+-- A parallel plan under a verified context (review of session 5: a parallel worker, which has
+-- not verified the carrier yet, switched on row counting on its own, and a Parallel Hash then
+-- failed with "could not find key ... in shm TOC").
+SET ROLE regress_app;
+BEGIN;
+SELECT tenancy.set_context(:'tok_acme') IS NOT NULL AS set;
+SELECT count(*) AS warm FROM people;
+-- Every plan run by a parallel worker (debug_parallel_query; force_parallel_mode before 16).
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', true) AS forced;
+SET LOCAL enable_nestloop = off;
+SET LOCAL enable_mergejoin = off;
+SET LOCAL parallel_leader_participation = off;
+SELECT count(*) AS joined FROM people a JOIN people b ON a.name = b.name;
+COMMIT;
+RESET ROLE;
