@@ -151,9 +151,10 @@ SQL
 }
 
 # fixture_regrant DB: docs/upgrading.md, after ALTER EXTENSION UPDATE (or restoring an older
-# release's dump): each admin role gets the tier as this version defines it.
+# release's dump): each role gets its tier as this version defines it (0.2.0: the app tier
+# reads jobs and enqueues, the admin tier has new functions).
 fixture_regrant() {
-    db "$1" -c "SELECT tenancy.grant_admin('fx_admin')" >/dev/null
+    db "$1" -c "SELECT tenancy.grant_app('fx_app'), tenancy.grant_support('fx_support'), tenancy.grant_admin('fx_admin')" >/dev/null
 }
 
 # fixture_reprotect DB: docs/upgrading.md's calls that bring what an older protect() made on
