@@ -255,4 +255,71 @@ on coord -q <<<"$fixes" >/dev/null
 same "after its fixes, check() is clean" none "$(shard_findings)"
 same "... and every shard and placement is protected" "0 0 0" "$(unprotected_shards)"
 
+say "a shard renamed, moved, put under another table or given children, or a stand-in renamed in: refused"
+moved="a shard keeps its name and schema: renamed or moved, Citus would no longer know it as its table's shard (and another table could take its name)"
+same "run_command_on_shards: RENAME TO another name" "$(refusal public.loot "$moved")" \
+    "$(refused run_command_on_shards "'orders', " 'ALTER TABLE %s RENAME TO loot')"
+same "run_command_on_shards: SET SCHEMA" "$(refusal crm.orders_N "$moved")" \
+    "$(refused run_command_on_shards "'orders', " 'ALTER TABLE %s SET SCHEMA crm')"
+co_product="$(shard_on coord products)"
+w1_invoice="$(shard_on worker1 invoices)"
+w1_order2="$(value coord "SELECT shard_name('orders'::regclass, s.shardid) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid) WHERE s.logicalrelid = 'orders'::regclass AND n.nodeport = ${PORT[worker1]} ORDER BY s.shardid OFFSET 1 LIMIT 1")"
+session coord shard_owner >"$out" <<SQL
+SET citus.enable_manual_changes_to_shards = on;
+-- the coordinator's own placement of a reference table
+ALTER TABLE $co_product RENAME TO loot;
+ALTER TABLE $co_product SET SCHEMA crm;
+CREATE TABLE peek_products (LIKE products) PARTITION BY LIST (tenant_id);
+ALTER TABLE peek_products ATTACH PARTITION $co_product DEFAULT;
+CREATE TABLE kid_products () INHERITS ($co_product);
+SQL
+expect "on the coordinator, its reference placement cannot be renamed, moved, attached or inherited from" <<'EOF'
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+EOF
+session worker1 shard_owner >"$out" <<SQL
+SET citus.enable_manual_changes_to_shards = on;
+ALTER TABLE $w1_order RENAME TO loot;
+ALTER TABLE $w1_order SET SCHEMA crm;
+-- a partitioned table of the owner's own with the shard as its partition: read through it,
+-- the shard's policies would not apply
+CREATE TABLE peek (id bigint NOT NULL, tenant_id text NOT NULL, item text) PARTITION BY LIST (tenant_id);
+ALTER TABLE peek ATTACH PARTITION $w1_order DEFAULT;
+CREATE TABLE peek_plain (id bigint NOT NULL, tenant_id text NOT NULL);
+ALTER TABLE $w1_lead INHERIT peek_plain;
+-- a child of the shard: its rows would show among the shard's tenants
+CREATE TABLE fake_kid () INHERITS ($w1_order2);
+CREATE TABLE fake_kid2 (id bigint NOT NULL, tenant_id text NOT NULL, item text);
+ALTER TABLE fake_kid2 INHERIT $w1_order2;
+-- a shard replaced by a stand-in without protection, renamed away before its commit check
+-- and back after it
+BEGIN;
+SET LOCAL citus.enable_manual_changes_to_shards = on;
+DROP TABLE $w1_invoice;
+CREATE TABLE $w1_invoice (id bigint NOT NULL, tenant_id text, amount int);
+ALTER TABLE $w1_invoice RENAME TO staged;
+COMMIT;
+ALTER TABLE staged RENAME TO $w1_invoice;
+SELECT 'shards kept: ' || count(*) FROM pg_policy WHERE polrelid IN ('$w1_order'::regclass, '$w1_order2'::regclass, '$w1_lead'::regclass, '$w1_invoice'::regclass) AND polname = 'tenancy_isolation';
+SQL
+expect "on a worker, a shard cannot be renamed, moved, attached, inherited from, or replaced by a stand-in" <<'EOF'
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+ERROR:  42P01
+shards kept: 4
+EOF
+same "after these attacks, every shard and placement is still protected" "0 0 0" "$(unprotected_shards)"
+same "... under its own name" "1 7 7" \
+    "$(for n in "${NODES[@]}"; do shard_value "$n" "SELECT count(*) FROM pg_class c WHERE c.relname ~ '$tables_re'"; done | paste -sd' ')"
+same "... and no shard has a parent or a child" "0 0 0" \
+    "$(for n in "${NODES[@]}"; do shard_value "$n" "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid IN (i.inhrelid, i.inhparent) WHERE c.relname ~ '$tables_re'"; done | paste -sd' ')"
+same "... and check() finds no shard that differs" none "$(shard_findings)"
+
 citus_done
