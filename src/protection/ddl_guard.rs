@@ -588,9 +588,11 @@ fn citus_rel(oid: pg_sys::Oid) -> Option<CitusRel> {
 const SHARD_MOVED: &str = "a shard keeps its name and schema: renamed or moved, Citus would no longer know it as its table's shard (and another table could take its name)";
 
 /// Inheritance (partitions included) between a shard or shell of a protected table and any
-/// other relation: only Citus's own, a shard under its table's parent's shard (or a shell
-/// under a shell) as the tables themselves are. A shard under another table reads without its
-/// policies through that parent; a child of a shard adds rows to the tenants it shows.
+/// other relation: allowed only under a shard or shell that is itself guarded, with the child
+/// whole against that parent's protection (Citus attaches a partition's shards to their
+/// parent's shards so, and a query through the parent applies the parent's policies). A shard
+/// under another table reads without its policies through that parent; a child without them
+/// adds rows the owner wrote to the tenants the shard shows.
 fn citus_inheritance(oid: pg_sys::Oid) -> Vec<String> {
     let links = Spi::connect(|c| {
         c.select(
@@ -604,9 +606,9 @@ fn citus_inheritance(oid: pg_sys::Oid) -> Vec<String> {
     })
     .or_bug("reading pg_inherits");
     let guarded = |o: pg_sys::Oid| {
-        citus_rel(o).filter(|c| {
+        citus_rel(o).and_then(|c| {
             let own = citus_row(o).and_then(|(e, _)| e);
-            citus_expected(c, own).is_some()
+            citus_expected(&c, own).map(|e| (c, e))
         })
     };
     let mut v = Vec::new();
@@ -615,19 +617,12 @@ fn citus_inheritance(oid: pg_sys::Oid) -> Vec<String> {
         if cc.is_none() && pc.is_none() {
             continue;
         }
-        let citus_own = match (&cc, &pc) {
-            (Some(a), Some(b)) if a.shard == b.shard && !a.moved && !b.moved => {
-                spi::select_one::<bool>(
-                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits
-                                     WHERE inhrelid OPERATOR(pg_catalog.=) $1 AND inhparent OPERATOR(pg_catalog.=) $2)",
-                    &[a.logical.into(), b.logical.into()],
-                )
-                .or_bug("reading pg_inherits")
-                    == Some(true)
-            }
-            _ => false,
-        };
-        if citus_own {
+        let whole_under_guarded = pc.as_ref().is_some_and(|(p, expected)| {
+            !p.moved
+                && cc.as_ref().is_none_or(|(c, _)| !c.moved)
+                && catalog::relation_opt(child).is_some_and(|r| violations(&r, expected).is_empty())
+        });
+        if whole_under_guarded {
             continue;
         }
         let name = |o: pg_sys::Oid| {

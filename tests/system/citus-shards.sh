@@ -321,5 +321,17 @@ same "... under its own name" "1 7 7" \
 same "... and no shard has a parent or a child" "0 0 0" \
     "$(for n in "${NODES[@]}"; do shard_value "$n" "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid IN (i.inhrelid, i.inhparent) WHERE c.relname ~ '$tables_re'"; done | paste -sd' ')"
 same "... and check() finds no shard that differs" none "$(shard_findings)"
+PGUSER_AS=shard_owner on coord -q >/dev/null <<'SQL'
+-- Citus's own inheritance: a protected partitioned table distributed by its owner, whose
+-- partition shards Citus attaches to the parent's shards as that owner on the workers
+CREATE TABLE events (id bigint NOT NULL, tenant_id text NOT NULL, at date NOT NULL, PRIMARY KEY (tenant_id, id, at)) PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+SELECT tenancy.protect('events');
+SELECT create_distributed_table('events', 'tenant_id', colocate_with => 'orders');
+CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+SQL
+same "Citus still attaches a distributed partitioned table's partition shards to its shards" "4 4" \
+    "$(for n in worker1 worker2; do shard_value "$n" "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relname ~ '^events_20[0-9]+_[0-9]+$'"; done | paste -sd' ')"
+same "... and check() finds no shard that differs" none "$(shard_findings)"
 
 citus_done
