@@ -334,4 +334,22 @@ same "Citus still attaches a distributed partitioned table's partition shards to
     "$(for n in worker1 worker2; do shard_value "$n" "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relname ~ '^events_20[0-9]+_[0-9]+$'"; done | paste -sd' ')"
 same "... and check() finds no shard that differs" none "$(shard_findings)"
 
+say "check() reports a placement that a superuser put under another table or gave a child"
+w2_order="$(shard_on worker2 orders)"
+on worker2 -q <<SQL
+SET citus.override_table_visibility = off;
+SET citus.enable_manual_changes_to_shards = on;
+CREATE TABLE peek_su (id bigint NOT NULL, tenant_id text NOT NULL, item text) PARTITION BY LIST (tenant_id);
+ALTER TABLE peek_su ATTACH PARTITION $w2_order DEFAULT;
+CREATE TABLE kid_su () INHERITS ($w2_invoice);
+SQL
+same "check() names each and what differs" \
+    "$(sort <<EXPECTED
+shard $(shard_id "$w2_invoice") of public.invoices on localhost:${PORT[worker2]}: $prefix: it has 1 partition(s) or inheritance children, its table 0 (their rows show among its tenants)
+shard $(shard_id "$w2_order") of public.orders on localhost:${PORT[worker2]}: $prefix: it is a partition or inheritance child of 1 table(s), its table of 0 (a query through such a parent skips its policies)
+EXPECTED
+)" "$(shard_findings | sort)"
+on worker2 -q -c "SET citus.enable_manual_changes_to_shards = on" -c "ALTER TABLE peek_su DETACH PARTITION $w2_order" -c "DROP TABLE kid_su, peek_su"
+same "... and nothing once they are undone" none "$(shard_findings)"
+
 citus_done
