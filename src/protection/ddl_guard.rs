@@ -528,8 +528,9 @@ struct CitusRel {
     logical: pg_sys::Oid,
     shard: bool,
     /// A shard the guard knows (its row in tenancy.citus_guarded) whose name no longer ends
-    /// in one of its table's shard ids, or that left its table's schema: renamed or moved
-    /// away from what Citus knows.
+    /// in one of its table's shard ids: renamed away from what Citus knows.
+    /// Moved to another schema, it stays guarded by OID but is not refused: Citus moves a
+    /// table's shards on a worker apart from its shell (`ALTER TABLE orders SET SCHEMA`).
     moved: bool,
 }
 
@@ -563,10 +564,8 @@ fn citus_rel(oid: pg_sys::Oid) -> Option<CitusRel> {
                           JOIN pg_catalog.pg_dist_shard s
                             ON s.shardid OPERATOR(pg_catalog.=)
                                pg_catalog.substring(k.relname::pg_catalog.text, '_([0-9]+)$')::pg_catalog.int8
-                          JOIN pg_catalog.pg_class l ON l.oid OPERATOR(pg_catalog.=) s.logicalrelid
                          WHERE k.oid OPERATOR(pg_catalog.=) $1
-                           AND s.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) kept.logical
-                           AND k.relnamespace OPERATOR(pg_catalog.=) l.relnamespace)
+                           AND s.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) kept.logical)
                FROM (SELECT 1) one LEFT JOIN named ON true LEFT JOIN kept ON true
               WHERE kept.logical IS NOT NULL OR named.logical IS NOT NULL",
             Some(1),
@@ -585,7 +584,7 @@ fn citus_rel(oid: pg_sys::Oid) -> Option<CitusRel> {
     .or_bug("reading Citus's shard metadata")
 }
 
-const SHARD_MOVED: &str = "a shard keeps its name and schema: renamed or moved, Citus would no longer know it as its table's shard (and another table could take its name)";
+const SHARD_MOVED: &str = "a shard keeps its name: renamed, Citus would no longer know it as its table's shard (and another table could take its name)";
 
 /// Inheritance (partitions included) between a shard or shell of a protected table and any
 /// other relation: allowed only under a shard or shell that is itself guarded, with the child

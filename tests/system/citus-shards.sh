@@ -255,12 +255,10 @@ on coord -q <<<"$fixes" >/dev/null
 same "after its fixes, check() is clean" none "$(shard_findings)"
 same "... and every shard and placement is protected" "0 0 0" "$(unprotected_shards)"
 
-say "a shard renamed, moved, put under another table or given children, or a stand-in renamed in: refused"
-moved="a shard keeps its name and schema: renamed or moved, Citus would no longer know it as its table's shard (and another table could take its name)"
+say "a shard renamed, weakened in another schema, put under another table or given children, or a stand-in renamed in: refused"
+moved="a shard keeps its name: renamed, Citus would no longer know it as its table's shard (and another table could take its name)"
 same "run_command_on_shards: RENAME TO another name" "$(refusal public.loot "$moved")" \
     "$(refused run_command_on_shards "'orders', " 'ALTER TABLE %s RENAME TO loot')"
-same "run_command_on_shards: SET SCHEMA" "$(refusal crm.orders_N "$moved")" \
-    "$(refused run_command_on_shards "'orders', " 'ALTER TABLE %s SET SCHEMA crm')"
 co_product="$(shard_on coord products)"
 w1_invoice="$(shard_on worker1 invoices)"
 w1_order2="$(value coord "SELECT shard_name('orders'::regclass, s.shardid) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid) WHERE s.logicalrelid = 'orders'::regclass AND n.nodeport = ${PORT[worker1]} ORDER BY s.shardid OFFSET 1 LIMIT 1")"
@@ -268,12 +266,15 @@ session coord shard_owner >"$out" <<SQL
 SET citus.enable_manual_changes_to_shards = on;
 -- the coordinator's own placement of a reference table
 ALTER TABLE $co_product RENAME TO loot;
+-- moved to another schema (as Citus moves a table's shards), it is still guarded
 ALTER TABLE $co_product SET SCHEMA crm;
+ALTER TABLE crm.$co_product NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE crm.$co_product SET SCHEMA public;
 CREATE TABLE peek_products (LIKE products) PARTITION BY LIST (tenant_id);
 ALTER TABLE peek_products ATTACH PARTITION $co_product DEFAULT;
 CREATE TABLE kid_products () INHERITS ($co_product);
 SQL
-expect "on the coordinator, its reference placement cannot be renamed, moved, attached or inherited from" <<'EOF'
+expect "on the coordinator, its reference placement cannot be renamed, weakened in another schema, attached or inherited from" <<'EOF'
 ERROR:  42501
 ERROR:  42501
 ERROR:  42501
@@ -283,6 +284,8 @@ session worker1 shard_owner >"$out" <<SQL
 SET citus.enable_manual_changes_to_shards = on;
 ALTER TABLE $w1_order RENAME TO loot;
 ALTER TABLE $w1_order SET SCHEMA crm;
+ALTER TABLE crm.$w1_order NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE crm.$w1_order SET SCHEMA public;
 -- a partitioned table of the owner's own with the shard as its partition: read through it,
 -- the shard's policies would not apply
 CREATE TABLE peek (id bigint NOT NULL, tenant_id text NOT NULL, item text) PARTITION BY LIST (tenant_id);
@@ -304,7 +307,7 @@ COMMIT;
 ALTER TABLE staged RENAME TO $w1_invoice;
 SELECT 'shards kept: ' || count(*) FROM pg_policy WHERE polrelid IN ('$w1_order'::regclass, '$w1_order2'::regclass, '$w1_lead'::regclass, '$w1_invoice'::regclass) AND polname = 'tenancy_isolation';
 SQL
-expect "on a worker, a shard cannot be renamed, moved, attached, inherited from, or replaced by a stand-in" <<'EOF'
+expect "on a worker, a shard cannot be renamed, weakened in another schema, attached, inherited from, or replaced by a stand-in" <<'EOF'
 ERROR:  42501
 ERROR:  42501
 ERROR:  42501
@@ -351,5 +354,20 @@ EXPECTED
 )" "$(shard_findings | sort)"
 on worker2 -q -c "SET citus.enable_manual_changes_to_shards = on" -c "ALTER TABLE peek_su DETACH PARTITION $w2_order" -c "DROP TABLE kid_su, peek_su"
 same "... and nothing once they are undone" none "$(shard_findings)"
+
+say "the owner still renames a protected distributed table and moves it to another schema"
+session coord shard_owner >"$out" <<'SQL'
+ALTER TABLE scratch RENAME TO scratch2;
+ALTER TABLE scratch2 SET SCHEMA crm;
+ALTER TABLE crm.scratch2 RENAME TO scratch;
+ALTER TABLE crm.scratch SET SCHEMA public;
+SELECT 'renamed and back: ' || count(*) FROM scratch;
+SQL
+expect "renames and SET SCHEMA of the table reach its shards, which stay guarded" <<'EOF'
+renamed and back: 0
+EOF
+same "... its shards are still protected and named after it" "2/2 2/2" "$(scratch_shards)"
+same "... and the guard still holds on them" "$(refusal public.scratch_N 'row level security is disabled')" \
+    "$(refused run_command_on_shards "'scratch', " 'ALTER TABLE %s DISABLE ROW LEVEL SECURITY')"
 
 citus_done
