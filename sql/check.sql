@@ -29,10 +29,14 @@ AS $citus$
 DECLARE
     -- citus_shard_unprotected: what a placement must share with its table, read on the
     -- placement's node by run_command_on_placements() (%s: the shard's name) and here (%s: the
-    -- table's OID): the row level security flags, the owner, and the policies pg_tenancy made
-    -- or that widen what tenants see (permissive ones).
+    -- table's OID): the row level security flags, the owner, the policies pg_tenancy made or
+    -- that widen what tenants see (permissive ones), and how many parents and children it has
+    -- in pg_inherits (a query through a parent skips the placement's policies; a child adds
+    -- rows to what it shows; Citus gives a partition's placements their table's).
     placement_state CONSTANT text := $s$SELECT pg_catalog.jsonb_build_object(
         'rls', c.relrowsecurity, 'force', c.relforcerowsecurity, 'owner', pg_catalog.pg_get_userbyid(c.relowner),
+        'parents', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_inherits i WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid),
+        'children', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) c.oid),
         'policies', coalesce((SELECT pg_catalog.jsonb_object_agg(p.polname, pg_catalog.jsonb_build_object(
                                   'permissive', p.polpermissive, 'cmd', p.polcmd,
                                   'roles', (SELECT pg_catalog.jsonb_agg(CASE WHEN r OPERATOR(pg_catalog.=) 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r)::pg_catalog.text END ORDER BY 1)
@@ -78,6 +82,10 @@ BEGIN
                                        format('row level security is %s', CASE WHEN (s.st ->> 'force')::boolean THEN 'forced' ELSE 'not forced' END) END,
                                   CASE WHEN (s.st ->> 'owner') IS DISTINCT FROM (mine ->> 'owner') THEN
                                        format('it is owned by %I, its table by %I', s.st ->> 'owner', mine ->> 'owner') END,
+                                  CASE WHEN (s.st ->> 'parents') IS DISTINCT FROM (mine ->> 'parents') THEN
+                                       format('it is a partition or inheritance child of %s table(s), its table of %s (a query through such a parent skips its policies)', s.st ->> 'parents', mine ->> 'parents') END,
+                                  CASE WHEN (s.st ->> 'children') IS DISTINCT FROM (mine ->> 'children') THEN
+                                       format('it has %s partition(s) or inheritance children, its table %s (their rows show among its tenants)', s.st ->> 'children', mine ->> 'children') END,
                                   (SELECT string_agg(CASE WHEN NOT (s.st -> 'policies') ? k THEN format('policy %I is missing', k)
                                                           WHEN NOT (mine -> 'policies') ? k THEN format('policy %I is not on its table', k)
                                                           ELSE format('policy %I differs', k) END, '; ' ORDER BY k)

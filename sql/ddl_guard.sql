@@ -24,7 +24,11 @@ CREATE TABLE tenancy.citus_guarded (
     feature_check text,
     guard_state text[] NOT NULL DEFAULT '{}',
     -- created by the current transaction and not whole yet: it must be by its commit
-    building boolean NOT NULL DEFAULT false
+    building boolean NOT NULL DEFAULT false,
+    -- the Citus table it belongs to, and whether it is a shard (else a shell): the guard
+    -- knows it by OID from then on, whatever its name becomes (Citus knows a shard by name)
+    logical oid,
+    shard boolean
 );
 REVOKE ALL ON tenancy.citus_guarded FROM PUBLIC;
 

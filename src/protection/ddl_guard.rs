@@ -527,24 +527,47 @@ fn citus_ready() -> bool {
 struct CitusRel {
     logical: pg_sys::Oid,
     shard: bool,
+    /// A shard the guard knows (its row in tenancy.citus_guarded) whose name no longer ends
+    /// in one of its table's shard ids: renamed away from what Citus knows.
+    /// Moved to another schema, it stays guarded by OID but is not refused: Citus moves a
+    /// table's shards on a worker apart from its shell (`ALTER TABLE orders SET SCHEMA`).
+    moved: bool,
 }
 
+/// Citus knows a shard by its name (the table's name and the shard id); the guard knows the
+/// ones it has seen by OID too, so that a shard renamed or moved to another schema (or a
+/// table renamed to another table's shard name) stays guarded as what it was.
 fn citus_rel(oid: pg_sys::Oid) -> Option<CitusRel> {
     Spi::connect(|c| {
         let t = c.select(
-            "SELECT s.logicalrelid::pg_catalog.oid, true
-               FROM pg_catalog.pg_class k
-               JOIN pg_catalog.pg_dist_shard s
-                 ON s.shardid OPERATOR(pg_catalog.=)
-                    pg_catalog.substring(k.relname::pg_catalog.text, '_([0-9]+)$')::pg_catalog.int8
-              WHERE k.oid OPERATOR(pg_catalog.=) $1
-                AND pg_catalog.relation_is_a_known_shard(k.oid::pg_catalog.regclass)
-             UNION ALL
-             SELECT p.logicalrelid::pg_catalog.oid, false
-               FROM pg_catalog.pg_dist_partition p
-              WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass
-                AND NOT pg_catalog.citus_is_coordinator()
-             LIMIT 1",
+            "WITH named AS (
+                 SELECT s.logicalrelid::pg_catalog.oid AS logical, true AS shard
+                   FROM pg_catalog.pg_class k
+                   JOIN pg_catalog.pg_dist_shard s
+                     ON s.shardid OPERATOR(pg_catalog.=)
+                        pg_catalog.substring(k.relname::pg_catalog.text, '_([0-9]+)$')::pg_catalog.int8
+                  WHERE k.oid OPERATOR(pg_catalog.=) $1
+                    AND pg_catalog.relation_is_a_known_shard(k.oid::pg_catalog.regclass)
+                 UNION ALL
+                 SELECT p.logicalrelid::pg_catalog.oid, false
+                   FROM pg_catalog.pg_dist_partition p
+                  WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid::pg_catalog.regclass
+                    AND NOT pg_catalog.citus_is_coordinator()
+                 LIMIT 1
+             ), kept AS (
+                 SELECT g.logical, g.shard FROM tenancy.citus_guarded g
+                  WHERE g.rel OPERATOR(pg_catalog.=) $1 AND g.logical IS NOT NULL AND g.shard IS NOT NULL
+             )
+             SELECT coalesce(kept.logical, named.logical), coalesce(kept.shard, named.shard),
+                    coalesce(kept.shard, false) AND NOT EXISTS (
+                        SELECT 1 FROM pg_catalog.pg_class k
+                          JOIN pg_catalog.pg_dist_shard s
+                            ON s.shardid OPERATOR(pg_catalog.=)
+                               pg_catalog.substring(k.relname::pg_catalog.text, '_([0-9]+)$')::pg_catalog.int8
+                         WHERE k.oid OPERATOR(pg_catalog.=) $1
+                           AND s.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) kept.logical)
+               FROM (SELECT 1) one LEFT JOIN named ON true LEFT JOIN kept ON true
+              WHERE kept.logical IS NOT NULL OR named.logical IS NOT NULL",
             Some(1),
             &[oid.into()],
         )?;
@@ -555,9 +578,73 @@ fn citus_rel(oid: pg_sys::Oid) -> Option<CitusRel> {
         Ok::<_, pgrx::spi::Error>(r.get::<pg_sys::Oid>(1)?.map(|logical| CitusRel {
             logical,
             shard: r.get::<bool>(2).ok().flatten().unwrap_or(false),
+            moved: r.get::<bool>(3).ok().flatten().unwrap_or(false),
         }))
     })
     .or_bug("reading Citus's shard metadata")
+}
+
+const SHARD_MOVED: &str = "a shard keeps its name: renamed, Citus would no longer know it as its table's shard (and another table could take its name)";
+
+/// Inheritance (partitions included) between a shard or shell of a protected table and any
+/// other relation: allowed only under a shard or shell that is itself guarded, with the child
+/// whole against that parent's protection (Citus attaches a partition's shards to their
+/// parent's shards so, and a query through the parent applies the parent's policies). A shard
+/// under another table reads without its policies through that parent; a child without them
+/// adds rows the owner wrote to the tenants the shard shows.
+fn citus_inheritance(oid: pg_sys::Oid) -> Vec<String> {
+    let links = Spi::connect(|c| {
+        c.select(
+            "SELECT i.inhrelid, i.inhparent FROM pg_catalog.pg_inherits i
+              WHERE i.inhrelid OPERATOR(pg_catalog.=) $1 OR i.inhparent OPERATOR(pg_catalog.=) $1",
+            None,
+            &[oid.into()],
+        )?
+        .map(|r| Ok((r.get::<pg_sys::Oid>(1)?, r.get::<pg_sys::Oid>(2)?)))
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .or_bug("reading pg_inherits");
+    let guarded = |o: pg_sys::Oid| {
+        citus_rel(o).and_then(|c| {
+            let own = citus_row(o).and_then(|(e, _)| e);
+            citus_expected(&c, own).map(|e| (c, e))
+        })
+    };
+    let mut v = Vec::new();
+    for (child, parent) in links.into_iter().filter_map(|(c, p)| Some((c?, p?))) {
+        let (cc, pc) = (guarded(child), guarded(parent));
+        if cc.is_none() && pc.is_none() {
+            continue;
+        }
+        let whole_under_guarded = pc.as_ref().is_some_and(|(p, expected)| {
+            !p.moved
+                && cc.as_ref().is_none_or(|(c, _)| !c.moved)
+                && catalog::relation_opt(child).is_some_and(|r| violations(&r, expected).is_empty())
+        });
+        if whole_under_guarded {
+            continue;
+        }
+        let name = |o: pg_sys::Oid| {
+            catalog::relation_opt(o)
+                .map(|r| r.qualified())
+                .unwrap_or_default()
+        };
+        v.push(if cc.is_some() {
+            format!(
+                "the shard or shell {} is a partition or child of {}: a query on {} would read it without its policies",
+                name(child),
+                name(parent),
+                name(parent)
+            )
+        } else {
+            format!(
+                "{} is a partition or child of the shard or shell {}: its rows would show among that table's tenants",
+                name(child),
+                name(parent)
+            )
+        });
+    }
+    v
 }
 
 /// Whether the DDL now running is pg_tenancy's own: the marker in this backend (the
@@ -671,16 +758,24 @@ fn citus_row(oid: pg_sys::Oid) -> Option<(Option<Entry>, Vec<String>)> {
     .or_bug("reading tenancy.citus_guarded")
 }
 
-fn save_citus_row(oid: pg_sys::Oid, shell: Option<&Entry>, state: &[String], building: bool) {
+fn save_citus_row(
+    oid: pg_sys::Oid,
+    c: &CitusRel,
+    shell: Option<&Entry>,
+    state: &[String],
+    building: bool,
+) {
     Spi::run_with_args(
         "INSERT INTO tenancy.citus_guarded AS g
-                (rel, tenant_column, column_type, isolation_qual, shared_column, feature_qual, feature_check, guard_state, building)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                (rel, tenant_column, column_type, isolation_qual, shared_column, feature_qual, feature_check, guard_state, building,
+                 logical, shard)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (rel) DO UPDATE
             SET tenant_column = EXCLUDED.tenant_column, column_type = EXCLUDED.column_type,
                 isolation_qual = EXCLUDED.isolation_qual, shared_column = EXCLUDED.shared_column,
                 feature_qual = EXCLUDED.feature_qual, feature_check = EXCLUDED.feature_check,
-                guard_state = EXCLUDED.guard_state, building = EXCLUDED.building",
+                guard_state = EXCLUDED.guard_state, building = EXCLUDED.building,
+                logical = EXCLUDED.logical, shard = EXCLUDED.shard",
         &[
             oid.into(),
             shell.map(|e| e.protection.tenant_column.clone()).into(),
@@ -691,6 +786,8 @@ fn save_citus_row(oid: pg_sys::Oid, shell: Option<&Entry>, state: &[String], bui
             shell.and_then(|e| e.feature_check.clone()).into(),
             state.to_vec().into(),
             building.into(),
+            c.logical.into(),
+            c.shard.into(),
         ],
     )
     .or_bug("recording a shard's protection");
@@ -792,13 +889,13 @@ fn citus_guard(rel: &Rel, c: &CitusRel) {
         // pg_tenancy's own DDL (or a superuser's): what it leaves is the protection.
         if c.shard {
             if citus_expected(c, None).is_some() {
-                save_citus_row(rel.oid, None, &[], false);
+                save_citus_row(rel.oid, c, None, &[], false);
             } else {
                 forget_citus_row(rel.oid);
             }
         } else {
             match derived_entry(rel) {
-                Some(e) => save_citus_row(rel.oid, Some(&e), &[], false),
+                Some(e) => save_citus_row(rel.oid, c, Some(&e), &[], false),
                 None => forget_citus_row(rel.oid),
             }
         }
@@ -818,6 +915,10 @@ fn citus_guard(rel: &Rel, c: &CitusRel) {
     let Some(expected) = citus_expected(c, own) else {
         return;
     };
+    if c.moved {
+        report(&rel.qualified(), &[SHARD_MOVED.to_string()]);
+    }
+    report(&rel.qualified(), &citus_inheritance(rel.oid));
     let now = citus_violations(rel, c, &expected);
     let created = created_in_this_transaction(rel.oid);
     // A shard never seen before must be whole, unless Citus is building it now (CREATE TABLE,
@@ -833,7 +934,7 @@ fn citus_guard(rel: &Rel, c: &CitusRel) {
     }
     let codes: Vec<String> = now.iter().map(|(code, _)| code.clone()).collect();
     let shell = if c.shard { None } else { Some(&expected) };
-    save_citus_row(rel.oid, shell, &codes, created && !codes.is_empty());
+    save_citus_row(rel.oid, c, shell, &codes, created && !codes.is_empty());
 }
 
 fn citus_violations(rel: &Rel, c: &CitusRel, expected: &Entry) -> Vec<(String, String)> {
@@ -857,6 +958,9 @@ fn _citus_built(rel: pg_sys::Oid) {
         let Some(expected) = citus_expected(&c, own) else {
             return;
         };
+        if c.moved {
+            report(&r.qualified(), &[SHARD_MOVED.to_string()]);
+        }
         let now = citus_violations(&r, &c, &expected);
         if !now.is_empty() {
             let problems: Vec<&str> = now.iter().map(|(_, m)| m.as_str()).collect();
@@ -870,7 +974,7 @@ fn _citus_built(rel: pg_sys::Oid) {
         }
         let codes: Vec<String> = now.iter().map(|(code, _)| code.clone()).collect();
         let shell = if c.shard { None } else { Some(&expected) };
-        save_citus_row(rel, shell, &codes, false);
+        save_citus_row(rel, &c, shell, &codes, false);
     })
 }
 
@@ -945,7 +1049,14 @@ fn ddl_command_end() {
                         }
                     }
                 }
-                _ => rest.push((tag, relid)),
+                _ => {
+                    if let Some(oid) = relid.filter(|_| !trusted_ddl()) {
+                        if let Some(rel) = catalog::relation_opt(oid) {
+                            report(&rel.qualified(), &citus_inheritance(oid));
+                        }
+                    }
+                    rest.push((tag, relid))
+                }
             }
         }
         rest

@@ -255,4 +255,119 @@ on coord -q <<<"$fixes" >/dev/null
 same "after its fixes, check() is clean" none "$(shard_findings)"
 same "... and every shard and placement is protected" "0 0 0" "$(unprotected_shards)"
 
+say "a shard renamed, weakened in another schema, put under another table or given children, or a stand-in renamed in: refused"
+moved="a shard keeps its name: renamed, Citus would no longer know it as its table's shard (and another table could take its name)"
+same "run_command_on_shards: RENAME TO another name" "$(refusal public.loot "$moved")" \
+    "$(refused run_command_on_shards "'orders', " 'ALTER TABLE %s RENAME TO loot')"
+co_product="$(shard_on coord products)"
+w1_invoice="$(shard_on worker1 invoices)"
+w1_order2="$(value coord "SELECT shard_name('orders'::regclass, s.shardid) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid) WHERE s.logicalrelid = 'orders'::regclass AND n.nodeport = ${PORT[worker1]} ORDER BY s.shardid OFFSET 1 LIMIT 1")"
+session coord shard_owner >"$out" <<SQL
+SET citus.enable_manual_changes_to_shards = on;
+-- the coordinator's own placement of a reference table
+ALTER TABLE $co_product RENAME TO loot;
+-- moved to another schema (as Citus moves a table's shards), it is still guarded
+ALTER TABLE $co_product SET SCHEMA crm;
+ALTER TABLE crm.$co_product NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE crm.$co_product SET SCHEMA public;
+CREATE TABLE peek_products (LIKE products) PARTITION BY LIST (tenant_id);
+ALTER TABLE peek_products ATTACH PARTITION $co_product DEFAULT;
+CREATE TABLE kid_products () INHERITS ($co_product);
+SQL
+expect "on the coordinator, its reference placement cannot be renamed, weakened in another schema, attached or inherited from" <<'EOF'
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+EOF
+session worker1 shard_owner >"$out" <<SQL
+SET citus.enable_manual_changes_to_shards = on;
+ALTER TABLE $w1_order RENAME TO loot;
+ALTER TABLE $w1_order SET SCHEMA crm;
+ALTER TABLE crm.$w1_order NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE crm.$w1_order SET SCHEMA public;
+-- a partitioned table of the owner's own with the shard as its partition: read through it,
+-- the shard's policies would not apply
+CREATE TABLE peek (id bigint NOT NULL, tenant_id text NOT NULL, item text) PARTITION BY LIST (tenant_id);
+ALTER TABLE peek ATTACH PARTITION $w1_order DEFAULT;
+CREATE TABLE peek_plain (id bigint NOT NULL, tenant_id text NOT NULL);
+ALTER TABLE $w1_lead INHERIT peek_plain;
+-- a child of the shard: its rows would show among the shard's tenants
+CREATE TABLE fake_kid () INHERITS ($w1_order2);
+CREATE TABLE fake_kid2 (id bigint NOT NULL, tenant_id text NOT NULL, item text);
+ALTER TABLE fake_kid2 INHERIT $w1_order2;
+-- a shard replaced by a stand-in without protection, renamed away before its commit check
+-- and back after it
+BEGIN;
+SET LOCAL citus.enable_manual_changes_to_shards = on;
+DROP TABLE $w1_invoice;
+CREATE TABLE $w1_invoice (id bigint NOT NULL, tenant_id text, amount int);
+ALTER TABLE $w1_invoice RENAME TO staged;
+COMMIT;
+ALTER TABLE staged RENAME TO $w1_invoice;
+SELECT 'shards kept: ' || count(*) FROM pg_policy WHERE polrelid IN ('$w1_order'::regclass, '$w1_order2'::regclass, '$w1_lead'::regclass, '$w1_invoice'::regclass) AND polname = 'tenancy_isolation';
+SQL
+expect "on a worker, a shard cannot be renamed, weakened in another schema, attached, inherited from, or replaced by a stand-in" <<'EOF'
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+ERROR:  42501
+ERROR:  42P01
+shards kept: 4
+EOF
+same "after these attacks, every shard and placement is still protected" "0 0 0" "$(unprotected_shards)"
+same "... under its own name" "1 7 7" \
+    "$(for n in "${NODES[@]}"; do shard_value "$n" "SELECT count(*) FROM pg_class c WHERE c.relname ~ '$tables_re'"; done | paste -sd' ')"
+same "... and no shard has a parent or a child" "0 0 0" \
+    "$(for n in "${NODES[@]}"; do shard_value "$n" "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid IN (i.inhrelid, i.inhparent) WHERE c.relname ~ '$tables_re'"; done | paste -sd' ')"
+same "... and check() finds no shard that differs" none "$(shard_findings)"
+PGUSER_AS=shard_owner on coord -q >/dev/null <<'SQL'
+-- Citus's own inheritance: a protected partitioned table distributed by its owner, whose
+-- partition shards Citus attaches to the parent's shards as that owner on the workers
+CREATE TABLE events (id bigint NOT NULL, tenant_id text NOT NULL, at date NOT NULL, PRIMARY KEY (tenant_id, id, at)) PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+SELECT tenancy.protect('events');
+SELECT create_distributed_table('events', 'tenant_id', colocate_with => 'orders');
+CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+SQL
+same "Citus still attaches a distributed partitioned table's partition shards to its shards" "4 4" \
+    "$(for n in worker1 worker2; do shard_value "$n" "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE c.relname ~ '^events_20[0-9]+_[0-9]+$'"; done | paste -sd' ')"
+same "... and check() finds no shard that differs" none "$(shard_findings)"
+
+say "check() reports a placement that a superuser put under another table or gave a child"
+w2_order="$(shard_on worker2 orders)"
+on worker2 -q <<SQL
+SET citus.override_table_visibility = off;
+SET citus.enable_manual_changes_to_shards = on;
+CREATE TABLE peek_su (id bigint NOT NULL, tenant_id text NOT NULL, item text) PARTITION BY LIST (tenant_id);
+ALTER TABLE peek_su ATTACH PARTITION $w2_order DEFAULT;
+CREATE TABLE kid_su () INHERITS ($w2_invoice);
+SQL
+same "check() names each and what differs" \
+    "$(sort <<EXPECTED
+shard $(shard_id "$w2_invoice") of public.invoices on localhost:${PORT[worker2]}: $prefix: it has 1 partition(s) or inheritance children, its table 0 (their rows show among its tenants)
+shard $(shard_id "$w2_order") of public.orders on localhost:${PORT[worker2]}: $prefix: it is a partition or inheritance child of 1 table(s), its table of 0 (a query through such a parent skips its policies)
+EXPECTED
+)" "$(shard_findings | sort)"
+on worker2 -q -c "SET citus.enable_manual_changes_to_shards = on" -c "ALTER TABLE peek_su DETACH PARTITION $w2_order" -c "DROP TABLE kid_su, peek_su"
+same "... and nothing once they are undone" none "$(shard_findings)"
+
+say "the owner still renames a protected distributed table and moves it to another schema"
+session coord shard_owner >"$out" <<'SQL'
+ALTER TABLE scratch RENAME TO scratch2;
+ALTER TABLE scratch2 SET SCHEMA crm;
+ALTER TABLE crm.scratch2 RENAME TO scratch;
+ALTER TABLE crm.scratch SET SCHEMA public;
+SELECT 'renamed and back: ' || count(*) FROM scratch;
+SQL
+expect "renames and SET SCHEMA of the table reach its shards, which stay guarded" <<'EOF'
+renamed and back: 0
+EOF
+same "... its shards are still protected and named after it" "2/2 2/2" "$(scratch_shards)"
+same "... and the guard still holds on them" "$(refusal public.scratch_N 'row level security is disabled')" \
+    "$(refused run_command_on_shards "'scratch', " 'ALTER TABLE %s DISABLE ROW LEVEL SECURITY')"
+
 citus_done
