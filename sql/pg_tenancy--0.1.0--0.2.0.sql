@@ -123,7 +123,7 @@ $$;
 ALTER TABLE tenancy.tenants ADD COLUMN parent text REFERENCES tenancy.tenants (id) ON UPDATE CASCADE,
     ADD CHECK (parent IS DISTINCT FROM id);
 CREATE INDEX tenants_parent_idx ON tenancy.tenants (parent);
--- create_tenant() gained a parent argument.
+-- create_tenant() gained a parent argument; the four-argument form (no defaults) calls it.
 DROP FUNCTION tenancy.create_tenant(text, text, text, jsonb);
 
 CREATE VIEW tenancy.tenant_tree WITH (security_invoker = true) AS
@@ -148,10 +148,14 @@ AS $citus$
 DECLARE
     -- citus_shard_unprotected: what a placement must share with its table, read on the
     -- placement's node by run_command_on_placements() (%s: the shard's name) and here (%s: the
-    -- table's OID): the row level security flags, the owner, and the policies pg_tenancy made
-    -- or that widen what tenants see (permissive ones).
+    -- table's OID): the row level security flags, the owner, the policies pg_tenancy made or
+    -- that widen what tenants see (permissive ones), and how many parents and children it has
+    -- in pg_inherits (a query through a parent skips the placement's policies; a child adds
+    -- rows to what it shows; Citus gives a partition's placements their table's).
     placement_state CONSTANT text := $s$SELECT pg_catalog.jsonb_build_object(
         'rls', c.relrowsecurity, 'force', c.relforcerowsecurity, 'owner', pg_catalog.pg_get_userbyid(c.relowner),
+        'parents', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_inherits i WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid),
+        'children', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) c.oid),
         'policies', coalesce((SELECT pg_catalog.jsonb_object_agg(p.polname, pg_catalog.jsonb_build_object(
                                   'permissive', p.polpermissive, 'cmd', p.polcmd,
                                   'roles', (SELECT pg_catalog.jsonb_agg(CASE WHEN r OPERATOR(pg_catalog.=) 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(r)::pg_catalog.text END ORDER BY 1)
@@ -197,6 +201,10 @@ BEGIN
                                        format('row level security is %s', CASE WHEN (s.st ->> 'force')::boolean THEN 'forced' ELSE 'not forced' END) END,
                                   CASE WHEN (s.st ->> 'owner') IS DISTINCT FROM (mine ->> 'owner') THEN
                                        format('it is owned by %I, its table by %I', s.st ->> 'owner', mine ->> 'owner') END,
+                                  CASE WHEN (s.st ->> 'parents') IS DISTINCT FROM (mine ->> 'parents') THEN
+                                       format('it is a partition or inheritance child of %s table(s), its table of %s (a query through such a parent skips its policies)', s.st ->> 'parents', mine ->> 'parents') END,
+                                  CASE WHEN (s.st ->> 'children') IS DISTINCT FROM (mine ->> 'children') THEN
+                                       format('it has %s partition(s) or inheritance children, its table %s (their rows show among its tenants)', s.st ->> 'children', mine ->> 'children') END,
                                   (SELECT string_agg(CASE WHEN NOT (s.st -> 'policies') ? k THEN format('policy %I is missing', k)
                                                           WHEN NOT (mine -> 'policies') ? k THEN format('policy %I is not on its table', k)
                                                           ELSE format('policy %I differs', k) END, '; ' ORDER BY k)
@@ -1511,6 +1519,11 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'create_tenant_wrapper';
 
+CREATE OR REPLACE FUNCTION tenancy.create_tenant(id text, name text, plan text, settings jsonb) RETURNS text
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenancy.create_tenant(id, name, plan, settings, NULL::pg_catalog.text) $$;
+
 CREATE OR REPLACE FUNCTION tenancy."current_job"() RETURNS bigint /* Option < i64 > */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
@@ -1623,7 +1636,11 @@ CREATE TABLE tenancy.citus_guarded (
     feature_check text,
     guard_state text[] NOT NULL DEFAULT '{}',
     -- created by the current transaction and not whole yet: it must be by its commit
-    building boolean NOT NULL DEFAULT false
+    building boolean NOT NULL DEFAULT false,
+    -- the Citus table it belongs to, and whether it is a shard (else a shell): the guard
+    -- knows it by OID from then on, whatever its name becomes (Citus knows a shard by name)
+    logical oid,
+    shard boolean
 );
 
 REVOKE ALL ON tenancy.citus_guarded FROM PUBLIC;
@@ -1738,7 +1755,8 @@ SELECT tenancy._grant_functions(NULL, ARRAY['_entitled_to_write']);
 -- The same for what session 5 merged: the tenant tree, jobs, Citus on every node.
 REVOKE EXECUTE ON FUNCTION tenancy._citus_built(oid), tenancy._citus_colocation_findings(name),
     tenancy._on_citus_guarded_built(), tenancy.claim_job(text, interval), tenancy.complete_job(),
-    tenancy.create_tenant(text, text, text, jsonb, text), tenancy.enqueue(text, jsonb, timestamptz, integer, text),
+    tenancy.create_tenant(text, text, text, jsonb, text), tenancy.create_tenant(text, text, text, jsonb),
+    tenancy.enqueue(text, jsonb, timestamptz, integer, text),
     tenancy.fail_job(text, interval), tenancy.grant_worker(regrole), tenancy.move_tenant(text, text)
     FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.current_job(), tenancy.current_subtree(), tenancy.current_subtree_int8(),
