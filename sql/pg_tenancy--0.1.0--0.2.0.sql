@@ -123,7 +123,8 @@ $$;
 ALTER TABLE tenancy.tenants ADD COLUMN parent text REFERENCES tenancy.tenants (id) ON UPDATE CASCADE,
     ADD CHECK (parent IS DISTINCT FROM id);
 CREATE INDEX tenants_parent_idx ON tenancy.tenants (parent);
--- create_tenant() gained a parent argument; the four-argument form (no defaults) calls it.
+-- create_tenant() gained a parent argument (a 0.1.0 dump's GRANT on the old signature fails
+-- to restore: docs/upgrading.md).
 DROP FUNCTION tenancy.create_tenant(text, text, text, jsonb);
 
 CREATE VIEW tenancy.tenant_tree WITH (security_invoker = true) AS
@@ -1519,11 +1520,6 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'create_tenant_wrapper';
 
-CREATE OR REPLACE FUNCTION tenancy.create_tenant(id text, name text, plan text, settings jsonb) RETURNS text
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT tenancy.create_tenant(id, name, plan, settings, NULL::pg_catalog.text) $$;
-
 CREATE OR REPLACE FUNCTION tenancy."current_job"() RETURNS bigint /* Option < i64 > */
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
@@ -1755,8 +1751,7 @@ SELECT tenancy._grant_functions(NULL, ARRAY['_entitled_to_write']);
 -- The same for what session 5 merged: the tenant tree, jobs, Citus on every node.
 REVOKE EXECUTE ON FUNCTION tenancy._citus_built(oid), tenancy._citus_colocation_findings(name),
     tenancy._on_citus_guarded_built(), tenancy.claim_job(text, interval), tenancy.complete_job(),
-    tenancy.create_tenant(text, text, text, jsonb, text), tenancy.create_tenant(text, text, text, jsonb),
-    tenancy.enqueue(text, jsonb, timestamptz, integer, text),
+    tenancy.create_tenant(text, text, text, jsonb, text), tenancy.enqueue(text, jsonb, timestamptz, integer, text),
     tenancy.fail_job(text, interval), tenancy.grant_worker(regrole), tenancy.move_tenant(text, text)
     FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tenancy.current_job(), tenancy.current_subtree(), tenancy.current_subtree_int8(),

@@ -55,12 +55,3 @@ END
 $$;
 CREATE TRIGGER protected_row_incoming BEFORE INSERT ON tenancy.protected_tables
     FOR EACH ROW EXECUTE FUNCTION tenancy._protected_row_incoming();
-
--- create_tenant() as 0.1.0 declared it, four arguments without defaults: grants on it in dumps
--- taken under 0.1.0 still restore, and a call naming all four arguments resolves to it (it needs
--- no default, the five-argument form with parent would need one). Not SECURITY DEFINER: the
--- five-argument form it calls checks the caller's tier and is the one that acts.
-CREATE FUNCTION tenancy.create_tenant(id text, name text, plan text, settings jsonb) RETURNS text
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT tenancy.create_tenant(id, name, plan, settings, NULL::pg_catalog.text) $$;

@@ -110,7 +110,6 @@ extension_sql_file!(
         protection::scoping::_scope_unique,
         protection::scoping::_scope_foreign_key,
         protection::own_ddl::_in_own_ddl,
-        identity::tenants::create_tenant,
     ]
 );
 

@@ -125,7 +125,17 @@ for v in $(released_versions); do
     # 5. The dump taken under V, restored into the current version.
     say "pg_restore of the dump from $v into $cur"
     db postgres -c "CREATE DATABASE ${dbv}_restored"
-    pg pg_restore --exit-on-error -d "${dbv}_restored" "$work/dump-$v"
+    # A dump of an older release restores its GRANTs on that release's signatures; the only one
+    # that changed since 0.1.0 is create_tenant() (a fifth argument, parent): its GRANT is the one
+    # error pg_restore may report (docs/upgrading.md), and the tier helpers then grant again.
+    restore_err="$(pg pg_restore -d "${dbv}_restored" "$work/dump-$v" 2>&1 >/dev/null || true)"
+    unexpected="$(printf '%s\n' "$restore_err" | grep -E '^pg_restore: error:' \
+        | grep -v 'function tenancy.create_tenant(text, text, text, jsonb) does not exist' \
+        | grep -v '^pg_restore: error: could not execute query: ERROR:  function tenancy.create_tenant(text, text, text, jsonb) does not exist' || true)"
+    if [ -n "$unexpected" ]; then
+        printf '*** pg_restore of the %s dump reported unexpected errors:\n%s\n' "$v" "$restore_err" >&2
+        fail=1
+    fi
     check "$v dump restored: version" "$cur" "$(db "${dbv}_restored" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_tenancy'")"
     fixture_regrant "${dbv}_restored"
     out="$(fixture_checks "${dbv}_restored" "$token" "$api_key")" || { printf '*** checks stopped on an error:\n%s\n' "$out" >&2; fail=1; }
