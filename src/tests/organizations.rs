@@ -364,6 +364,39 @@ mod tests {
     }
 
     #[pg_test]
+    fn an_organization_widens_only_the_isolation_equality_and_never_locks_its_locations() {
+        orgs("orgw");
+        // The owner's own restrictive policy hides rows that name the reader as blocked:
+        // widened, `<>` would become "differs from any tenant of the subtree" and show them.
+        run("ALTER TABLE tests.orgw_docs ADD COLUMN blocked text;
+             UPDATE tests.orgw_docs SET blocked = 'orgw_o1' WHERE body = 'l2';
+             CREATE POLICY orgw_block ON tests.orgw_docs AS RESTRICTIVE FOR SELECT
+                 USING (blocked IS NULL OR blocked <> (SELECT tenancy.current_tenant()));");
+        as_token("orgw", "orgw_o1");
+        assert_eq!(bodies("orgw"), "l1,l1,o1");
+        // The same shape on another column than the registered one is not widened either.
+        run("RESET ROLE; DROP POLICY orgw_block ON tests.orgw_docs;
+             UPDATE tests.orgw_docs SET blocked = 'orgw_l1' WHERE body = 'l2';
+             CREATE POLICY orgw_same ON tests.orgw_docs AS RESTRICTIVE FOR SELECT
+                 USING (body = 'o1' OR blocked = (SELECT tenancy.current_tenant()));");
+        as_token("orgw", "orgw_o1");
+        assert_eq!(bodies("orgw"), "o1");
+        run("RESET ROLE; DROP POLICY orgw_same ON tests.orgw_docs;");
+        // FOR UPDATE/SHARE locks rows the context could change: its own, never its locations'.
+        as_token("orgw", "orgw_o1");
+        assert_eq!(bodies("orgw"), "l1,l1,l2,l2,l2,o1");
+        for lock in ["UPDATE", "NO KEY UPDATE", "SHARE", "KEY SHARE"] {
+            assert_eq!(
+                text(&format!(
+                    "SELECT string_agg(body, ',' ORDER BY body) FROM (SELECT body FROM tests.orgw_docs FOR {lock}) s"
+                )),
+                "o1",
+                "{lock}"
+            );
+        }
+    }
+
+    #[pg_test]
     fn pooled_rules_count_companies_not_locations() {
         roles("orgb", &[("app", Tier::App)]);
         // Six tenants of ten people each, every one a sixth of the pool.
