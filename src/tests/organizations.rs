@@ -450,14 +450,19 @@ mod tests {
             text("SELECT coalesce(tenancy.guarded_count(person)::text, 'NULL') FROM tests.orgg_pay WHERE person <> 1"),
             "NULL"
         );
-        // Pool pseudonyms are the company's: one person across its locations is one.
-        as_token("orgg", "orgg_l2");
+        // Pool pseudonyms stay the tenant's own: neither its organization nor a sibling nor
+        // another company reproduces a location's, and a move does not re-key them.
+        for t in ["orgg_o1", "orgg_l2", "orgg_m1"] {
+            as_token("orgg", t);
+            assert_ne!(
+                text("SELECT tenancy.pseudonymize_for_pool('person-1', 'people')"),
+                l1,
+                "{t}"
+            );
+        }
+        run("RESET ROLE; SELECT tenancy.move_tenant('orgg_l1', 'orgg_o2');");
+        as_token("orgg", "orgg_l1");
         assert_eq!(
-            text("SELECT tenancy.pseudonymize_for_pool('person-1', 'people')"),
-            l1
-        );
-        as_token("orgg", "orgg_m1");
-        assert_ne!(
             text("SELECT tenancy.pseudonymize_for_pool('person-1', 'people')"),
             l1
         );
