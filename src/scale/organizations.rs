@@ -49,6 +49,21 @@ struct Slot {
 /// # Safety
 /// `parse` is the planner's own, writable query tree.
 pub unsafe fn widen(parse: *mut pg_sys::Query) -> Kind {
+    // SAFETY: the planner's Query.
+    let rls = unsafe { (*parse).hasRowSecurity };
+    // The rewriter marks a query whose tree (subqueries, CTEs and sublinks included) got any
+    // row security: without it there is no isolation conjunct to find.
+    if !rls {
+        return Kind::None;
+    }
+    // The leaf path, every planned statement of a leaf's context: no walk and no allocation
+    // when the cached resolution already says the context is no organization's. The plan
+    // carries the leaf item, so a later organization context re-plans it.
+    if let Some(current) = crate::registry::cache::current_if_fresh() {
+        if !current.is_some_and(|r| r.organization) {
+            return Kind::Leaf;
+        }
+    }
     let mut slots = Vec::new();
     // SAFETY: walks the planner's query tree, collecting pointers into it.
     unsafe { visit_query(parse, &mut slots) };
