@@ -89,7 +89,7 @@ fn check_domain(domain: &str) {
     }
 }
 
-/// Derives the key of `domain` (mixed with the top of the current tenant's tree when `for_pool`) and leaves it in
+/// Derives the key of `domain` (mixed with the current tenant when `for_pool`) and leaves it in
 /// this backend's memory. SECURITY DEFINER because the master secret is readable by the
 /// extension owner only; it returns nothing derived from the secret.
 #[pg_extern(stable, parallel_safe, security_definer)]
@@ -100,13 +100,9 @@ fn _load_pseudonym_key(domain: &str, for_pool: bool) -> bool {
     // at once instead of letting an old secret pass for the new one.
     let generation = cache::generation();
     let tenant = if for_pool {
-        // The top of the tenant's tree, as pool_pseudonym() asks for it.
+        // The tenant itself, as pool_pseudonym() asks for it.
         match crate::context::tenant_context::current() {
-            Some(r) => Some(
-                crate::registry::lookup::tenant(&r.ctx.tenant)
-                    .root
-                    .to_string(),
-            ),
+            Some(r) => Some(r.ctx.tenant.to_string()),
             None => errors::no_context(),
         }
     } else {
@@ -153,11 +149,11 @@ fn pool_pseudonym(value: &[u8], domain: &str) -> String {
     let Some(ctx) = crate::context::tenant_context::current() else {
         errors::no_context()
     };
-    // Mixed with the top of the tenant's tree: a company's locations pool one person under
-    // one pseudonym, and count as one contributor of the pool (docs/organizations.md). A
-    // tenant without a parent is its own top, so its pseudonyms are unchanged.
-    let root = crate::registry::lookup::tenant(&ctx.ctx.tenant).root;
-    pseudonym(value, domain, Some(&root))
+    // Keyed by the tenant itself, never by the top of its tree: a location must not
+    // reproduce its siblings' or its organization's pool pseudonyms, and a move must not
+    // re-key a pooled table. Pooled aggregates merge a company's locations on their own
+    // (the `tenant` argument counts the top of the tree: docs/organizations.md).
+    pseudonym(value, domain, Some(&ctx.ctx.tenant))
 }
 
 /// The canonical text form PostgreSQL prints for a uuid (lowercase, hyphenated), so that a

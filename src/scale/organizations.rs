@@ -40,6 +40,8 @@ pub enum Kind {
 struct Slot {
     cell: *mut *mut c_void,
     getter: Getter,
+    relid: pg_sys::Oid,
+    attno: pg_sys::AttrNumber,
 }
 
 /// Widens the isolation conjuncts of `parse` when the current context is an organization's.
@@ -47,6 +49,21 @@ struct Slot {
 /// # Safety
 /// `parse` is the planner's own, writable query tree.
 pub unsafe fn widen(parse: *mut pg_sys::Query) -> Kind {
+    // SAFETY: the planner's Query.
+    let rls = unsafe { (*parse).hasRowSecurity };
+    // The rewriter marks a query whose tree (subqueries, CTEs and sublinks included) got any
+    // row security: without it there is no isolation conjunct to find.
+    if !rls {
+        return Kind::None;
+    }
+    // The leaf path, every planned statement of a leaf's context: no walk and no allocation
+    // when the cached resolution already says the context is no organization's. The plan
+    // carries the leaf item, so a later organization context re-plans it.
+    if let Some(current) = crate::registry::cache::current_if_fresh() {
+        if !current.is_some_and(|r| r.organization) {
+            return Kind::Leaf;
+        }
+    }
     let mut slots = Vec::new();
     // SAFETY: walks the planner's query tree, collecting pointers into it.
     unsafe { visit_query(parse, &mut slots) };
@@ -58,7 +75,13 @@ pub unsafe fn widen(parse: *mut pg_sys::Query) -> Kind {
         return Kind::Leaf;
     }
     let mut functions: [Option<pg_sys::Oid>; 3] = [None; 3];
+    let mut columns: Vec<(pg_sys::Oid, Option<String>)> = Vec::new();
     for slot in slots {
+        // Only the conjunct protect() wrote: an equality on the registered tenant column. The
+        // same shape on another column (an owner's own policy) keeps its leaf meaning.
+        if !registered_column(&mut columns, slot.relid, slot.attno) {
+            continue;
+        }
         let i = match slot.getter {
             Getter::Text | Getter::Cast => 0,
             Getter::Uuid => 1,
@@ -73,6 +96,32 @@ pub unsafe fn widen(parse: *mut pg_sys::Query) -> Kind {
         }
     }
     Kind::Organization
+}
+
+/// Whether `attno` of `relid` is the tenant column the registry holds for it (looked up once
+/// per relation and query, on the organization path alone).
+fn registered_column(
+    seen: &mut Vec<(pg_sys::Oid, Option<String>)>,
+    relid: pg_sys::Oid,
+    attno: pg_sys::AttrNumber,
+) -> bool {
+    let i = match seen.iter().position(|(r, _)| *r == relid) {
+        Some(i) => i,
+        None => {
+            let column =
+                crate::registry::protected_tables::entry(relid).map(|e| e.protection.tenant_column);
+            seen.push((relid, column));
+            seen.len() - 1
+        }
+    };
+    let Some(column) = seen[i].1.as_deref() else {
+        return false;
+    };
+    // SAFETY: a syscache lookup; a NULL result (dropped column) is checked.
+    unsafe {
+        let name = pg_sys::get_attname(relid, attno, true);
+        !name.is_null() && CStr::from_ptr(name).to_bytes() == column.as_bytes()
+    }
 }
 
 /// The OID of the subtree getter that matches `getter`.
@@ -142,7 +191,9 @@ unsafe fn visit_query(query: *mut pg_sys::Query, out: &mut Vec<Slot>) {
         let rtable = q.rtable;
         for i in 0..list_len(rtable) {
             let rtindex = (i + 1) as c_int;
-            if rtindex == written {
+            // A row locked FOR UPDATE/SHARE is one the context could then change: the UPDATE
+            // policy's USING sits in its security quals, so it keeps the leaf predicate.
+            if rtindex == written || row_marked(q.rowMarks, rtindex) {
                 continue;
             }
             let rte = (*(*rtable).elements.add(i)).ptr_value as *mut pg_sys::RangeTblEntry;
@@ -155,11 +206,19 @@ unsafe fn visit_query(query: *mut pg_sys::Query, out: &mut Vec<Slot>) {
             let quals = (*rte).securityQuals;
             for j in 0..list_len(quals) {
                 let cell = &mut (*(*quals).elements.add(j)).ptr_value as *mut *mut c_void;
-                find_in(cell, rtindex, out);
+                find_in(cell, rtindex, (*rte).relid, out);
             }
         }
         pg_sys::query_tree_walker(query, Some(walk), (out as *mut Vec<Slot>).cast(), 0);
     }
+}
+
+fn row_marked(marks: *mut pg_sys::List, rtindex: c_int) -> bool {
+    // SAFETY: a Query's rowMarks, a List of RowMarkClause.
+    (0..list_len(marks)).any(|k| unsafe {
+        let rc = (*(*marks).elements.add(k)).ptr_value as *mut pg_sys::RowMarkClause;
+        (*rc).rti as c_int == rtindex
+    })
 }
 
 /// The extension's own tables (the audit trail, entitlements) keep their tenant's rows to the
@@ -175,7 +234,7 @@ fn extension_table(relid: pg_sys::Oid) -> bool {
 
 /// Conjuncts inside one security qual: the qual itself, or an argument of an AND/OR (the
 /// permissive policies of a relation are ORed into one qual: the shared-rows policy).
-unsafe fn find_in(cell: *mut *mut c_void, rtindex: c_int, out: &mut Vec<Slot>) {
+unsafe fn find_in(cell: *mut *mut c_void, rtindex: c_int, relid: pg_sys::Oid, out: &mut Vec<Slot>) {
     // SAFETY: expression nodes, inspected by tag before each cast.
     unsafe {
         let node = *cell as *mut pg_sys::Node;
@@ -190,14 +249,20 @@ unsafe fn find_in(cell: *mut *mut c_void, rtindex: c_int, out: &mut Vec<Slot>) {
                     find_in(
                         &mut (*(*args).elements.add(k)).ptr_value as *mut *mut c_void,
                         rtindex,
+                        relid,
                         out,
                     );
                 }
             }
             return;
         }
-        if let Some(getter) = isolation_getter(node, rtindex) {
-            out.push(Slot { cell, getter });
+        if let Some((getter, attno)) = isolation_getter(node, rtindex) {
+            out.push(Slot {
+                cell,
+                getter,
+                relid,
+                attno,
+            });
         }
     }
 }
@@ -221,7 +286,13 @@ unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, context: *mut c_void) 
 /// calls, if `node` is one: the shape `protection::policy::isolation_predicate` writes for
 /// text, uuid and integer columns. A column of a domain type (compared through a cast) is
 /// not matched: an organization context reads only its own rows there (docs/organizations.md).
-unsafe fn isolation_getter(node: *mut pg_sys::Node, rtindex: c_int) -> Option<Getter> {
+/// The operator must be the column type's btree equality: `col <> getter` in an owner's
+/// restrictive policy would turn, widened, into "differs from any tenant of the subtree" and
+/// show the rows it hides.
+unsafe fn isolation_getter(
+    node: *mut pg_sys::Node,
+    rtindex: c_int,
+) -> Option<(Getter, pg_sys::AttrNumber)> {
     // SAFETY: expression nodes, inspected by tag before each cast.
     unsafe {
         if !pgrx::is_a(node, pg_sys::NodeTag::T_OpExpr) {
@@ -234,6 +305,11 @@ unsafe fn isolation_getter(node: *mut pg_sys::Node, rtindex: c_int) -> Option<Ge
         }
         let mut left = (*(*args).elements).ptr_value as *mut pg_sys::Node;
         let right = (*(*args).elements.add(1)).ptr_value as *mut pg_sys::Node;
+        let typcache =
+            pg_sys::lookup_type_cache(pg_sys::exprType(left), pg_sys::TYPECACHE_EQ_OPR as c_int);
+        if typcache.is_null() || (*typcache).eq_opr != (*op).opno {
+            return None;
+        }
         if pgrx::is_a(left, pg_sys::NodeTag::T_RelabelType) {
             left = (*(left as *mut pg_sys::RelabelType)).arg.cast();
         }
@@ -245,7 +321,7 @@ unsafe fn isolation_getter(node: *mut pg_sys::Node, rtindex: c_int) -> Option<Ge
             return None;
         }
         let call = getter_call(right)?;
-        getter_of((*call).funcid)
+        Some((getter_of((*call).funcid)?, var.varattno))
     }
 }
 

@@ -262,7 +262,10 @@ mod tests {
                 true,
             ),
             ("tenancy.set_tenant(text, text, text[], boolean)", false),
-            ("tenancy.create_tenant(text, text, text, jsonb, text)", false),
+            (
+                "tenancy.create_tenant(text, text, text, jsonb, text)",
+                false,
+            ),
         ] {
             assert_eq!(
                 one::<bool>(&format!(

@@ -364,6 +364,39 @@ mod tests {
     }
 
     #[pg_test]
+    fn an_organization_widens_only_the_isolation_equality_and_never_locks_its_locations() {
+        orgs("orgw");
+        // The owner's own restrictive policy hides rows that name the reader as blocked:
+        // widened, `<>` would become "differs from any tenant of the subtree" and show them.
+        run("ALTER TABLE tests.orgw_docs ADD COLUMN blocked text;
+             UPDATE tests.orgw_docs SET blocked = 'orgw_o1' WHERE body = 'l2';
+             CREATE POLICY orgw_block ON tests.orgw_docs AS RESTRICTIVE FOR SELECT
+                 USING (blocked IS NULL OR blocked <> (SELECT tenancy.current_tenant()));");
+        as_token("orgw", "orgw_o1");
+        assert_eq!(bodies("orgw"), "l1,l1,o1");
+        // The same shape on another column than the registered one is not widened either.
+        run("RESET ROLE; DROP POLICY orgw_block ON tests.orgw_docs;
+             UPDATE tests.orgw_docs SET blocked = 'orgw_l1' WHERE body = 'l2';
+             CREATE POLICY orgw_same ON tests.orgw_docs AS RESTRICTIVE FOR SELECT
+                 USING (body = 'o1' OR blocked = (SELECT tenancy.current_tenant()));");
+        as_token("orgw", "orgw_o1");
+        assert_eq!(bodies("orgw"), "o1");
+        run("RESET ROLE; DROP POLICY orgw_same ON tests.orgw_docs;");
+        // FOR UPDATE/SHARE locks rows the context could change: its own, never its locations'.
+        as_token("orgw", "orgw_o1");
+        assert_eq!(bodies("orgw"), "l1,l1,l2,l2,l2,o1");
+        for lock in ["UPDATE", "NO KEY UPDATE", "SHARE", "KEY SHARE"] {
+            assert_eq!(
+                text(&format!(
+                    "SELECT string_agg(body, ',' ORDER BY body) FROM (SELECT body FROM tests.orgw_docs FOR {lock}) s"
+                )),
+                "o1",
+                "{lock}"
+            );
+        }
+    }
+
+    #[pg_test]
     fn pooled_rules_count_companies_not_locations() {
         roles("orgb", &[("app", Tier::App)]);
         // Six tenants of ten people each, every one a sixth of the pool.
@@ -417,14 +450,19 @@ mod tests {
             text("SELECT coalesce(tenancy.guarded_count(person)::text, 'NULL') FROM tests.orgg_pay WHERE person <> 1"),
             "NULL"
         );
-        // Pool pseudonyms are the company's: one person across its locations is one.
-        as_token("orgg", "orgg_l2");
+        // Pool pseudonyms stay the tenant's own: neither its organization nor a sibling nor
+        // another company reproduces a location's, and a move does not re-key them.
+        for t in ["orgg_o1", "orgg_l2", "orgg_m1"] {
+            as_token("orgg", t);
+            assert_ne!(
+                text("SELECT tenancy.pseudonymize_for_pool('person-1', 'people')"),
+                l1,
+                "{t}"
+            );
+        }
+        run("RESET ROLE; SELECT tenancy.move_tenant('orgg_l1', 'orgg_o2');");
+        as_token("orgg", "orgg_l1");
         assert_eq!(
-            text("SELECT tenancy.pseudonymize_for_pool('person-1', 'people')"),
-            l1
-        );
-        as_token("orgg", "orgg_m1");
-        assert_ne!(
             text("SELECT tenancy.pseudonymize_for_pool('person-1', 'people')"),
             l1
         );
