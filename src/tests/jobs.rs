@@ -518,6 +518,24 @@ mod tests {
         run("SELECT tenancy.end_support()");
     }
 
+    /// Review of issue 16: tenancy.jobs is not a protected table, so a support context's
+    /// reads of it (payloads, actors, errors) were not on the support record: it reads none.
+    #[pg_test]
+    fn a_support_context_reads_no_jobs() {
+        let p = "job_supread";
+        roles(p, &[("app", Tier::App), ("sup", Tier::Support)]);
+        tenants(p);
+        signing_key(p);
+        enqueue_as(p, "job_supread_a", "{}");
+        run(&format!("GRANT SELECT ON tenancy.jobs TO {p}_sup"));
+        run(&format!("SET LOCAL ROLE {p}_sup"));
+        run(&format!(
+            "SELECT tenancy.begin_support('{p}_a', 'ticket 16', 10)"
+        ));
+        assert_eq!(count("SELECT count(*) FROM tenancy.jobs"), 0);
+        run("SELECT tenancy.end_support()");
+    }
+
     #[pg_test]
     fn jobs_of_a_deactivated_tenant_are_not_handed_out() {
         let p = "job_inactive";
