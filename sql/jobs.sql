@@ -36,12 +36,14 @@ CREATE UNIQUE INDEX jobs_dedup ON tenancy.jobs (tenant, queue, dedup_key)
 CREATE INDEX jobs_tenant ON tenancy.jobs (tenant, id);
 
 -- A tenant reads its own jobs; inside a claimed job's transaction, only that job (a worker
--- reads no other job's payload, not even of the same tenant).
+-- reads no other job's payload, not even of the same tenant). A support context reads none:
+-- tenancy.jobs is not a protected table, so its reads would not be on the support record.
 ALTER TABLE tenancy.jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenancy.jobs FORCE ROW LEVEL SECURITY;
 CREATE POLICY jobs_read ON tenancy.jobs FOR SELECT
     USING (tenant OPERATOR(pg_catalog.=) (SELECT tenancy.current_tenant())
-           AND id OPERATOR(pg_catalog.=) COALESCE((SELECT tenancy.current_job()), id));
+           AND id OPERATOR(pg_catalog.=) COALESCE((SELECT tenancy.current_job()), id)
+           AND (SELECT tenancy.context() OPERATOR(pg_catalog.->>) 'source') OPERATOR(pg_catalog.<>) 'support');
 
 -- Jobs are data: a restored database keeps its queue.
 SELECT pg_catalog.pg_extension_config_dump('tenancy.jobs', '');

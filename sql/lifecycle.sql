@@ -40,6 +40,14 @@ BEGIN
         PERFORM tenancy._owner_step_leave(step);
         counts := counts || pg_catalog.jsonb_build_object(t.tbl, n);
     END LOOP;
+    -- The tenant's jobs are its data too (payloads, actors, errors).
+    RETURN QUERY SELECT 'tenancy.jobs'::pg_catalog.text, pg_catalog.to_jsonb(j.*)
+                   FROM tenancy.jobs j WHERE j.tenant OPERATOR(pg_catalog.=) export_tenant.tenant
+                  ORDER BY j.id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        counts := counts || pg_catalog.jsonb_build_object('tenancy.jobs', n);
+    END IF;
     PERFORM tenancy._lifecycle_audit(tenant, 'tenant_exported', pg_catalog.jsonb_build_object('rows', counts));
     RETURN;
 END

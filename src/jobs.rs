@@ -36,6 +36,8 @@ const BACKOFF_BASE: i64 = 5;
 const BACKOFF_CAP: i64 = 3600;
 
 thread_local! {
+    /// The top-level transaction id of this backend's last claim (0: none).
+    static CLAIMED_IN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     static PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> =
         RefCell::new(HashMap::new());
 }
@@ -128,7 +130,7 @@ fn enqueue(
     let payload = payload.unwrap_or(JsonB(json!({})));
     let inserted = spi::dml_returning::<i64>(
         "INSERT INTO tenancy.jobs (tenant, queue, payload, actor, roles, run_at, max_attempts, dedup_key, enqueued_by)
-         VALUES ($1, $2, $3, $4, $5, COALESCE($6, pg_catalog.now()), $7, $8, $9)
+         VALUES ($1, $2, $3, $4, $5, GREATEST(COALESCE($6, pg_catalog.now()), pg_catalog.now()), $7, $8, $9)
          ON CONFLICT (tenant, queue, dedup_key) WHERE status = 'queued' AND dedup_key IS NOT NULL
          DO NOTHING
          RETURNING id",
@@ -200,6 +202,15 @@ fn claim_job(
             Some("claim the job in a new transaction, before any set_context(), or call tenancy.clear_context() first"),
         );
     }
+    // A savepoint rolled back would release the claim's row lock (the lease) and keep the
+    // claim: the job is claimed where no rollback but the transaction's own can undo it.
+    // SAFETY: reads the transaction state.
+    if unsafe { pg_sys::GetCurrentTransactionNestLevel() } > 1 {
+        errors::not_in_state(
+            "claim_job() cannot run inside a savepoint or an exception block: rolling it back would release the job's lease and keep its context".into(),
+            Some("claim the job at the top level of its transaction; take savepoints after the claim"),
+        );
+    }
     let row = Spi::connect_mut(|c| {
         let plan = kept(c, CLAIM, &[PgOid::BuiltIn(PgBuiltInOids::TEXTOID)])?;
         let t = c.update(&*plan, None, &[queue.into()])?;
@@ -244,6 +255,8 @@ fn claim_job(
         limits,
         true,
     );
+    tenant_context::hold_job(id, xid);
+    CLAIMED_IN.with(|c| c.set(xid));
     hold_lease(lease);
     TableIterator::once((id, tenant, actor, payload, attempt, max_attempts))
 }
@@ -313,6 +326,7 @@ fn complete_job() -> i64 {
         t.first().get_one::<i64>()
     })
     .or_bug("completing a job");
+    tenant_context::release_job();
     tenant_context::clear();
     done.unwrap_or_else(|| errors::internal("completing a job", "claimed job not queued"))
 }
@@ -381,6 +395,40 @@ fn fail_job(error: Option<&str>, retry_in: default!(Option<Interval>, "NULL")) -
         )
         .or_bug("rescheduling a job");
     }
+    tenant_context::release_job();
     tenant_context::clear();
     if dead { "dead" } else { "queued" }.to_string()
+}
+
+pub fn init() {
+    // SAFETY: registered once at library load.
+    unsafe { pg_sys::RegisterXactCallback(Some(xact_event), core::ptr::null_mut()) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn xact_event(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut core::ffi::c_void,
+) {
+    match event {
+        // A prepared transaction keeps the job's row lock and effects past this backend, to be
+        // committed later by anyone, without the lease that ends a silent worker's claim.
+        pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => {
+            // SAFETY: reads the transaction state.
+            let xid = unsafe { pg_sys::GetTopFullTransactionIdIfAny() }.value;
+            if xid != 0 && CLAIMED_IN.with(|c| c.get()) == xid {
+                errors::not_in_state(
+                    "a transaction that claimed a job cannot be prepared (PREPARE TRANSACTION)".into(),
+                    Some("commit the job's transaction: its lease holds only while the claiming session does"),
+                );
+            }
+        }
+        pg_sys::XactEvent::XACT_EVENT_COMMIT
+        | pg_sys::XactEvent::XACT_EVENT_ABORT
+        | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
+            CLAIMED_IN.with(|c| c.set(0));
+            tenant_context::release_job();
+        }
+        _ => {}
+    }
 }

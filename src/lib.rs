@@ -39,6 +39,7 @@ pub extern "C-unwind" fn _PG_init() {
     infra::gucs::init();
     registry::cache::init();
     audit::support::init();
+    jobs::init();
     context::stats::init();
 }
 

@@ -367,6 +367,20 @@ fn purge_tenant(
             Some("find the rule or trigger on those tables that skips deletes or inserts rows, drop or disable it, then purge again"),
         );
     }
+    // The tenant's jobs hold its payloads and act as its actors: a tenant re-created under
+    // the same id must not inherit them, nor a worker run them.
+    let jobs = Spi::connect_mut(|c| {
+        c.update(
+            "DELETE FROM tenancy.jobs WHERE tenant OPERATOR(pg_catalog.=) $1",
+            None,
+            &[tenant.into()],
+        )
+        .map(|r| r.len() as i64)
+    })
+    .or_bug("deleting the tenant's jobs");
+    if jobs > 0 {
+        out.push(("tenancy.jobs".into(), jobs));
+    }
     let counts: Map<String, Value> = out.iter().map(|(t, n)| (t.clone(), json!(n))).collect();
     crate::audit::trail::record(tenant, "tenant_purged", json!({ "deleted": counts }));
     TableIterator::new(out)
@@ -582,6 +596,7 @@ fn rename_tenant(old: Option<&str>, new: Option<&str>) {
          INSERT INTO tenancy.quotas (tenant, tbl, max_rows, slots, set_at)
          SELECT $2, tbl, max_rows, slots, set_at FROM tenancy.quotas WHERE tenant OPERATOR(pg_catalog.=) $1;
          UPDATE tenancy.quota_slots SET tenant = $2 WHERE tenant OPERATOR(pg_catalog.=) $1;
+         UPDATE tenancy.jobs SET tenant = $2 WHERE tenant OPERATOR(pg_catalog.=) $1;
          DELETE FROM tenancy.quotas WHERE tenant OPERATOR(pg_catalog.=) $1;
          DELETE FROM tenancy.tenants WHERE id OPERATOR(pg_catalog.=) $1;",
         &[old.into(), new.into()],
@@ -638,6 +653,15 @@ fn drop_tenant(id: Option<&str>, audit: Option<&str>) {
                 .is_some_and(|p| rows_remain(t, p, id))
         })
         .map(|t| t.name.as_str())
+        .chain(
+            (spi::select_one::<bool>(
+                "SELECT EXISTS (SELECT FROM tenancy.jobs WHERE tenant OPERATOR(pg_catalog.=) $1)",
+                &[id.into()],
+            )
+            .or_bug("reading the tenant's jobs")
+                == Some(true))
+            .then_some("tenancy.jobs"),
+        )
         .collect();
     if !left.is_empty() {
         errors::not_in_state(

@@ -468,7 +468,35 @@ fn context_expired(tenant: &str) -> ! {
 fn claimed_in_this_transaction(ctx: &Context) -> bool {
     // SAFETY: reads the transaction state; parallel workers inherit the leader's top-level id.
     let xid = unsafe { pg_sys::GetTopFullTransactionIdIfAny() }.value;
-    ctx.job.is_some_and(|j| xid != 0 && j.xid == xid)
+    let Some(j) = ctx.job else { return false };
+    if xid == 0 || j.xid != xid {
+        return false;
+    }
+    // The carrier is a setting, which a rolled-back savepoint restores and set_config() can
+    // set again: it proves which job was claimed, not that the claim still holds. The claim
+    // this backend holds does. A parallel worker has no such memory and falls back to the
+    // transaction id (docs/jobs.md, "What holds").
+    // SAFETY: reads a backend flag.
+    if unsafe { pg_sys::ParallelWorkerNumber } >= 0 {
+        return true;
+    }
+    LIVE_JOB.with(|l| l.get()) == Some((j.id, xid))
+}
+
+thread_local! {
+    /// The job this backend holds a claim on, with the top-level transaction that claimed it:
+    /// set by claim_job(), ended by complete_job(), fail_job() and the end of the transaction.
+    static LIVE_JOB: std::cell::Cell<Option<(i64, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Records the claim this backend now holds (claim_job()).
+pub fn hold_job(id: i64, xid: u64) {
+    LIVE_JOB.with(|l| l.set(Some((id, xid))));
+}
+
+/// Ends the claim: a job carrier no longer carries its tenant in this backend.
+pub fn release_job() {
+    LIVE_JOB.with(|l| l.set(None));
 }
 
 fn job_context_elsewhere(tenant: &str) -> ! {

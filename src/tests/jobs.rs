@@ -343,24 +343,165 @@ mod tests {
             );
             run("RESET tenancy.context");
         }
-        // The same carrier with this transaction's id works (the check is the xid's).
-        crate::context::tenant_context::install(
-            tenancy_core::carrier::Context {
-                tenant: format!("{p}_a"),
-                actor: None,
-                roles: vec![],
-                source: tenancy_core::carrier::Source::Job,
-                expires_at: Some(crate::registry::cache::statement_now() + 60),
-                api_key_id: None,
-                kid: None,
-                support_reason: None,
-                support_session: None,
-                job: Some(tenancy_core::carrier::JobClaim { id: 1, xid }),
-            },
-            None,
-            true,
+        // The same carrier with this transaction's id works while this backend holds the
+        // job's claim, and only then (the carrier is a setting; the claim is not).
+        let job1 = || {
+            crate::context::tenant_context::install(
+                tenancy_core::carrier::Context {
+                    tenant: format!("{p}_a"),
+                    actor: None,
+                    roles: vec![],
+                    source: tenancy_core::carrier::Source::Job,
+                    expires_at: Some(crate::registry::cache::statement_now() + 60),
+                    api_key_id: None,
+                    kid: None,
+                    support_reason: None,
+                    support_session: None,
+                    job: Some(tenancy_core::carrier::JobClaim { id: 1, xid }),
+                },
+                None,
+                true,
+            )
+        };
+        job1();
+        assert_fails(
+            &format!("SELECT count(*) FROM tests.{p}_docs"),
+            "28000",
+            "valid only in the transaction that claimed the job",
         );
+        run("RESET tenancy.context");
+        crate::context::tenant_context::hold_job(1, xid);
+        job1();
         assert_eq!(count(&format!("SELECT count(*) FROM tests.{p}_docs")), 2);
+        crate::context::tenant_context::release_job();
+    }
+
+    /// Review of issue 16: a job's carrier saved and set again after its job ended (here: a
+    /// second job claimed in the same transaction) carried the first job's tenant, so one
+    /// transaction wrote as two tenants; and a claim in a subtransaction lost its lease (the
+    /// row lock) with a rolled-back savepoint while keeping its context.
+    #[pg_test]
+    fn a_job_carrier_holds_only_while_its_claim_does() {
+        let p = "job_replay";
+        fixture(p);
+        let a = enqueue_as(p, "job_replay_a", "{}");
+        let b = enqueue_as(p, "job_replay_b", "{}");
+        run(&format!("SET LOCAL ROLE {p}_worker"));
+        // Inside an exception block (a subtransaction) the claim is refused, and nothing is
+        // claimed.
+        assert_fails(
+            &format!("SELECT * FROM tenancy.claim_job('{p}')"),
+            "55000",
+            "cannot run inside a savepoint",
+        );
+        assert_eq!(claim(p), Some(a));
+        let c1 = text("SELECT current_setting('tenancy.context')");
+        run("SELECT tenancy.complete_job()");
+        assert_eq!(claim(p), Some(b));
+        assert_eq!(
+            one::<String>("SELECT tenancy.current_tenant()").as_deref(),
+            Some("job_replay_b")
+        );
+        let c2 = text("SELECT current_setting('tenancy.context')");
+        run(&format!(
+            "SELECT set_config('tenancy.context', {}, true)",
+            pgrx::spi::quote_literal(&c1)
+        ));
+        assert_fails(
+            &format!("SELECT count(*) FROM tests.{p}_docs"),
+            "28000",
+            "valid only in the transaction that claimed the job",
+        );
+        assert_fails(
+            "SELECT tenancy.complete_job()",
+            "28000",
+            "valid only in the transaction that claimed the job",
+        );
+        // The live job's own carrier set again works; after complete_job() it is dead too.
+        run(&format!(
+            "SELECT set_config('tenancy.context', {}, true)",
+            pgrx::spi::quote_literal(&c2)
+        ));
+        run("SELECT tenancy.complete_job()");
+        run(&format!(
+            "SELECT set_config('tenancy.context', {}, true)",
+            pgrx::spi::quote_literal(&c2)
+        ));
+        assert_fails(
+            &format!("SELECT count(*) FROM tests.{p}_docs"),
+            "28000",
+            "valid only in the transaction that claimed the job",
+        );
+        run("RESET tenancy.context");
+    }
+
+    /// Review of issue 16: a run_at in the far past ('-infinity') put a job ahead of every
+    /// job already waiting.
+    #[pg_test]
+    fn a_run_at_in_the_past_does_not_jump_the_queue() {
+        let p = "job_past";
+        fixture(p);
+        let first = enqueue_as(p, "job_past_a", "{}");
+        let tok = token(p, json!({"tenant_id": "job_past_b", "sub": "bob"}));
+        run(&format!("SET LOCAL ROLE {p}_app"));
+        run(&set_context_sql(&tok));
+        let late = one::<i64>(&format!(
+            "SELECT tenancy.enqueue('{p}', '{{}}', '-infinity')"
+        ))
+        .expect("job id");
+        run("SELECT tenancy.clear_context(); RESET ROLE");
+        assert_eq!(
+            one::<bool>(&format!(
+                "SELECT run_at = now() FROM tenancy.jobs WHERE id = {late}"
+            )),
+            Some(true)
+        );
+        run(&format!("SET LOCAL ROLE {p}_worker"));
+        assert_eq!(claim(p), Some(first));
+    }
+
+    /// Review of issue 16: purge and drop left a tenant's jobs (payloads, actors) for a
+    /// tenant re-created under the same id, rename left them under the old id, export
+    /// omitted them.
+    #[pg_test]
+    fn a_tenants_jobs_follow_its_lifecycle() {
+        let p = "job_life";
+        fixture(p);
+        let (a, c) = (format!("{p}_a"), format!("{p}_c"));
+        let id = enqueue_as(p, &a, r#"{"secret": 1}"#);
+        run(&format!("SELECT tenancy.deactivate_tenant('{a}')"));
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM tenancy.export_tenant('{a}')
+                  WHERE table_name = 'tenancy.jobs' AND \"row\" ->> 'id' = '{id}'
+                    AND \"row\" -> 'payload' = '{{\"secret\": 1}}'"
+            )),
+            1
+        );
+        run(&format!("SELECT tenancy.rename_tenant('{a}', '{c}')"));
+        assert_eq!(
+            text(&format!("SELECT tenant FROM tenancy.jobs WHERE id = {id}")),
+            c
+        );
+        assert_fails(
+            &format!("SELECT tenancy.drop_tenant('{c}', 'keep')"),
+            "55000",
+            "tenancy.jobs",
+        );
+        assert_eq!(
+            count(&format!(
+                "SELECT deleted FROM tenancy.purge_tenant('{c}', 'purge {c}')
+                  WHERE table_name = 'tenancy.jobs'"
+            )),
+            1
+        );
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM tenancy.jobs WHERE id = {id}"
+            )),
+            0
+        );
+        run(&format!("SELECT tenancy.drop_tenant('{c}', 'keep')"));
     }
 
     #[pg_test]
@@ -377,6 +518,24 @@ mod tests {
             "42501",
             "a support context cannot enqueue jobs",
         );
+        run("SELECT tenancy.end_support()");
+    }
+
+    /// Review of issue 16: tenancy.jobs is not a protected table, so a support context's
+    /// reads of it (payloads, actors, errors) were not on the support record: it reads none.
+    #[pg_test]
+    fn a_support_context_reads_no_jobs() {
+        let p = "job_supread";
+        roles(p, &[("app", Tier::App), ("sup", Tier::Support)]);
+        tenants(p);
+        signing_key(p);
+        enqueue_as(p, "job_supread_a", "{}");
+        run(&format!("GRANT SELECT ON tenancy.jobs TO {p}_sup"));
+        run(&format!("SET LOCAL ROLE {p}_sup"));
+        run(&format!(
+            "SELECT tenancy.begin_support('{p}_a', 'ticket 16', 10)"
+        ));
+        assert_eq!(count("SELECT count(*) FROM tenancy.jobs"), 0);
         run("SELECT tenancy.end_support()");
     }
 

@@ -139,4 +139,36 @@ SELECT tenancy.complete_job() = :globex_job AS completed;
 COMMIT;
 RESET ROLE;
 
+-- A claim holds only where nothing but its own transaction's rollback undoes it. Claimed in a
+-- savepoint, a ROLLBACK TO would release the job's row lock (the lease: another worker claims
+-- it meanwhile) and keep its context: refused. A prepared transaction would keep the job's
+-- lock and effects past the worker's session and its lease: refused, and the job waits.
+SET ROLE regress_app;
+BEGIN;
+SELECT tenancy.set_context(:'tok_acme') IS NOT NULL AS set;
+SELECT tenancy.enqueue('invoices.review', '{}') AS review_job \gset
+COMMIT;
+SET ROLE regress_worker;
+BEGIN;
+SAVEPOINT s;
+SELECT * FROM tenancy.claim_job('invoices.review');
+ROLLBACK;
+BEGIN;
+SELECT job_id = :review_job AS the_job FROM tenancy.claim_job('invoices.review');
+SAVEPOINT after_claim;
+SELECT tenancy.complete_job() = :review_job AS completed;
+ROLLBACK TO SAVEPOINT after_claim;
+-- The completion was rolled back, and the context it ended stays ended: the carrier came back
+-- with the savepoint, the claim's hold on it did not.
+SELECT tenancy.current_tenant();
+ROLLBACK;
+BEGIN;
+SELECT job_id = :review_job AS the_job FROM tenancy.claim_job('invoices.review');
+SELECT tenancy.complete_job() = :review_job AS completed;
+PREPARE TRANSACTION 'regress_job';
+RESET ROLE;
+SELECT status, attempts FROM tenancy.jobs WHERE id = :review_job;
+
+-- The jobs are acme's and globex's data: the lifecycle scenario's exports would list them.
+DELETE FROM tenancy.jobs;
 DROP TABLE invoices, invoice_totals;
