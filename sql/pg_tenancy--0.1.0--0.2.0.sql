@@ -1486,6 +1486,43 @@ STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_citus_built_wrapper';
 
+CREATE OR REPLACE FUNCTION tenancy.export_tenant(tenant text)
+RETURNS TABLE (table_name text, "row" jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET row_security = off
+AS $$
+DECLARE
+    t record;
+    n bigint;
+    counts jsonb := '{}';
+    step text;
+BEGIN
+    IF tenant IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'pg_tenancy: tenant must not be NULL';
+    END IF;
+    FOR t IN SELECT p.table_name AS tbl, p.tbl_oid, p.source, p.predicate FROM tenancy._export_plan(tenant) p LOOP
+        step := tenancy._owner_step_enter(t.tbl_oid);
+        RETURN QUERY EXECUTE pg_catalog.format(
+            'SELECT %L::pg_catalog.text, pg_catalog.to_jsonb(x.*) FROM %s x WHERE %s',
+            t.tbl, t.source, t.predicate) USING tenant;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        PERFORM tenancy._owner_step_leave(step);
+        counts := counts || pg_catalog.jsonb_build_object(t.tbl, n);
+    END LOOP;
+    -- The tenant's jobs are its data too (payloads, actors, errors).
+    RETURN QUERY SELECT 'tenancy.jobs'::pg_catalog.text, pg_catalog.to_jsonb(j.*)
+                   FROM tenancy.jobs j WHERE j.tenant OPERATOR(pg_catalog.=) export_tenant.tenant
+                  ORDER BY j.id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        counts := counts || pg_catalog.jsonb_build_object('tenancy.jobs', n);
+    END IF;
+    PERFORM tenancy._lifecycle_audit(tenant, 'tenant_exported', pg_catalog.jsonb_build_object('rows', counts));
+    RETURN;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION tenancy."claim_job"(
 	"queue" TEXT, /* Option < & str > */
 	"lease" interval DEFAULT '5 minutes' /* Option < Interval > */
@@ -1607,7 +1644,8 @@ ALTER TABLE tenancy.jobs FORCE ROW LEVEL SECURITY;
 
 CREATE POLICY jobs_read ON tenancy.jobs FOR SELECT
     USING (tenant OPERATOR(pg_catalog.=) (SELECT tenancy.current_tenant())
-           AND id OPERATOR(pg_catalog.=) COALESCE((SELECT tenancy.current_job()), id));
+           AND id OPERATOR(pg_catalog.=) COALESCE((SELECT tenancy.current_job()), id)
+           AND (SELECT tenancy.context() OPERATOR(pg_catalog.->>) 'source') OPERATOR(pg_catalog.<>) 'support');
 
 SELECT pg_catalog.pg_extension_config_dump('tenancy.jobs', '');
 
