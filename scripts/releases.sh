@@ -56,6 +56,16 @@ install_release_build() {
     src="$REPO_ROOT/target/release-src/$v"
     rm -rf "$src"
     mkdir -p "$src"
+    # A shallow clone (CI's, say) may lack the release's commit: fetch it, or say what to do.
+    if ! git -C "$REPO_ROOT" cat-file -e "$commit^{commit}" 2>/dev/null; then
+        if [ "$(git -C "$REPO_ROOT" rev-parse --is-shallow-repository)" = true ]; then
+            git -C "$REPO_ROOT" fetch -q --unshallow 2>/dev/null || true
+        fi
+        git -C "$REPO_ROOT" cat-file -e "$commit^{commit}" 2>/dev/null \
+            || git -C "$REPO_ROOT" fetch -q origin "$commit" 2>/dev/null || true
+        git -C "$REPO_ROOT" cat-file -e "$commit^{commit}" 2>/dev/null \
+            || die "release $v's commit $commit is not in this clone: the upgrade test builds $v from it (clone with full history, or git fetch --unshallow)"
+    fi
     git -C "$REPO_ROOT" archive "$commit" | tar -x -C "$src"
     pgc="$(pg_config_for "$major")"
     sudo_flag="$(install_flags "$pgc")"
