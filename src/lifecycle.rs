@@ -663,6 +663,23 @@ fn drop_tenant(id: Option<&str>, audit: Option<&str>) {
             .then_some("tenancy.jobs"),
         )
         .collect();
+    // Its children would be left pointing at a tenant that is gone (on Citus the registry has
+    // no foreign keys to refuse it: scale/citus.rs).
+    let children = spi::select_one::<i64>(
+        "SELECT count(*) FROM tenancy.tenants WHERE parent OPERATOR(pg_catalog.=) $1",
+        &[id.into()],
+    )
+    .or_bug("reading the tenant tree")
+    .unwrap_or(0);
+    if children > 0 {
+        errors::not_in_state(
+            format!(
+                "tenant {} is the parent of {children} tenant(s); nothing was dropped",
+                errors::quoted(id)
+            ),
+            Some("move them first: SELECT tenancy.move_tenant(child, NULL), or to another parent"),
+        );
+    }
     if !left.is_empty() {
         errors::not_in_state(
             format!(

@@ -39,10 +39,13 @@ pub const REGISTRY: [&str; 8] = [
 /// Foreign keys to `tenancy.tenants`, from tables that become reference tables or that stay
 /// local on the coordinator (quotas; a local table may not reference a reference table
 /// without Citus converting it).
-const FOREIGN_KEYS: [(&str, &str); 3] = [
+const FOREIGN_KEYS: [(&str, &str); 4] = [
     ("api_keys", "api_keys_tenant_fkey"),
     ("entitlements", "entitlements_tenant_fkey"),
     ("quotas", "quotas_tenant_fkey"),
+    // The tenant tree: create_tenant() and move_tenant() check the parent, rename_tenant()
+    // moves the children, drop_tenant() refuses a parent.
+    ("tenants", "tenants_parent_fkey"),
 ];
 
 fn require_cluster() {

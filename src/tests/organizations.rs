@@ -183,6 +183,27 @@ mod tests {
         assert_eq!(count("SELECT tests.orgc_n()"), 0);
     }
 
+    /// Admin: a tenant with children is not dropped (on Citus the registry has no foreign key
+    /// to refuse it, and on one node the refusal used to be a raw 23503).
+    #[pg_test]
+    fn a_parent_tenant_is_not_dropped_while_it_has_children() {
+        install_try_sql();
+        run("SELECT tenancy.create_tenant('orgd_org');
+             SELECT tenancy.create_tenant('orgd_loc', parent => 'orgd_org');
+             SELECT tenancy.deactivate_tenant('orgd_org')");
+        assert_fails(
+            "SELECT tenancy.drop_tenant('orgd_org', 'purge')",
+            "55000",
+            "is the parent of 1 tenant(s)",
+        );
+        run("SELECT tenancy.move_tenant('orgd_loc', NULL)");
+        run("SELECT tenancy.drop_tenant('orgd_org', 'purge')");
+        assert_eq!(
+            count("SELECT count(*) FROM tenancy.tenants WHERE id = 'orgd_org'"),
+            0
+        );
+    }
+
     #[pg_test]
     fn an_organization_writes_only_its_own_rows() {
         orgs("orgw");
