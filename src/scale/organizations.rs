@@ -53,7 +53,10 @@ pub unsafe fn widen(parse: *mut pg_sys::Query) -> Kind {
     let rls = unsafe { (*parse).hasRowSecurity };
     // The rewriter marks a query whose tree (subqueries, CTEs and sublinks included) got any
     // row security: without it there is no isolation conjunct to find.
-    if !rls {
+    // Not under Citus for now: with it, a routed query planned inside a PL/pgSQL loop sent its
+    // workers a second BEGIN and failed ("the backend has already been assigned a transaction
+    // id"); open in docs/organizations.md. An organization's context reads its own rows there.
+    if !rls || crate::infra::spi::citus_loaded() {
         return Kind::None;
     }
     // The leaf path, every planned statement of a leaf's context: no walk and no allocation
